@@ -1,0 +1,1 @@
+//! msgpack-rpc (work in progress).

@@ -1,0 +1,1 @@
+//! ws-proto (work in progress).

@@ -1,0 +1,1 @@
+//! ws-server (work in progress).

@@ -1,0 +1,1 @@
+//! wspush: the push server library.

@@ -1,0 +1,2 @@
+//! The `wspush` binary.
+fn main() {}
