@@ -1,0 +1,100 @@
+//! Encode once, send to many: the basis of fan-out.
+//!
+//! A [`PreparedMessage`] holds the complete unmasked server frame as one shared
+//! `Bytes`; [`crate::Connection::send_prepared`] queues a reference to it, so N
+//! connections cost N reference counts, not N encodings or copies.
+//!
+//! Compression rule: a compressed frame can only be shared by connections whose
+//! compressor starts every message from an empty window, i.e. that negotiated
+//! `server_no_context_takeover` (our [`crate::handshake::DeflateConfig`] asks for it by
+//! default). For each such window size (9..=15 bits) the compressed variant is
+//! computed lazily, once, and shared. Connections with context takeover get the plain
+//! frame: RSV1 is per message, so an uncompressed message is always valid.
+
+use std::sync::OnceLock;
+
+use bytes::{Bytes, BytesMut};
+use flate2::{Compress, Compression};
+
+use crate::deflate::compress_into;
+use crate::frame::{FrameHeader, OpCode};
+use crate::message::Message;
+
+/// A server data message encoded once, shared by any number of connections
+/// (`Send + Sync`; wrap it in an `Arc`).
+#[derive(Debug)]
+pub struct PreparedMessage {
+    message: Message,
+    plain: Bytes,
+    /// Compressed frames for window bits 9..=15, each computed on first use.
+    compressed: [OnceLock<Bytes>; 7],
+}
+
+impl PreparedMessage {
+    /// Encode the uncompressed frame now. A [`Message::Text`] must hold valid UTF-8
+    /// (true of [`Message::text`]); it is not re-checked per connection.
+    #[must_use]
+    pub fn new(message: Message) -> Self {
+        let plain = encode_frame(&message, false, message.as_bytes());
+        Self {
+            message,
+            plain,
+            compressed: Default::default(),
+        }
+    }
+
+    /// The unmasked frame without compression.
+    #[must_use]
+    pub fn plain_frame(&self) -> &Bytes {
+        &self.plain
+    }
+
+    /// The frame compressed by a fresh raw-deflate stream with a `window_bits` window
+    /// (clamped to 9..=15), computed on the first call for that size. Falls back to the
+    /// plain frame when compression does not make it smaller.
+    pub fn compressed_frame(&self, window_bits: u8) -> &Bytes {
+        let bits = window_bits.clamp(9, 15);
+        self.compressed[usize::from(bits - 9)].get_or_init(|| {
+            let mut stream = Compress::new_with_window_bits(Compression::default(), false, bits);
+            let mut out = Vec::new();
+            compress_into(&mut stream, self.message.as_bytes(), &mut out);
+            if out.len() >= self.message.as_bytes().len() {
+                self.plain.clone()
+            } else {
+                encode_frame(&self.message, true, &out)
+            }
+        })
+    }
+
+    /// The message this was prepared from.
+    #[must_use]
+    pub fn message(&self) -> Message {
+        self.message.clone()
+    }
+
+    /// The uncompressed payload length.
+    #[must_use]
+    pub fn payload_len(&self) -> usize {
+        self.message.as_bytes().len()
+    }
+}
+
+fn encode_frame(message: &Message, rsv1: bool, payload: &[u8]) -> Bytes {
+    let header = FrameHeader {
+        fin: true,
+        rsv1,
+        rsv2: false,
+        rsv3: false,
+        opcode: if message.is_text() {
+            OpCode::Text
+        } else {
+            OpCode::Binary
+        },
+        mask: None,
+        payload_len: payload.len() as u64,
+    };
+    let mut buf = BytesMut::with_capacity(header.encoded_len() + payload.len());
+    header.encode(&mut buf);
+    buf.extend_from_slice(payload);
+    buf.freeze()
+}
