@@ -14,13 +14,7 @@ use crate::message::{Message, NOTIFICATION, REQUEST, RESPONSE};
 /// Appends the encoding of `msg` to `out`.
 pub fn encode(msg: &Message, out: &mut BytesMut) {
     match msg {
-        Message::Request { msgid, method, params } => {
-            put_len(out, 4, 0x90, 0xdc, 0xdd);
-            put_uint(out, u64::from(REQUEST));
-            put_uint(out, u64::from(*msgid));
-            put_str(out, method);
-            put_array(out, params);
-        }
+        Message::Request { msgid, method, params } => encode_request(*msgid, method, params, out),
         Message::Response { msgid, error, result } => {
             put_len(out, 4, 0x90, 0xdc, 0xdd);
             put_uint(out, u64::from(RESPONSE));
@@ -28,13 +22,26 @@ pub fn encode(msg: &Message, out: &mut BytesMut) {
             encode_value(error, out);
             encode_value(result, out);
         }
-        Message::Notification { method, params } => {
-            put_len(out, 3, 0x90, 0xdc, 0xdd);
-            put_uint(out, u64::from(NOTIFICATION));
-            put_str(out, method);
-            put_array(out, params);
-        }
+        Message::Notification { method, params } => encode_notification(method, params, out),
     }
+}
+
+/// Appends a request without building a [`Message`] (no copy of the method
+/// name or params).
+pub fn encode_request(msgid: u32, method: &[u8], params: &[Value], out: &mut BytesMut) {
+    put_len(out, 4, 0x90, 0xdc, 0xdd);
+    put_uint(out, u64::from(REQUEST));
+    put_uint(out, u64::from(msgid));
+    put_str(out, method);
+    put_array(out, params);
+}
+
+/// Appends a notification without building a [`Message`].
+pub fn encode_notification(method: &[u8], params: &[Value], out: &mut BytesMut) {
+    put_len(out, 3, 0x90, 0xdc, 0xdd);
+    put_uint(out, u64::from(NOTIFICATION));
+    put_str(out, method);
+    put_array(out, params);
 }
 
 /// Appends the encoding of one value to `out` (smallest integer width,

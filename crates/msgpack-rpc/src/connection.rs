@@ -1,0 +1,228 @@
+//! One server connection: a hand-written poll loop that reads, dispatches,
+//! collects handler results and writes, all on one task.
+//!
+//! Every wake-up drains whatever is ready (notifications queued by
+//! [`Notifier`]s, finished handlers, requests in the read buffer) into one
+//! output buffer, then writes that buffer with as few writes as the socket
+//! takes: replies are coalesced, which is where the throughput comes from.
+
+use std::future::Future;
+use std::io;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::sync::mpsc;
+
+use crate::codec::Decoder;
+use crate::context::Context;
+use crate::encode::encode;
+use crate::error::{DecodeError, RpcError};
+use crate::message::Message;
+use crate::methods::{CallFuture, Dispatch, Reply};
+use crate::server::Inner;
+
+/// Rounds of the poll loop before yielding to other tasks.
+const BUDGET: usize = 32;
+/// Free space kept in the read buffer for each read.
+const READ_CHUNK: usize = 64 << 10;
+
+/// Why a connection ended early.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnError {
+    #[error("malformed message: {0}")]
+    Decode(#[from] DecodeError),
+    #[error("i/o: {0}")]
+    Io(#[from] io::Error),
+}
+
+pub(crate) struct Connection<R, W> {
+    id: u64,
+    read: R,
+    write: W,
+    server: Arc<Inner>,
+    ctx: Context,
+    decoder: Decoder,
+    rbuf: BytesMut,
+    out: BytesMut,
+    inflight: FuturesUnordered<CallFuture>,
+    notes: mpsc::Receiver<Bytes>,
+    stop: Pin<Box<dyn Future<Output = ()> + Send>>,
+    /// False after EOF or once graceful shutdown began.
+    reading: bool,
+    stopping: bool,
+}
+
+impl<R, W> Connection<R, W>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    pub(crate) fn new(
+        id: u64,
+        (read, write): (R, W),
+        server: Arc<Inner>,
+        ctx: Context,
+        notes: mpsc::Receiver<Bytes>,
+        stop: Pin<Box<dyn Future<Output = ()> + Send>>,
+    ) -> Self {
+        let decoder = Decoder::with_limits(server.config.limits);
+        Connection {
+            id,
+            read,
+            write,
+            server,
+            ctx,
+            decoder,
+            rbuf: BytesMut::with_capacity(READ_CHUNK),
+            out: BytesMut::new(),
+            inflight: FuturesUnordered::new(),
+            notes,
+            stop,
+            reading: true,
+            stopping: false,
+        }
+    }
+
+    /// Drives the connection until it ends: EOF or shutdown with nothing
+    /// left in flight and everything written, or an error.
+    pub(crate) fn poll_run(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), ConnError>> {
+        for _ in 0..BUDGET {
+            if !self.stopping && self.stop.as_mut().poll(cx).is_ready() {
+                // Graceful shutdown: take no new requests, finish the rest.
+                self.stopping = true;
+                self.reading = false;
+            }
+            let mut progress = self.poll_notifications(cx);
+            progress |= self.poll_handlers(cx);
+            progress |= self.poll_requests(cx)?;
+            progress |= self.poll_flush(cx)?;
+            if !self.reading && self.inflight.is_empty() && self.out.is_empty() {
+                // A peer that already left may refuse the FIN; nothing is lost.
+                return Pin::new(&mut self.write).poll_shutdown(cx).map(|_| Ok(()));
+            }
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    fn poll_notifications(&mut self, cx: &mut TaskContext<'_>) -> bool {
+        let mut progress = false;
+        while let Poll::Ready(Some(frame)) = self.notes.poll_recv(cx) {
+            self.out.extend_from_slice(&frame);
+            progress = true;
+        }
+        progress
+    }
+
+    fn poll_handlers(&mut self, cx: &mut TaskContext<'_>) -> bool {
+        let mut progress = false;
+        while let Poll::Ready(Some(reply)) = self.inflight.poll_next_unpin(cx) {
+            self.handle_reply(reply);
+            progress = true;
+        }
+        progress
+    }
+
+    /// Dispatches buffered requests, then reads once more if there is room.
+    fn poll_requests(&mut self, cx: &mut TaskContext<'_>) -> Result<bool, ConnError> {
+        let mut progress = self.handle_buffered()?;
+        if !self.reading || self.is_full() {
+            // Backpressure: a flooding client waits in its own send buffer.
+            return Ok(progress);
+        }
+        if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
+            self.rbuf.reserve(READ_CHUNK);
+        }
+        match pin!(self.read.read_buf(&mut self.rbuf)).poll(cx) {
+            Poll::Ready(Ok(0)) => {
+                self.reading = false;
+                if !self.rbuf.is_empty() {
+                    tracing::debug!(conn = self.id, bytes = self.rbuf.len(), "EOF inside a message");
+                }
+                progress = true;
+            }
+            Poll::Ready(Ok(_)) => {
+                self.handle_buffered()?;
+                progress = true;
+            }
+            Poll::Ready(Err(e)) => return Err(e.into()),
+            Poll::Pending => {}
+        }
+        Ok(progress)
+    }
+
+    fn is_full(&self) -> bool {
+        let config = &self.server.config;
+        self.inflight.len() >= config.max_in_flight || self.out.len() >= config.write_high_water
+    }
+
+    fn handle_buffered(&mut self) -> Result<bool, ConnError> {
+        let mut progress = false;
+        while self.reading && !self.is_full() {
+            let Some(msg) = self.decoder.decode(&mut self.rbuf)? else {
+                break;
+            };
+            self.handle_message(msg);
+            progress = true;
+        }
+        Ok(progress)
+    }
+
+    fn handle_message(&mut self, msg: Message) {
+        let (msgid, method, params) = match msg {
+            Message::Request { msgid, method, params } => (Some(msgid), method, params),
+            Message::Notification { method, params } => (None, method, params),
+            Message::Response { msgid, .. } => {
+                tracing::debug!(conn = self.id, msgid, "ignoring a response: this server sends no requests");
+                return;
+            }
+        };
+        match self.server.registry.dispatch(&self.ctx, &method, params, msgid) {
+            Dispatch::Done(result) => self.handle_reply(Reply { msgid, result }),
+            Dispatch::Running(call) => self.inflight.push(call),
+        }
+    }
+
+    fn handle_reply(&mut self, reply: Reply) {
+        match (reply.msgid, reply.result) {
+            (Some(msgid), Ok(result)) => encode(&Message::response_ok(msgid, result), &mut self.out),
+            (Some(msgid), Err(e)) => encode(&Message::response_err(msgid, e.into_value()), &mut self.out),
+            // Notifications are never answered, even on error.
+            (None, Ok(_)) => {}
+            (None, Err(e)) => log_notification_error(self.id, &e),
+        }
+    }
+
+    fn poll_flush(&mut self, cx: &mut TaskContext<'_>) -> Result<bool, ConnError> {
+        let mut progress = false;
+        while !self.out.is_empty() {
+            match Pin::new(&mut self.write).poll_write(cx, &self.out) {
+                Poll::Ready(Ok(0)) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
+                Poll::Ready(Ok(n)) => {
+                    self.out.advance(n);
+                    progress = true;
+                }
+                Poll::Ready(Err(e)) => return Err(e.into()),
+                Poll::Pending => break,
+            }
+        }
+        Ok(progress)
+    }
+}
+
+fn log_notification_error(conn: u64, e: &RpcError) {
+    let error = match e {
+        RpcError::Message(m) => m.clone(),
+        RpcError::Value(v) => v.to_string(),
+    };
+    tracing::debug!(conn, %error, "notification failed (not answered)");
+}
+

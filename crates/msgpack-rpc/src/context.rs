@@ -1,0 +1,98 @@
+//! What a handler knows about its caller: the connection id and a
+//! [`Notifier`] to push notifications to that connection later.
+
+use bytes::{Bytes, BytesMut};
+use rmpv::Value;
+use tokio::sync::mpsc;
+
+use crate::encode::encode;
+use crate::message::Message;
+
+/// Why a notification was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotifyError {
+    /// The connection's notification queue is full (the client reads too
+    /// slowly); this notification is dropped, the connection stays.
+    #[error("notification queue full")]
+    Full,
+    /// The connection is gone.
+    #[error("connection closed")]
+    Closed,
+}
+
+/// A cloneable handle that sends notifications (`[2, method, params]`) to
+/// one connected client.
+///
+/// The queue is bounded (`ServerConfig::notification_queue` messages) and
+/// sending never waits: a full queue is [`NotifyError::Full`]. Stock
+/// clients break on messages they did not ask for, so only send to clients
+/// that asked (e.g. by calling a `listen` method).
+#[derive(Debug, Clone)]
+pub struct Notifier {
+    id: u64,
+    tx: mpsc::Sender<Bytes>,
+}
+
+impl Notifier {
+    pub(crate) fn new(id: u64, tx: mpsc::Sender<Bytes>) -> Self {
+        Notifier { id, tx }
+    }
+
+    /// The connection this notifier sends to.
+    #[must_use]
+    pub fn connection_id(&self) -> u64 {
+        self.id
+    }
+
+    /// Encodes and queues a notification.
+    pub fn notify(&self, method: &str, params: Vec<Value>) -> Result<(), NotifyError> {
+        let mut out = BytesMut::new();
+        encode(&Message::notification(Bytes::copy_from_slice(method.as_bytes()), params), &mut out);
+        self.send_encoded(out.freeze())
+    }
+
+    /// Queues an already encoded message (see [`encode`](crate::encode)):
+    /// encode once, send the same `Bytes` to many connections.
+    pub fn send_encoded(&self, frame: Bytes) -> Result<(), NotifyError> {
+        self.tx.try_send(frame).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => NotifyError::Full,
+            mpsc::error::TrySendError::Closed(_) => NotifyError::Closed,
+        })
+    }
+
+    /// Whether the connection has ended.
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    /// Completes when the connection ends (to drop its listeners).
+    pub async fn closed(&self) {
+        self.tx.closed().await;
+    }
+}
+
+/// Per-call context handed to every handler.
+#[derive(Debug, Clone)]
+pub struct Context {
+    notifier: Notifier,
+}
+
+impl Context {
+    pub(crate) fn new(notifier: Notifier) -> Self {
+        Context { notifier }
+    }
+
+    /// The id of the caller's connection, unique per [`Server`](crate::Server).
+    #[must_use]
+    pub fn connection_id(&self) -> u64 {
+        self.notifier.id
+    }
+
+    /// Sends notifications to the caller's connection, now or later.
+    #[must_use]
+    pub fn notifier(&self) -> &Notifier {
+        &self.notifier
+    }
+}

@@ -1,0 +1,238 @@
+//! The tokio server: a method registry, accept loops for TCP and Unix
+//! sockets, and graceful shutdown. Each connection runs on its own task
+//! (see `connection`).
+
+use std::future::{Future, poll_fn};
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rmpv::Value;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::codec::Limits;
+use crate::connection::{ConnError, Connection};
+use crate::context::{Context, Notifier};
+use crate::error::RpcError;
+use crate::methods::{Arity, Registry};
+
+/// The address the product listens on by default (the library takes any
+/// listener).
+pub const DEFAULT_TCP_ADDR: &str = "127.0.0.1:18800";
+
+/// Server settings. Every bound has a documented default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Decoder limits per message (default: [`Limits::default`], 16 MiB).
+    pub limits: Limits,
+    /// Requests one connection may have running at once (default 1024).
+    /// At the cap the server stops reading that connection, so a flooding
+    /// client gets TCP backpressure instead of growing server memory.
+    pub max_in_flight: usize,
+    /// Unsent output (replies and notifications) above which the server
+    /// stops reading new requests from that connection (default 4 MiB), for
+    /// clients that send but do not read.
+    pub write_high_water: usize,
+    /// Notifications queued per connection before [`Notifier`] sends fail
+    /// with `Full` (default 1024).
+    pub notification_queue: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            limits: Limits::default(),
+            max_in_flight: 1024,
+            write_high_water: 4 << 20,
+            notification_queue: 1024,
+        }
+    }
+}
+
+type DisconnectFn = Box<dyn Fn(u64) + Send + Sync>;
+
+pub(crate) struct Inner {
+    pub(crate) registry: Registry,
+    pub(crate) config: ServerConfig,
+    on_disconnect: Option<DisconnectFn>,
+    next_id: AtomicU64,
+}
+
+/// Registers methods and settings; [`ServerBuilder::build`] makes the
+/// [`Server`].
+#[must_use]
+pub struct ServerBuilder {
+    registry: Registry,
+    config: ServerConfig,
+    on_disconnect: Option<DisconnectFn>,
+}
+
+impl ServerBuilder {
+    /// Registers an async method. Calls on one connection run concurrently
+    /// and are answered as they finish. `arity` is `n`, `a..=b` or `a..`.
+    pub fn method<F, Fut>(mut self, name: &str, arity: impl Into<Arity>, handler: F) -> Self
+    where
+        F: Fn(Context, Vec<Value>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value, RpcError>> + Send + 'static,
+    {
+        self.registry.add_async(name.as_bytes(), arity.into(), handler);
+        self
+    }
+
+    /// Registers a method that runs inline on the connection task, in
+    /// arrival order, before the next message is read. For quick handlers
+    /// whose effects must keep the caller's order (and it skips a task
+    /// hand-off). It must not block.
+    pub fn method_sync<F>(mut self, name: &str, arity: impl Into<Arity>, handler: F) -> Self
+    where
+        F: Fn(&Context, Vec<Value>) -> Result<Value, RpcError> + Send + Sync + 'static,
+    {
+        self.registry.add_sync(name.as_bytes(), arity.into(), handler);
+        self
+    }
+
+    /// Replaces the settings.
+    pub fn config(mut self, config: ServerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Called with the connection id after each connection ends (when
+    /// its [`Notifier`]s already report closed).
+    pub fn on_disconnect(mut self, f: impl Fn(u64) + Send + Sync + 'static) -> Self {
+        self.on_disconnect = Some(Box::new(f));
+        self
+    }
+
+    /// The server, ready to serve any number of listeners.
+    #[must_use]
+    pub fn build(self) -> Server {
+        let inner = Inner {
+            registry: self.registry,
+            config: self.config,
+            on_disconnect: self.on_disconnect,
+            next_id: AtomicU64::new(1),
+        };
+        Server { inner: Arc::new(inner) }
+    }
+}
+
+/// A MessagePack-RPC server: cheap to clone; serve TCP and Unix listeners
+/// at once from clones (connection ids stay unique across them).
+#[derive(Clone)]
+pub struct Server {
+    inner: Arc<Inner>,
+}
+
+impl Server {
+    /// Starts registering methods.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder { registry: Registry::default(), config: ServerConfig::default(), on_disconnect: None }
+    }
+
+    /// Serves connections from `listener` until `shutdown` completes; then
+    /// stops accepting, lets every connection finish the requests it is
+    /// running and flush their replies, and returns once all are closed.
+    pub async fn serve_tcp(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+        self.serve(listener, shutdown).await
+    }
+
+    /// [`Server::serve_tcp`] for a Unix socket listener.
+    #[cfg(unix)]
+    pub async fn serve_unix(
+        &self,
+        listener: tokio::net::UnixListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> io::Result<()> {
+        self.serve(listener, shutdown).await
+    }
+
+    async fn serve<L: Listener>(&self, mut listener: L, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept_split() => match accepted {
+                    Ok(halves) => {
+                        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+                        tasks.spawn(run_connection(self.inner.clone(), id, halves, stop_rx.clone()));
+                    }
+                    Err(e) => {
+                        // Out of descriptors or an aborted handshake: keep
+                        // serving, without spinning on a persistent error.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                },
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        drop(listener);
+        // Receivers all live in connection tasks, so nobody may be listening.
+        let _ = stop_tx.send(true);
+        while tasks.join_next().await.is_some() {}
+        Ok(())
+    }
+}
+
+async fn run_connection<R, W>(server: Arc<Inner>, id: u64, halves: (R, W), mut stop: watch::Receiver<bool>)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    tracing::debug!(conn = id, "connection opened");
+    let (tx, notes) = mpsc::channel(server.config.notification_queue.max(1));
+    let ctx = Context::new(Notifier::new(id, tx));
+    let stop = Box::pin(async move {
+        // A dropped sender also means stop.
+        let _ = stop.wait_for(|stopping| *stopping).await;
+    });
+    let mut conn = Connection::new(id, halves, server.clone(), ctx, notes, stop);
+    match poll_fn(|cx| conn.poll_run(cx)).await {
+        Ok(()) => tracing::debug!(conn = id, "connection closed"),
+        Err(ConnError::Io(e)) => tracing::debug!(conn = id, error = %e, "connection lost"),
+        Err(ConnError::Decode(e)) => {
+            tracing::warn!(conn = id, error = %e, "closing connection: malformed input");
+        }
+    }
+    // Dropping the connection closes its notification queue first, so
+    // `Notifier::closed` has fired by the time the callback runs.
+    drop(conn);
+    if let Some(f) = &server.on_disconnect {
+        f(id);
+    }
+}
+
+/// A listener whose connections split into owned read and write halves.
+trait Listener: Send {
+    type Read: AsyncRead + Unpin + Send + 'static;
+    type Write: AsyncWrite + Unpin + Send + 'static;
+    fn accept_split(&mut self) -> impl Future<Output = io::Result<(Self::Read, Self::Write)>> + Send;
+}
+
+impl Listener for TcpListener {
+    type Read = tokio::net::tcp::OwnedReadHalf;
+    type Write = tokio::net::tcp::OwnedWriteHalf;
+    async fn accept_split(&mut self) -> io::Result<(Self::Read, Self::Write)> {
+        let (stream, _) = self.accept().await?;
+        // Replies are already batched per wake-up; Nagle would only add delay.
+        stream.set_nodelay(true)?;
+        Ok(stream.into_split())
+    }
+}
+
+#[cfg(unix)]
+impl Listener for tokio::net::UnixListener {
+    type Read = tokio::net::unix::OwnedReadHalf;
+    type Write = tokio::net::unix::OwnedWriteHalf;
+    async fn accept_split(&mut self) -> io::Result<(Self::Read, Self::Write)> {
+        let (stream, _) = self.accept().await?;
+        Ok(stream.into_split())
+    }
+}
