@@ -261,6 +261,11 @@ impl Connection {
         !self.tx_buf.is_empty() || !self.tx_queue.is_empty()
     }
 
+    #[cfg(test)]
+    pub(crate) fn tx_buf_capacity(&self) -> usize {
+        self.tx_buf.capacity()
+    }
+
     fn ensure_open(&self) -> Result<(), SendError> {
         match self.state {
             State::Open => Ok(()),

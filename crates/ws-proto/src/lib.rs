@@ -41,3 +41,6 @@ pub use connection::Connection;
 pub use error::{HandshakeError, ProtocolError, SendError};
 pub use message::{Config, Event, Message, Role, State};
 pub use prepared::PreparedMessage;
+
+#[cfg(test)]
+mod tests;

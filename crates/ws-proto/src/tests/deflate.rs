@@ -1,0 +1,311 @@
+//! RFC 7692 §7.2.3 examples, negotiation, limits.
+
+use super::*;
+use crate::handshake::{DeflateConfig, DeflateParams, negotiate_deflate, parse_deflate_response};
+use crate::{Message, PreparedMessage};
+
+fn deflate_client(params: DeflateParams) -> Connection {
+    Connection::new_client(Config::default(), Some(params), 7)
+}
+
+fn deflate_server(params: DeflateParams, config: Config) -> Connection {
+    Connection::new(Role::Server, config, Some(params))
+}
+
+#[test]
+fn rfc7692_hello_single_and_fragmented() {
+    let mut c = deflate_client(DeflateParams::default());
+    c.handle_input(&[0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00])
+        .unwrap();
+    assert_eq!(events(&mut c), vec![text("Hello")]);
+    // §7.2.3.1 fragmented: only the first frame carries RSV1.
+    let mut c = deflate_client(DeflateParams::default());
+    c.handle_input(&[
+        0x41, 0x03, 0xf2, 0x48, 0xcd, 0x80, 0x04, 0xc9, 0xc9, 0x07, 0x00,
+    ])
+    .unwrap();
+    assert_eq!(events(&mut c), vec![text("Hello")]);
+}
+
+#[test]
+fn rfc7692_sharing_window() {
+    // §7.2.3.2: the second "Hello" refers back into the first one's window.
+    let mut c = deflate_client(DeflateParams::default());
+    c.handle_input(&[0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00])
+        .unwrap();
+    c.handle_input(&[0xc1, 0x05, 0xf2, 0x00, 0x11, 0x00, 0x00])
+        .unwrap();
+    assert_eq!(events(&mut c), vec![text("Hello"), text("Hello")]);
+}
+
+#[test]
+fn rfc7692_no_compression_block_bfinal_and_two_blocks() {
+    let mut c = deflate_client(DeflateParams::default());
+    // §7.2.3.3: a stored block.
+    c.handle_input(&[
+        0xc1, 0x0b, 0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00,
+    ])
+    .unwrap();
+    // §7.2.3.4: BFINAL set.
+    c.handle_input(&[0xc1, 0x08, 0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00])
+        .unwrap();
+    // §7.2.3.5: two deflate blocks in one message.
+    c.handle_input(&[
+        0xc1, 0x0d, 0xf2, 0x48, 0x05, 0x00, 0x00, 0x00, 0xff, 0xff, 0xca, 0xc9, 0xc9, 0x07, 0x00,
+    ])
+    .unwrap();
+    assert_eq!(
+        events(&mut c),
+        vec![text("Hello"), text("Hello"), text("Hello")]
+    );
+}
+
+#[test]
+fn we_compress_hello_like_the_rfc() {
+    let config = Config {
+        compression_threshold: 0,
+        ..Config::default()
+    };
+    let mut s = deflate_server(DeflateParams::default(), config);
+    s.send(Message::text("Hello")).unwrap();
+    assert_eq!(
+        transmitted(&mut s),
+        [0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]
+    );
+}
+
+#[test]
+fn below_threshold_is_sent_plain() {
+    let mut s = deflate_server(DeflateParams::default(), Config::default());
+    s.send(Message::text("Hello")).unwrap();
+    assert_eq!(transmitted(&mut s)[0], 0x81);
+}
+
+#[test]
+fn rsv1_on_continuation_or_control_is_1002() {
+    let params = Some(DeflateParams::default());
+    let mut s = Connection::new(Role::Server, Config::default(), params);
+    let mut input = masked(0x41, &[0xf2, 0x48]);
+    input.extend(masked(0xc0, &[0xcd]));
+    expect_failure(&mut s, &input, 1002);
+    let mut s = Connection::new(Role::Server, Config::default(), params);
+    expect_failure(&mut s, &masked(0xc9, b""), 1002);
+}
+
+#[test]
+fn corrupt_stream_fails_the_connection() {
+    let mut c = deflate_client(DeflateParams::default());
+    let err = c.handle_input(&[0xc1, 0x02, 0xff, 0xff]).unwrap_err();
+    assert_eq!(err, crate::ProtocolError::Inflate);
+    assert!(c.is_closed());
+}
+
+#[test]
+fn decompression_bomb_is_1009() {
+    // 16 MiB of zeros compress to ~16 KiB; the limit is 1 MiB.
+    let zeros = vec![0u8; 16 << 20];
+    let mut compressed = Vec::new();
+    let mut deflater = crate::deflate::Deflater::new(15, true, 6);
+    deflater.compress(&zeros, &mut compressed);
+    assert!(compressed.len() < 64 << 10);
+    let mut s = Connection::new(
+        Role::Server,
+        Config::default(),
+        Some(DeflateParams::default()),
+    );
+    expect_failure(&mut s, &masked(0xc2, &compressed), 1009);
+}
+
+#[test]
+fn compressed_text_utf8_checked_after_inflate() {
+    let mut compressed = Vec::new();
+    crate::deflate::Deflater::new(15, true, 6).compress(&[b'a', 0xff], &mut compressed);
+    let mut s = Connection::new(
+        Role::Server,
+        Config::default(),
+        Some(DeflateParams::default()),
+    );
+    expect_failure(&mut s, &masked(0xc1, &compressed), 1007);
+}
+
+fn negotiate(offer: &str, cfg: &DeflateConfig) -> Option<(DeflateParams, String)> {
+    negotiate_deflate(&[offer], cfg)
+}
+
+/// (offer, server config, expected parameters and response header).
+type Case<'a> = (&'a str, &'a DeflateConfig, Option<(DeflateParams, &'a str)>);
+
+#[test]
+fn negotiation_table() {
+    let keep = DeflateConfig {
+        server_no_context_takeover: false,
+        ..DeflateConfig::default()
+    };
+    let dflt = DeflateConfig::default();
+    let p = |s, c, sb, cb| DeflateParams {
+        server_no_context_takeover: s,
+        client_no_context_takeover: c,
+        server_max_window_bits: sb,
+        client_max_window_bits: cb,
+    };
+    let cases: &[Case<'_>] = &[
+        (
+            "permessage-deflate",
+            &keep,
+            Some((p(false, false, 15, 15), "permessage-deflate")),
+        ),
+        (
+            "permessage-deflate",
+            &dflt,
+            Some((
+                p(true, false, 15, 15),
+                "permessage-deflate; server_no_context_takeover",
+            )),
+        ),
+        (
+            "permessage-deflate; client_max_window_bits",
+            &keep,
+            Some((p(false, false, 15, 15), "permessage-deflate")),
+        ),
+        (
+            "permessage-deflate; client_no_context_takeover",
+            &keep,
+            Some((
+                p(false, true, 15, 15),
+                "permessage-deflate; client_no_context_takeover",
+            )),
+        ),
+        (
+            "permessage-deflate; server_max_window_bits=10",
+            &keep,
+            Some((
+                p(false, false, 10, 15),
+                "permessage-deflate; server_max_window_bits=10",
+            )),
+        ),
+        (
+            "permessage-deflate; server_max_window_bits=\"12\"",
+            &keep,
+            Some((
+                p(false, false, 12, 15),
+                "permessage-deflate; server_max_window_bits=12",
+            )),
+        ),
+        // zlib cannot deflate with 8 bits: decline.
+        ("permessage-deflate; server_max_window_bits=8", &keep, None),
+        // Bad values, unknown or repeated parameters: decline.
+        ("permessage-deflate; server_max_window_bits=16", &keep, None),
+        ("permessage-deflate; server_max_window_bits", &keep, None),
+        (
+            "permessage-deflate; server_max_window_bits=010",
+            &keep,
+            None,
+        ),
+        ("permessage-deflate; client_max_window_bits=7", &keep, None),
+        ("permessage-deflate; foo", &keep, None),
+        (
+            "permessage-deflate; server_no_context_takeover=1",
+            &keep,
+            None,
+        ),
+        (
+            "permessage-deflate; client_no_context_takeover; client_no_context_takeover",
+            &keep,
+            None,
+        ),
+        ("x-webkit-deflate-frame", &keep, None),
+        // A declined offer falls through to the next acceptable one.
+        (
+            "permessage-deflate; server_max_window_bits=8, permessage-deflate; client_max_window_bits",
+            &keep,
+            Some((p(false, false, 15, 15), "permessage-deflate")),
+        ),
+        (
+            "foo, permessage-deflate; server_no_context_takeover",
+            &keep,
+            Some((
+                p(true, false, 15, 15),
+                "permessage-deflate; server_no_context_takeover",
+            )),
+        ),
+    ];
+    for (offer, cfg, expect) in cases {
+        let got = negotiate(offer, cfg);
+        let expect = expect.map(|(p, r)| (p, r.to_owned()));
+        assert_eq!(got, expect, "offer {offer:?}");
+    }
+    // Server-side window requests.
+    let small = DeflateConfig {
+        server_no_context_takeover: false,
+        server_max_window_bits: 11,
+        client_max_window_bits: 10,
+        ..DeflateConfig::default()
+    };
+    assert_eq!(
+        negotiate(
+            "permessage-deflate; client_max_window_bits; server_max_window_bits=13",
+            &small
+        ),
+        Some((
+            p(false, false, 11, 10),
+            "permessage-deflate; server_max_window_bits=11; client_max_window_bits=10".into()
+        ))
+    );
+    // Without the client's client_max_window_bits we may not ask for it.
+    assert_eq!(
+        negotiate("permessage-deflate", &small),
+        Some((p(false, false, 11, 15), "permessage-deflate".into()))
+    );
+}
+
+#[test]
+fn client_reads_response() {
+    assert_eq!(parse_deflate_response(&[]), Ok(None));
+    assert_eq!(
+        parse_deflate_response(&[
+            "permessage-deflate; server_no_context_takeover; server_max_window_bits=8"
+        ]),
+        Ok(Some(DeflateParams {
+            server_no_context_takeover: true,
+            server_max_window_bits: 8,
+            ..DeflateParams::default()
+        }))
+    );
+    assert!(parse_deflate_response(&["permessage-deflate; client_max_window_bits"]).is_err());
+    assert!(parse_deflate_response(&["foo"]).is_err());
+    assert!(parse_deflate_response(&["permessage-deflate, permessage-deflate"]).is_err());
+}
+
+#[test]
+fn prepared_compressed_variant_for_no_context_takeover() {
+    let text_body = "hello hello hello hello ".repeat(40);
+    let prepared = PreparedMessage::new(Message::text(text_body.clone()));
+    let params = DeflateParams {
+        server_no_context_takeover: true,
+        ..DeflateParams::default()
+    };
+    let mut a = deflate_server(params, Config::default());
+    let mut b = deflate_server(params, Config::default());
+    let mut keep = deflate_server(DeflateParams::default(), Config::default());
+    for conn in [&mut a, &mut b, &mut keep] {
+        conn.send_prepared(&prepared).unwrap();
+    }
+    let mut out = VecDeque::new();
+    a.poll_transmit(&mut out);
+    b.poll_transmit(&mut out);
+    keep.poll_transmit(&mut out);
+    assert_eq!(
+        out[0].as_ptr(),
+        out[1].as_ptr(),
+        "one compressed frame shared"
+    );
+    assert_eq!(out[0][0], 0xc1);
+    assert!(out[0].len() < text_body.len() / 4);
+    assert_eq!(out[2].as_ptr(), prepared.plain_frame().as_ptr());
+    // Both variants decode on a client.
+    for frame in [&out[0], &out[2]] {
+        let mut c = deflate_client(params);
+        c.handle_input(frame).unwrap();
+        assert_eq!(events(&mut c), vec![text(&text_body)]);
+    }
+}
