@@ -1,1 +1,62 @@
-//! ws-server (work in progress).
+//! A tokio WebSocket server with an event-handler API, driving the sans-IO [`ws_proto`] core.
+//!
+//! ```text
+//! TcpListener ──accept──▶ [TLS] ──▶ hyper HTTP/1.1 (keep-alive, pipelining)
+//!                                    │ not an upgrade ──▶ Handler::on_http / 404
+//!                                    │ broken upgrade ──▶ 426 + Sec-WebSocket-Version: 13
+//!                                    │ cap reached    ──▶ 503
+//!                                    ▼ valid upgrade: Handler::on_upgrade, 101
+//!                     connection task (owns the raw TcpStream / TLS stream)
+//!   socket bytes ──▶ ws_proto::Connection::handle_input ──▶ Event ──▶ Handler::on_message
+//!   Connection::send_* (any task) ──▶ bounded byte queue ──wake once──▶ ws_proto::send
+//!        ──▶ poll_transmit ──▶ one vectored write of many frames ──▶ socket
+//! ```
+//!
+//! A [`Connection`] handle never waits: it pushes into the connection's queue (bounded in
+//! bytes, [`OverflowPolicy`] when full) and wakes the task only if it is not already woken, so
+//! a fan-out to many connections costs one wake-up per connection per batch and a slow client
+//! slows nobody else. [`PreparedMessage`](ws_proto::PreparedMessage)s are encoded once and
+//! shared by every connection they go to.
+//!
+//! ```no_run
+//! use ws_server::{Connection, Handler, Message, Server, ServerConfig};
+//!
+//! struct Echo;
+//! impl Handler for Echo {
+//!     async fn on_message(&self, conn: &Connection, msg: Message) {
+//!         let _ = match msg {
+//!             Message::Text(t) => conn.send_text(t),
+//!             Message::Binary(b) => conn.send_binary(b),
+//!         };
+//!     }
+//! }
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! let shutdown = async { let _ = tokio::signal::ctrl_c().await; };
+//! Server::new(ServerConfig::default(), Echo).serve(listener, shutdown).await
+//! # }
+//! ```
+
+pub mod client;
+mod config;
+mod connection;
+mod error;
+mod handler;
+mod http;
+mod pump;
+mod server;
+mod stats;
+mod stream;
+mod task;
+mod tls;
+
+pub use client::{Client, ClientConfig};
+pub use config::{OverflowPolicy, ServerConfig};
+pub use connection::{Connection, SLOW_CONSUMER};
+pub use error::{ClientError, SendError, TlsError};
+pub use handler::{CloseInfo, Handler, Message, Request};
+pub use server::{GOING_AWAY, Server};
+pub use stats::{Stats, StatsSnapshot};
+pub use tls::TlsConfig;
+pub use ws_proto::PreparedMessage;

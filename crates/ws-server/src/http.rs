@@ -1,0 +1,165 @@
+//! The hyper service: plain HTTP requests go to [`Handler::on_http`], upgrade attempts are
+//! validated by ws-proto's handshake, admitted (connection cap, [`Handler::on_upgrade`]) and
+//! answered `101`; the upgraded socket is then handed to a connection task.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use http::header::{CONNECTION, HeaderMap, HeaderValue, UPGRADE};
+use http::{Response, StatusCode, Version};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use ws_proto::handshake::{self, HandshakeError, RequestHead};
+
+use crate::handler::{Handler, Request};
+use crate::server::Inner;
+use crate::stats::Stats;
+use crate::stream::Stream;
+
+/// Response body type of every answer the server writes.
+pub(crate) type Body = Full<Bytes>;
+
+/// Answers one request. Never fails: every problem becomes a status code.
+pub(crate) async fn handle<H: Handler>(
+    inner: Arc<Inner<H>>,
+    peer: SocketAddr,
+    mut req: hyper::Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    if !is_upgrade_attempt(req.headers()) {
+        let (parts, _body) = req.into_parts();
+        let request = Request::new(parts.method, parts.uri, parts.headers, peer);
+        return Ok(match inner.handler.on_http(&request) {
+            Some(resp) => resp.map(Full::new),
+            None => text(StatusCode::NOT_FOUND, "not found"),
+        });
+    }
+    let accept = match validate(&req) {
+        Ok(accept) => accept,
+        Err(e) => return Ok(upgrade_required(&e)),
+    };
+    if inner.shutting_down.load(Ordering::SeqCst) {
+        return Ok(text(StatusCode::SERVICE_UNAVAILABLE, "shutting down"));
+    }
+    // The permit is taken before the 101: beyond the cap the client gets a clean HTTP answer.
+    let Ok(permit) = Arc::clone(&inner.permits).try_acquire_owned() else {
+        Stats::add(&inner.stats.rejected_full, 1);
+        return Ok(text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many connections",
+        ));
+    };
+    let request = Request::new(
+        req.method().clone(),
+        req.uri().clone(),
+        req.headers().clone(),
+        peer,
+    );
+    let protocol = match inner.handler.on_upgrade(&request) {
+        Ok(protocol) => protocol,
+        Err(status) => return Ok(text(status, status.canonical_reason().unwrap_or(""))),
+    };
+    let negotiated = inner
+        .config
+        .deflate
+        .as_ref()
+        .and_then(|cfg| handshake::negotiate_deflate(&accept.extension_offers(), cfg));
+    let (deflate, extensions) = match negotiated {
+        Some((params, header)) => (Some(params), Some(header)),
+        None => (None, None),
+    };
+
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let task_inner = Arc::clone(&inner);
+    inner.tracker.spawn(async move {
+        let timeout = task_inner.config.handshake_timeout;
+        let upgraded = match tokio::time::timeout(timeout, on_upgrade).await {
+            Ok(Ok(upgraded)) => upgraded,
+            Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "upgrade failed"),
+            Err(_) => return tracing::debug!(%peer, "upgrade timed out"),
+        };
+        // Always our own type: `serve_http` hands hyper a `TokioIo<Stream>`.
+        let Ok(parts) = upgraded.downcast::<TokioIo<Stream>>() else {
+            return tracing::error!(%peer, "upgraded connection has an unexpected type");
+        };
+        let io = parts.io.into_inner();
+        crate::task::run(task_inner, io, parts.read_buf, request, deflate, permit).await;
+    });
+
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = resp.headers_mut();
+    headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    insert(headers, "sec-websocket-accept", &accept.accept);
+    if let Some(p) = protocol {
+        insert(headers, "sec-websocket-protocol", &p);
+    }
+    if let Some(e) = extensions {
+        insert(headers, "sec-websocket-extensions", &e);
+    }
+    Ok(resp)
+}
+
+/// A request that wants to be a WebSocket, even a broken one, gets a WebSocket answer (426),
+/// not the application's pages: it has `Upgrade: websocket` or a `Sec-WebSocket-*` header.
+fn is_upgrade_attempt(headers: &HeaderMap) -> bool {
+    let upgrade_websocket = headers.get_all(UPGRADE).iter().any(|v| {
+        v.as_bytes()
+            .split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"websocket"))
+    });
+    upgrade_websocket
+        || headers.contains_key("sec-websocket-key")
+        || headers.contains_key("sec-websocket-version")
+}
+
+fn validate(req: &hyper::Request<Incoming>) -> Result<handshake::ServerAccept, HandshakeError> {
+    let head = RequestHead {
+        method: req.method().as_str(),
+        http_minor: match req.version() {
+            Version::HTTP_09 | Version::HTTP_10 => 0,
+            _ => 1,
+        },
+        path: req.uri().path_and_query().map_or("/", |p| p.as_str()),
+        headers: req
+            .headers()
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_bytes()))
+            .collect(),
+    };
+    handshake::validate_request(&head)
+}
+
+/// Every broken upgrade attempt is answered 426 with `Sec-WebSocket-Version: 13` (RFC 6455
+/// §4.4 for a wrong version; for the others it tells the client what a valid upgrade needs).
+fn upgrade_required(e: &HandshakeError) -> Response<Body> {
+    let mut resp = text(StatusCode::UPGRADE_REQUIRED, &e.to_string());
+    resp.headers_mut()
+        .insert("sec-websocket-version", HeaderValue::from_static("13"));
+    resp
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::copy_from_slice(body.as_bytes())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    // Values come from ws-proto (base64, extension tokens) or the application's subprotocol;
+    // one that is not a valid header value is left out rather than failing the upgrade.
+    match HeaderValue::from_str(value) {
+        Ok(v) => {
+            headers.insert(name, v);
+        }
+        Err(_) => tracing::warn!(header = name, "invalid header value left out"),
+    }
+}

@@ -1,0 +1,226 @@
+//! [`Server`]: the accept loop, the per-connection HTTP service, the connection registry and
+//! graceful shutdown.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::ServerConfig;
+use crate::connection::Connection;
+use crate::handler::Handler;
+use crate::stats::Stats;
+use crate::stream::Stream;
+
+/// Close code and reason sent to every connection at shutdown (RFC 6455 §7.4.1 "going away").
+pub const GOING_AWAY: (u16, &str) = (1001, "server shutting down");
+
+/// After the shutdown deadline, connections are told to drop their socket; this bounds how long
+/// `serve` still waits for their tasks (a handler stuck in an `.await` is left behind).
+const ABORT_GRACE: Duration = Duration::from_millis(500);
+
+/// A WebSocket server: accepts TCP (or TLS) connections, speaks HTTP/1.1 through hyper and runs
+/// one task per upgraded connection that calls the [`Handler`].
+///
+/// Cheap to clone: clones share the same state, so one can `serve` while another reads
+/// [`Server::stats`].
+pub struct Server<H> {
+    pub(crate) inner: Arc<Inner<H>>,
+}
+
+impl<H> Clone for Server<H> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+pub(crate) struct Inner<H> {
+    pub(crate) config: ServerConfig,
+    pub(crate) handler: H,
+    pub(crate) stats: Arc<Stats>,
+    next_id: AtomicU64,
+    /// Open WebSocket connections; a permit is taken before the 101 is sent.
+    pub(crate) permits: Arc<Semaphore>,
+    registry: Mutex<HashMap<u64, Connection>>,
+    pub(crate) shutting_down: AtomicBool,
+    /// Every task the server spawned (HTTP connections and WebSocket connections).
+    pub(crate) tracker: TaskTracker,
+    /// Cancelled at shutdown: HTTP connections finish their request and close.
+    stop_http: CancellationToken,
+}
+
+impl<H: Handler> Server<H> {
+    /// A server with this configuration and application.
+    pub fn new(config: ServerConfig, handler: H) -> Self {
+        let permits = Arc::new(Semaphore::new(config.max_connections));
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                handler,
+                stats: Arc::new(Stats::default()),
+                next_id: AtomicU64::new(1),
+                permits,
+                registry: Mutex::default(),
+                shutting_down: AtomicBool::new(false),
+                tracker: TaskTracker::new(),
+                stop_http: CancellationToken::new(),
+            }),
+        }
+    }
+
+    /// The live counters (shared, readable at any time).
+    pub fn stats(&self) -> Arc<Stats> {
+        Arc::clone(&self.inner.stats)
+    }
+
+    /// The application.
+    pub fn handler(&self) -> &H {
+        &self.inner.handler
+    }
+
+    /// Handles of every open connection (a copy of the registry).
+    pub fn connections(&self) -> Vec<Connection> {
+        self.inner.registry().values().cloned().collect()
+    }
+
+    /// Accepts connections on `listener` until `shutdown` completes, then shuts down gracefully:
+    /// stops accepting, lets HTTP connections finish their request, sends close 1001 to every
+    /// WebSocket connection, waits up to [`ServerConfig::shutdown_timeout`] for them to end,
+    /// then drops the rest and returns.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> io::Result<()> {
+        let mut shutdown = pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((tcp, peer)) => {
+                        let inner = Arc::clone(&self.inner);
+                        self.inner.tracker.spawn(serve_http(inner, tcp, peer));
+                    }
+                    Err(e) => {
+                        // Out of file descriptors or a connection reset before accept: keep the
+                        // listener, back off a little so the loop does not spin.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::select! {
+                            () = &mut shutdown => break,
+                            () = tokio::time::sleep(Duration::from_millis(20)) => {}
+                        }
+                    }
+                },
+            }
+        }
+        drop(listener);
+        self.shutdown().await;
+        Ok(())
+    }
+
+    async fn shutdown(&self) {
+        let inner = &self.inner;
+        {
+            // Under the registry lock: a connection registering concurrently either is in the
+            // map now or sees the flag (see `register`).
+            let registry = inner.registry();
+            inner.shutting_down.store(true, Ordering::SeqCst);
+            for conn in registry.values() {
+                conn.close(GOING_AWAY.0, GOING_AWAY.1);
+            }
+        }
+        inner.stop_http.cancel();
+        inner.tracker.close();
+        let deadline = inner.config.shutdown_timeout;
+        if tokio::time::timeout(deadline, inner.tracker.wait())
+            .await
+            .is_err()
+        {
+            let left = self.connections();
+            tracing::info!(
+                connections = left.len(),
+                "shutdown deadline passed, dropping"
+            );
+            for conn in left {
+                conn.shared.abort();
+            }
+            let _ = tokio::time::timeout(ABORT_GRACE, inner.tracker.wait()).await;
+        }
+    }
+}
+
+impl<H> Inner<H> {
+    fn registry(&self) -> MutexGuard<'_, HashMap<u64, Connection>> {
+        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn register(&self, conn: &Connection) {
+        let mut registry = self.registry();
+        registry.insert(conn.id(), conn.clone());
+        if self.shutting_down.load(Ordering::SeqCst) {
+            conn.close(GOING_AWAY.0, GOING_AWAY.1);
+        }
+    }
+
+    pub(crate) fn unregister(&self, id: u64) {
+        self.registry().remove(&id);
+    }
+}
+
+/// One TCP connection: optional TLS handshake, then HTTP/1.1 until it ends or is upgraded.
+async fn serve_http<H: Handler>(inner: Arc<Inner<H>>, tcp: TcpStream, peer: SocketAddr) {
+    // Small frames (pings, short pushes) must not wait for Nagle.
+    let _ = tcp.set_nodelay(true);
+    let timeout = inner.config.handshake_timeout;
+    let stream = match &inner.config.tls {
+        None => Stream::Plain(tcp),
+        Some(tls) => match tokio::time::timeout(timeout, tls.acceptor.accept(tcp)).await {
+            Ok(Ok(s)) => Stream::Tls(Box::new(s.into())),
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        },
+    };
+    let stop = inner.stop_http.clone();
+    let service_inner = Arc::clone(&inner);
+    let service = service_fn(move |req| crate::http::handle(Arc::clone(&service_inner), peer, req));
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeout)
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    let mut conn = pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        () = stop.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
+    }
+}

@@ -1,0 +1,421 @@
+//! The task that owns one upgraded connection: it is the only reader and writer of the socket.
+//!
+//! Each turn of its loop: hand inbound events to the [`Handler`] (at most
+//! [`ServerConfig::max_events_per_wake`] per turn), apply close/abort requests, move queued
+//! messages into the protocol core, then wait for whichever comes first: socket readable,
+//! socket writable (when bytes wait), a sender's wake-up, or a timer (ping, pong deadline,
+//! close deadline).
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::futures::Notified;
+use tokio::time::{Instant, Sleep};
+use ws_proto::handshake::DeflateParams;
+use ws_proto::{CloseFrame, Event, Role};
+
+use crate::config::ServerConfig;
+use crate::connection::{Connection, Outbound};
+use crate::handler::{CloseInfo, Handler, Request};
+use crate::pump;
+use crate::server::Inner;
+use crate::stats::Stats;
+use crate::stream::Stream;
+
+/// Stop moving queued messages into the protocol core while this many encoded bytes wait for
+/// the socket: the rest stays in the bounded queue, where the overflow policy sees it.
+const WRITE_HIGH_WATER: usize = 256 * 1024;
+/// Stop reading while this many bytes wait to be written (a peer that sends pings or requests
+/// but does not read its answers cannot grow our memory).
+const READ_PAUSE: usize = 1024 * 1024;
+
+/// Runs one upgraded connection to its end, then reports it to the handler.
+pub(crate) async fn run<H: Handler>(
+    inner: Arc<Inner<H>>,
+    io: Stream,
+    read_buf: Bytes,
+    req: Request,
+    deflate: Option<DeflateParams>,
+    permit: OwnedSemaphorePermit,
+) {
+    let cfg = &inner.config;
+    let conn = Connection::new(
+        inner.next_id(),
+        req.peer_addr(),
+        cfg.outbound_queue_bytes,
+        cfg.overflow,
+        Arc::clone(&inner.stats),
+    );
+    let guard = Registration {
+        inner: &*inner,
+        conn: &conn,
+        _permit: permit,
+    };
+    inner.register(&conn);
+    Stats::add(&inner.stats.connections_open, 1);
+    Stats::add(&inner.stats.connections_total, 1);
+    let proto = ws_proto::Connection::new(Role::Server, cfg.proto.clone(), deflate);
+    let mut driver = Driver::new(io, proto, conn.clone(), cfg, &inner.stats);
+    inner.handler.on_open(&conn, &req).await;
+    // The request head (headers, URI) is not kept for the connection's lifetime.
+    drop(req);
+    if !read_buf.is_empty() {
+        driver.input(&read_buf);
+    }
+    drop(read_buf);
+    let info = driver.run(&inner.handler).await;
+    tracing::debug!(
+        id = conn.id(),
+        code = info.code,
+        clean = info.clean,
+        "connection closed"
+    );
+    inner.stats.record_close(info.code);
+    drop(driver);
+    drop(guard);
+    inner.handler.on_close(&conn, info).await;
+}
+
+/// Unregisters the connection even if a handler panics.
+struct Registration<'a, H> {
+    inner: &'a Inner<H>,
+    conn: &'a Connection,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl<H> Drop for Registration<'_, H> {
+    fn drop(&mut self) {
+        self.conn.shared.mark_closed();
+        self.inner.unregister(self.conn.id());
+        self.inner
+            .stats
+            .connections_open
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// What woke the connection task.
+pub(crate) enum Wake {
+    /// Bytes were read or written (or the socket ended / failed).
+    Io,
+    /// A sender queued something or asked for a close.
+    Notified,
+    /// The armed deadline passed.
+    Timer,
+}
+
+pub(crate) struct Driver<'a> {
+    pub(crate) io: Stream,
+    pub(crate) proto: ws_proto::Connection,
+    conn: Connection,
+    cfg: &'a ServerConfig,
+    pub(crate) stats: &'a Stats,
+    /// Encoded chunks waiting for the socket, in order.
+    pub(crate) out: VecDeque<Bytes>,
+    pub(crate) out_bytes: usize,
+    pub(crate) needs_flush: bool,
+    /// Messages taken from the connection's queue, not yet encoded.
+    pending: VecDeque<Outbound>,
+    /// Payload bytes taken from the queue and still counted there until written.
+    in_flight: usize,
+    /// A close requested through the handle (or by overflow / shutdown), sent once `pending`
+    /// is encoded.
+    close_requested: bool,
+    local_close: Option<(u16, String)>,
+    peer_close: Option<CloseFrame>,
+    /// We failed the connection for a protocol violation.
+    failure: Option<(u16, String)>,
+    /// The connection ended without a close handshake (EOF, I/O error, timeout, abort).
+    pub(crate) lost: Option<&'static str>,
+    pub(crate) last_rx: Instant,
+    ping_check: Option<Instant>,
+    pong_deadline: Option<Instant>,
+    close_deadline: Option<Instant>,
+}
+
+impl<'a> Driver<'a> {
+    fn new(
+        io: Stream,
+        proto: ws_proto::Connection,
+        conn: Connection,
+        cfg: &'a ServerConfig,
+        stats: &'a Stats,
+    ) -> Self {
+        let now = Instant::now();
+        Self {
+            io,
+            proto,
+            conn,
+            cfg,
+            stats,
+            out: VecDeque::new(),
+            out_bytes: 0,
+            needs_flush: false,
+            pending: VecDeque::new(),
+            in_flight: 0,
+            close_requested: false,
+            local_close: None,
+            peer_close: None,
+            failure: None,
+            lost: None,
+            last_rx: now,
+            ping_check: cfg.ping_interval.map(|i| now + i),
+            pong_deadline: None,
+            close_deadline: None,
+        }
+    }
+
+    async fn run<H: Handler>(&mut self, handler: &H) -> CloseInfo {
+        let shared = Arc::clone(&self.conn.shared);
+        let mut notified = pin!(shared.notified());
+        let mut sleep = pin!(tokio::time::sleep_until(Instant::now()));
+        let mut armed: Option<Instant> = None;
+        // A close may have been requested before the loop started (on_open, shutdown).
+        let mut woken = true;
+        loop {
+            let handled = self.dispatch(handler).await;
+            if woken {
+                woken = false;
+                shared.rearm();
+                if self.apply_control() {
+                    break;
+                }
+                self.pull();
+            }
+            self.encode_pending();
+            self.release_written();
+            if self.lost.is_some() || (self.out.is_empty() && self.finished()) {
+                break;
+            }
+            if handled == self.cfg.max_events_per_wake {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            let deadline = self.next_deadline();
+            if deadline != armed {
+                if let Some(d) = deadline {
+                    sleep.as_mut().reset(d);
+                }
+                armed = deadline;
+            }
+            let wake = poll_fn(|cx| {
+                let timer = armed.map(|_| sleep.as_mut());
+                self.poll_wait(cx, notified.as_mut(), timer)
+            })
+            .await;
+            match wake {
+                Wake::Io => {}
+                Wake::Notified => {
+                    notified.set(shared.notified());
+                    woken = true;
+                }
+                Wake::Timer => {
+                    armed = None;
+                    self.handle_timer();
+                }
+            }
+        }
+        self.finish().await
+    }
+
+    /// Hands queued inbound events to the handler; returns how many.
+    async fn dispatch<H: Handler>(&mut self, handler: &H) -> usize {
+        let mut handled = 0;
+        while handled < self.cfg.max_events_per_wake {
+            let Some(event) = self.proto.poll_event() else {
+                break;
+            };
+            handled += 1;
+            match event {
+                Event::Message(msg) => {
+                    Stats::add(&self.stats.messages_received, 1);
+                    handler.on_message(&self.conn, msg).await;
+                    // Replies the handler queued go out before anything read later.
+                    self.pull();
+                }
+                // The pong is already queued by ws-proto; any input proves liveness.
+                Event::Ping(_) | Event::Pong(_) => {}
+                Event::Close(frame) => {
+                    self.conn.shared.mark_closing();
+                    self.peer_close = Some(frame);
+                }
+            }
+        }
+        handled
+    }
+
+    /// Takes close / abort requests; `true` means drop the connection now.
+    fn apply_control(&mut self) -> bool {
+        let control = self.conn.shared.take_control();
+        if control.abort {
+            self.lost = Some("shutdown deadline passed");
+            return true;
+        }
+        if let Some(close) = control.close {
+            if self.local_close.is_none() && self.peer_close.is_none() && self.failure.is_none() {
+                self.local_close = Some(close);
+                self.close_requested = true;
+                self.close_deadline = Some(Instant::now() + self.cfg.close_timeout);
+            }
+        }
+        false
+    }
+
+    fn pull(&mut self) {
+        self.in_flight += self.conn.shared.take(&mut self.pending);
+    }
+
+    /// Moves pending messages into the protocol core while the socket keeps up.
+    fn encode_pending(&mut self) {
+        while self.out_bytes < WRITE_HIGH_WATER {
+            let Some(item) = self.pending.pop_front() else {
+                break;
+            };
+            let sent = match item {
+                Outbound::Message(msg) => self.proto.send(msg),
+                Outbound::Prepared(prepared) => self.proto.send_prepared(&prepared),
+            };
+            // Refused only when the connection is closing: the message is dropped.
+            if sent.is_ok() {
+                Stats::add(&self.stats.messages_sent, 1);
+            }
+            self.transmit();
+        }
+        if self.close_requested && self.pending.is_empty() {
+            self.close_requested = false;
+            if let Some((code, reason)) = &self.local_close {
+                if let Err(e) = self.proto.close(*code, reason) {
+                    tracing::debug!(id = self.conn.id(), error = %e, "close not sent");
+                }
+            }
+        }
+        self.transmit();
+    }
+
+    pub(crate) fn transmit(&mut self) {
+        let before = self.out.len();
+        self.proto.poll_transmit(&mut self.out);
+        self.out_bytes += self.out.iter().skip(before).map(Bytes::len).sum::<usize>();
+    }
+
+    /// A batch taken from the queue is written: its bytes leave the queue's count.
+    fn release_written(&mut self) {
+        if self.out.is_empty() && self.pending.is_empty() {
+            if self.in_flight > 0 {
+                self.conn.shared.release(self.in_flight);
+                self.in_flight = 0;
+            }
+            // Give back what a burst grew; an idle connection holds no spare capacity.
+            if self.out.capacity() > 16 {
+                self.out = VecDeque::new();
+            }
+            if self.pending.capacity() > 16 {
+                self.pending = VecDeque::new();
+            }
+        }
+    }
+
+    /// Nothing more will happen once what is queued is written.
+    fn finished(&self) -> bool {
+        self.proto.is_closed() || self.failure.is_some()
+    }
+
+    /// Bytes read from the socket.
+    pub(crate) fn input(&mut self, data: &[u8]) {
+        Stats::add(&self.stats.bytes_received, data.len() as u64);
+        self.last_rx = Instant::now();
+        self.pong_deadline = None;
+        if let Err(e) = self.proto.handle_input(data) {
+            tracing::debug!(id = self.conn.id(), error = %e, "protocol violation");
+            self.conn.shared.mark_closing();
+            self.failure = Some((e.close_code(), e.to_string()));
+        }
+        self.transmit();
+    }
+
+    pub(crate) fn read_allowed(&self) -> bool {
+        !self.proto.is_closed() && self.failure.is_none() && self.out_bytes < READ_PAUSE
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let liveness = match self.pong_deadline {
+            Some(deadline) => Some(deadline),
+            None if self.proto.state() == ws_proto::State::Open => self.ping_check,
+            None => None,
+        };
+        match (liveness, self.close_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn handle_timer(&mut self) {
+        let now = Instant::now();
+        if self.close_deadline.is_some_and(|d| d <= now) {
+            self.lost = Some("close handshake timed out");
+            return;
+        }
+        if self.pong_deadline.is_some_and(|d| d <= now) {
+            self.lost = Some("no pong before the deadline");
+            return;
+        }
+        let Some(interval) = self.cfg.ping_interval else {
+            return;
+        };
+        if self.ping_check.is_some_and(|d| d <= now) {
+            if now.duration_since(self.last_rx) >= interval {
+                if self.proto.ping(Bytes::new()).is_ok() {
+                    self.pong_deadline = Some(now + self.cfg.pong_timeout);
+                    self.transmit();
+                }
+                self.ping_check = Some(now + interval);
+            } else {
+                // Input arrived since the timer was armed: check again one interval after it.
+                self.ping_check = Some(self.last_rx + interval);
+            }
+        }
+    }
+
+    fn poll_wait(
+        &mut self,
+        cx: &mut Context<'_>,
+        notified: Pin<&mut Notified<'_>>,
+        timer: Option<Pin<&mut Sleep>>,
+    ) -> Poll<Wake> {
+        if pump::poll_io(self, cx).is_ready() {
+            return Poll::Ready(Wake::Io);
+        }
+        if notified.poll(cx).is_ready() {
+            return Poll::Ready(Wake::Notified);
+        }
+        if let Some(timer) = timer {
+            if timer.poll(cx).is_ready() {
+                return Poll::Ready(Wake::Timer);
+            }
+        }
+        Poll::Pending
+    }
+
+    /// Closes the socket (after a completed or failed close handshake: FIN first, as RFC 6455
+    /// §7.1.1 asks of servers) and describes the end.
+    async fn finish(&mut self) -> CloseInfo {
+        if self.lost.is_none() {
+            let close = self.io.shutdown();
+            let _ = tokio::time::timeout(self.cfg.close_timeout, close).await;
+        }
+        let clean = self.lost.is_none() && self.proto.is_closed() && self.failure.is_none();
+        if let Some(frame) = self.peer_close.take() {
+            return CloseInfo::new(frame.code, frame.reason, clean);
+        }
+        if let Some((code, reason)) = self.failure.take().or(self.local_close.take()) {
+            return CloseInfo::new(code, reason, false);
+        }
+        CloseInfo::new(1006, self.lost.unwrap_or("connection lost"), false)
+    }
+}

@@ -1,0 +1,56 @@
+//! TLS (`wss://`) termination with rustls, configured from PEM files.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::error::TlsError;
+
+/// A rustls server configuration ready to accept `wss://` connections.
+#[derive(Clone)]
+pub struct TlsConfig {
+    pub(crate) acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl std::fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsConfig").finish_non_exhaustive()
+    }
+}
+
+impl TlsConfig {
+    /// Loads a certificate chain and a private key (PKCS#8, PKCS#1 or SEC1) from PEM files.
+    pub fn from_pem_files(cert: impl AsRef<Path>, key: impl AsRef<Path>) -> Result<Self, TlsError> {
+        let (cert, key) = (cert.as_ref(), key.as_ref());
+        let io_err = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| TlsError::Io { path, source }
+        };
+        let mut reader = BufReader::new(File::open(cert).map_err(io_err(cert))?);
+        let certs = rustls_pemfile::certs(&mut reader)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(io_err(cert))?;
+        if certs.is_empty() {
+            return Err(TlsError::NoCertificate(cert.display().to_string()));
+        }
+        let mut reader = BufReader::new(File::open(key).map_err(io_err(key))?);
+        let key_der = rustls_pemfile::private_key(&mut reader)
+            .map_err(io_err(key))?
+            .ok_or_else(|| TlsError::NoPrivateKey(key.display().to_string()))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(certs, key_der)?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Self::from_rustls(Arc::new(config)))
+    }
+
+    /// Uses a rustls configuration built by the caller (client authentication, resolvers, ...).
+    pub fn from_rustls(config: Arc<rustls::ServerConfig>) -> Self {
+        Self {
+            acceptor: tokio_rustls::TlsAcceptor::from(config),
+        }
+    }
+}
