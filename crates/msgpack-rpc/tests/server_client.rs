@@ -1,0 +1,227 @@
+//! The Rust client against the Rust server over real sockets.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::atomic::Ordering;
+
+use common::{WAIT, remote, start, start_with};
+use futures_util::future::join_all;
+use msgpack_rpc::{CallError, Client, ClientConfig, ServerConfig, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::timeout;
+
+#[tokio::test]
+async fn calls_and_reference_error_strings() {
+    let srv = start().await;
+    let c = Client::connect_tcp(srv.addr).await.unwrap();
+    assert_eq!(c.call("echo", vec![Value::from("hi")]).await.unwrap(), Value::from("hi"));
+    assert_eq!(c.call("push_data", vec![Value::from("{}")]).await.unwrap(), Value::Nil);
+    assert_eq!(c.call("count", vec![Value::Nil; 3]).await.unwrap(), Value::from(3));
+    assert_eq!(c.call("any", vec![]).await.unwrap(), Value::Array(vec![]));
+    let e = c.call("nope", vec![]).await.unwrap_err();
+    assert_eq!(remote(e), "method `nope' is not accepted");
+    let e = c.call("echo", vec![Value::Nil, Value::Nil]).await.unwrap_err();
+    assert_eq!(remote(e), "wrong number of arguments (given 2, expected 1)");
+    let e = c.call("count", vec![]).await.unwrap_err();
+    assert_eq!(remote(e), "wrong number of arguments (given 0, expected 1..3)");
+    assert_eq!(remote(c.call("fail", vec![]).await.unwrap_err()), "boom");
+    assert_eq!(remote(c.call("panic", vec![]).await.unwrap_err()), "kaboom");
+    assert_eq!(remote(c.call("panic_sync", vec![]).await.unwrap_err()), "sync kaboom");
+    // The connection survived all of that.
+    assert_eq!(c.call("echo", vec![Value::from(1)]).await.unwrap(), Value::from(1));
+}
+
+#[tokio::test]
+async fn typed_calls() {
+    let srv = start().await;
+    let c = Client::connect_tcp(srv.addr).await.unwrap();
+    let s: String = c.call_typed("echo", &("typed",)).await.unwrap();
+    assert_eq!(s, "typed");
+    let n: u32 = c.call_typed("count", &(1, "two")).await.unwrap();
+    assert_eq!(n, 2);
+    let v: Vec<i32> = c.call_typed("any", &[1, 2, 3]).await.unwrap();
+    assert_eq!(v, [1, 2, 3]);
+    let e = c.call_typed::<_, u32>("echo", &("not a number",)).await.unwrap_err();
+    assert!(matches!(e, CallError::Decode(_)), "{e:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_pipelined_calls_answered_out_of_order() {
+    let srv = start().await;
+    let c = Client::connect_tcp(srv.addr).await.unwrap();
+    let calls = (0..10_000u32).map(|i| {
+        let c = c.clone();
+        async move { (i, c.call("shuffle", vec![Value::from(i)]).await) }
+    });
+    for (i, result) in join_all(calls).await {
+        assert_eq!(result.unwrap(), Value::from(i));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_connections_at_once() {
+    let srv = start().await;
+    let clients = join_all((0..100).map(|_| Client::connect_tcp(srv.addr))).await;
+    let work = clients.into_iter().enumerate().map(|(k, c)| async move {
+        let c = c.unwrap();
+        for i in 0..10 {
+            let v = Value::from(format!("{k}-{i}"));
+            assert_eq!(c.call("echo", vec![v.clone()]).await.unwrap(), v);
+        }
+    });
+    join_all(work).await;
+}
+
+#[tokio::test]
+async fn in_flight_cap_bounds_running_handlers() {
+    let config = ServerConfig { max_in_flight: 4, ..ServerConfig::default() };
+    let srv = start_with(config).await;
+    let c = Client::connect_tcp(srv.addr).await.unwrap();
+    let results = join_all((0..500).map(|_| c.call("gate", vec![]))).await;
+    assert!(results.iter().all(Result::is_ok));
+    let max = srv.probe.max_running.load(Ordering::SeqCst);
+    assert!((1..=4).contains(&max), "max running {max}");
+}
+
+#[tokio::test]
+async fn server_notifications_reach_listeners_only() {
+    let srv = start().await;
+    let listener = Client::connect_tcp(srv.addr).await.unwrap();
+    let bystander = Client::connect_tcp(srv.addr).await.unwrap();
+    let mut events = listener.notifications();
+    let mut quiet = bystander.notifications();
+    listener.call("listen", vec![]).await.unwrap();
+    let sent = bystander.call("emit", vec![Value::from("hello")]).await.unwrap();
+    assert_eq!(sent, Value::from(1));
+    let n = timeout(WAIT, events.recv()).await.unwrap().unwrap();
+    assert_eq!(&n.method[..], b"event");
+    assert_eq!(n.params, vec![Value::from("hello")]);
+    // The bystander got nothing: its next reply comes with no event before it.
+    bystander.call("echo", vec![Value::Nil]).await.unwrap();
+    assert!(quiet.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn notifier_reports_closed_and_disconnect_hook_runs() {
+    let mut srv = start().await;
+    let c = Client::connect_tcp(srv.addr).await.unwrap();
+    c.call("listen", vec![]).await.unwrap();
+    let notifier = srv.probe.listeners.lock().unwrap()[0].clone();
+    assert!(!notifier.is_closed());
+    drop(c);
+    timeout(WAIT, notifier.closed()).await.unwrap();
+    assert_eq!(notifier.notify("event", vec![]), Err(msgpack_rpc::NotifyError::Closed));
+    let gone = timeout(WAIT, srv.disconnects.recv()).await.unwrap().unwrap();
+    assert_eq!(gone, notifier.connection_id());
+}
+
+#[tokio::test]
+async fn client_disconnecting_mid_call_leaves_server_and_others_fine() {
+    let mut srv = start().await;
+    let other = Client::connect_tcp(srv.addr).await.unwrap();
+    let quitter = Client::connect_tcp(srv.addr).await.unwrap();
+    let started = srv.probe.started.notified();
+    let call = tokio::spawn(async move { quitter.call("block", vec![]).await });
+    timeout(WAIT, started).await.unwrap();
+    call.abort();
+    // The handler is still blocked; the quitter's half-close is seen, and
+    // once released the reply goes to a closed socket without harm.
+    srv.probe.release.notify_waiters();
+    timeout(WAIT, srv.disconnects.recv()).await.unwrap().unwrap();
+    assert_eq!(other.call("echo", vec![Value::from(7)]).await.unwrap(), Value::from(7));
+}
+
+#[tokio::test]
+async fn pending_calls_fail_at_once_when_the_server_drops_the_connection() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = ClientConfig { call_timeout: None, ..ClientConfig::default() };
+    let c = Client::connect_tcp_with(addr, config).await.unwrap();
+    let (mut sock, _) = listener.accept().await.unwrap();
+    let calls = tokio::spawn({
+        let c = c.clone();
+        async move { join_all((0..3).map(|_| c.call("echo", vec![Value::Nil]))).await }
+    });
+    // Wait until all three requests arrived, then hang up.
+    let mut buf = Vec::new();
+    while buf.iter().filter(|b| **b == 0x94).count() < 3 {
+        let mut chunk = [0u8; 256];
+        let n = timeout(WAIT, sock.read(&mut chunk)).await.unwrap().unwrap();
+        assert!(n > 0);
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    drop(sock);
+    for result in timeout(WAIT, calls).await.unwrap().unwrap() {
+        assert!(matches!(result, Err(CallError::Closed(_))), "{result:?}");
+    }
+    assert!(c.is_closed());
+    assert!(matches!(c.call("echo", vec![]).await, Err(CallError::Closed(_))));
+}
+
+#[tokio::test]
+async fn call_timeout_then_connection_still_usable() {
+    let srv = start().await;
+    let c = Client::connect_tcp(srv.addr).await.unwrap();
+    let e = c.call_timeout("block", vec![], Some(std::time::Duration::from_millis(20))).await.unwrap_err();
+    assert!(matches!(e, CallError::Timeout(_)), "{e:?}");
+    srv.probe.release.notify_waiters();
+    assert_eq!(c.call("echo", vec![Value::from(1)]).await.unwrap(), Value::from(1));
+}
+
+#[tokio::test]
+async fn malformed_input_closes_only_that_connection() {
+    let mut srv = start().await;
+    let good = Client::connect_tcp(srv.addr).await.unwrap();
+    let mut bad = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    bad.write_all(&[0x94, 0x00, 0x00, 0xc1]).await.unwrap();
+    let mut rest = Vec::new();
+    let n = timeout(WAIT, bad.read_to_end(&mut rest)).await.unwrap().unwrap();
+    assert_eq!(n, 0, "closed without a reply");
+    timeout(WAIT, srv.disconnects.recv()).await.unwrap().unwrap();
+    assert_eq!(good.call("echo", vec![Value::from(2)]).await.unwrap(), Value::from(2));
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_calls_in_flight() {
+    let mut srv = start().await;
+    let c = Client::connect_tcp(srv.addr).await.unwrap();
+    let started = srv.probe.started.notified();
+    let call = tokio::spawn({
+        let c = c.clone();
+        async move { c.call("block", vec![]).await }
+    });
+    timeout(WAIT, started).await.unwrap();
+    srv.shutdown();
+    srv.probe.release.notify_waiters();
+    assert_eq!(timeout(WAIT, call).await.unwrap().unwrap().unwrap(), Value::from("released"));
+    timeout(WAIT, &mut srv.done).await.unwrap().unwrap().unwrap();
+    assert!(tokio::net::TcpStream::connect(srv.addr).await.is_err());
+    // The server closed the connection after the reply.
+    assert!(matches!(c.call("echo", vec![Value::Nil]).await, Err(CallError::Closed(_))));
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn unix_socket() {
+    let dir = std::env::temp_dir().join(format!("msgpack-rpc-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("rpc.sock");
+    let _ = std::fs::remove_file(&path);
+    let listener = tokio::net::UnixListener::bind(&path).unwrap();
+    let (server, _gone) = common::server(ServerConfig::default(), Default::default());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(async move {
+        server
+            .serve_unix(listener, async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    let c = Client::connect_unix(&path).await.unwrap();
+    assert_eq!(c.call("echo", vec![Value::from("unix")]).await.unwrap(), Value::from("unix"));
+    drop(c);
+    stop.send(()).unwrap();
+    timeout(WAIT, serving).await.unwrap().unwrap().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
