@@ -61,7 +61,11 @@ pub struct ClientConfig {
 
 impl Default for ClientConfig {
     fn default() -> Self {
-        ClientConfig { limits: Limits::default(), call_timeout: Some(Duration::from_secs(10)), notification_queue: 1024 }
+        ClientConfig {
+            limits: Limits::default(),
+            call_timeout: Some(Duration::from_secs(10)),
+            notification_queue: 1024,
+        }
     }
 }
 
@@ -97,7 +101,9 @@ struct Shared {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves plain data behind; go on.
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Marks the connection gone and fails every pending call at once.
@@ -141,7 +147,10 @@ impl Client {
     }
 
     /// Connects over TCP.
-    pub async fn connect_tcp_with(addr: impl tokio::net::ToSocketAddrs, config: ClientConfig) -> io::Result<Client> {
+    pub async fn connect_tcp_with(
+        addr: impl tokio::net::ToSocketAddrs,
+        config: ClientConfig,
+    ) -> io::Result<Client> {
         let stream = tokio::net::TcpStream::connect(addr).await?;
         // Calls are already batched per write; Nagle would only add delay.
         stream.set_nodelay(true)?;
@@ -157,7 +166,10 @@ impl Client {
 
     /// Connects to a Unix socket.
     #[cfg(unix)]
-    pub async fn connect_unix_with(path: impl AsRef<std::path::Path>, config: ClientConfig) -> io::Result<Client> {
+    pub async fn connect_unix_with(
+        path: impl AsRef<std::path::Path>,
+        config: ClientConfig,
+    ) -> io::Result<Client> {
         let (read, write) = tokio::net::UnixStream::connect(path).await?.into_split();
         Ok(Self::from_halves(read, write, config))
     }
@@ -177,10 +189,16 @@ impl Client {
             finishing: false,
             notes: None,
         };
-        let shared = Arc::new(Shared { state: Mutex::new(state), wake_writer: Notify::new(), config });
+        let shared = Arc::new(Shared {
+            state: Mutex::new(state),
+            wake_writer: Notify::new(),
+            config,
+        });
         tokio::spawn(run_reader(shared.clone(), read));
         tokio::spawn(run_writer(shared.clone(), write));
-        Client { handle: Arc::new(Handle { shared }) }
+        Client {
+            handle: Arc::new(Handle { shared }),
+        }
     }
 
     fn shared(&self) -> &Shared {
@@ -189,7 +207,8 @@ impl Client {
 
     /// Calls `method` with the config's timeout.
     pub async fn call(&self, method: &str, params: Vec<Value>) -> Result<Value, CallError> {
-        self.call_timeout(method, params, self.shared().config.call_timeout).await
+        self.call_timeout(method, params, self.shared().config.call_timeout)
+            .await
     }
 
     /// Calls `method`, waiting at most `timeout` (`None`: no limit).
@@ -217,9 +236,14 @@ impl Client {
             msgid
         };
         self.shared().wake_writer.notify_one();
-        let mut guard = Forget { shared: self.shared(), msgid: Some(msgid) };
+        let mut guard = Forget {
+            shared: self.shared(),
+            msgid: Some(msgid),
+        };
         let reply = match timeout {
-            Some(limit) => tokio::time::timeout(limit, rx).await.map_err(|_| CallError::Timeout(limit))?,
+            Some(limit) => tokio::time::timeout(limit, rx)
+                .await
+                .map_err(|_| CallError::Timeout(limit))?,
             None => rx.await,
         };
         guard.msgid = None;
@@ -314,8 +338,16 @@ async fn read_replies<R: AsyncRead + Unpin>(shared: &Shared, read: &mut R) -> St
         }
         loop {
             match decoder.decode(&mut buf) {
-                Ok(Some(Message::Response { msgid, error, result })) => {
-                    let reply = if error.is_nil() { Ok(result) } else { Err(CallError::Remote(error)) };
+                Ok(Some(Message::Response {
+                    msgid,
+                    error,
+                    result,
+                })) => {
+                    let reply = if error.is_nil() {
+                        Ok(result)
+                    } else {
+                        Err(CallError::Remote(error))
+                    };
                     replies.push((msgid, reply));
                 }
                 Ok(Some(Message::Notification { method, params })) => {
@@ -326,7 +358,10 @@ async fn read_replies<R: AsyncRead + Unpin>(shared: &Shared, read: &mut R) -> St
                     }
                 }
                 Ok(Some(Message::Request { msgid, .. })) => {
-                    tracing::debug!(msgid, "ignoring a request from the server: this client serves no methods");
+                    tracing::debug!(
+                        msgid,
+                        "ignoring a request from the server: this client serves no methods"
+                    );
                 }
                 Ok(None) => break,
                 Err(e) => return format!("malformed message from server: {e}"),
@@ -335,7 +370,11 @@ async fn read_replies<R: AsyncRead + Unpin>(shared: &Shared, read: &mut R) -> St
         // One lock per read for all its replies; answer outside the lock.
         {
             let mut st = shared.lock();
-            delivered.extend(replies.drain(..).filter_map(|(id, r)| st.pending.remove(&id).map(|tx| (tx, r))));
+            delivered.extend(
+                replies
+                    .drain(..)
+                    .filter_map(|(id, r)| st.pending.remove(&id).map(|tx| (tx, r))),
+            );
         }
         for (tx, reply) in delivered.drain(..) {
             let _ = tx.send(reply);

@@ -35,7 +35,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_message_size: 16 << 20, max_depth: 64, max_elements: 1 << 20 }
+        Limits {
+            max_message_size: 16 << 20,
+            max_depth: 64,
+            max_elements: 1 << 20,
+        }
     }
 }
 
@@ -61,13 +65,21 @@ impl Decoder {
     /// A decoder with `max_message_size` and default other limits.
     #[must_use]
     pub fn new(max_message_size: usize) -> Self {
-        Self::with_limits(Limits { max_message_size, ..Limits::default() })
+        Self::with_limits(Limits {
+            max_message_size,
+            ..Limits::default()
+        })
     }
 
     /// A decoder with these limits.
     #[must_use]
     pub fn with_limits(limits: Limits) -> Self {
-        Decoder { limits, pos: 0, stack: Vec::new(), elements: 0 }
+        Decoder {
+            limits,
+            pos: 0,
+            stack: Vec::new(),
+            elements: 0,
+        }
     }
 
     /// The limits in force.
@@ -118,7 +130,9 @@ impl Decoder {
             };
             let end = self.pos + header_len + header.body_len();
             if end > limits.max_message_size {
-                return Err(DecodeError::TooLarge { limit: limits.max_message_size });
+                return Err(DecodeError::TooLarge {
+                    limit: limits.max_message_size,
+                });
             }
             if end > buf.len() {
                 // Only this header is parsed again on the next call.
@@ -152,16 +166,22 @@ impl Decoder {
         let limits = &self.limits;
         // The bottom stack entry is the stream, not a container.
         if self.stack.len() > limits.max_depth {
-            return Err(DecodeError::TooDeep { limit: limits.max_depth });
+            return Err(DecodeError::TooDeep {
+                limit: limits.max_depth,
+            });
         }
         // Each element takes at least one byte: a header claiming more
         // elements than bytes left under the limit is already too large.
         if children > (limits.max_message_size - at) as u64 {
-            return Err(DecodeError::TooLarge { limit: limits.max_message_size });
+            return Err(DecodeError::TooLarge {
+                limit: limits.max_message_size,
+            });
         }
         self.elements += children as usize;
         if self.elements > limits.max_elements {
-            return Err(DecodeError::TooManyElements { limit: limits.max_elements });
+            return Err(DecodeError::TooManyElements {
+                limit: limits.max_elements,
+            });
         }
         self.stack.push(children);
         Ok(())
@@ -185,12 +205,27 @@ fn parse_message(frame: &Bytes) -> Result<Message, DecodeError> {
         _ => return Err(DecodeError::UnknownType(kind)),
     };
     if len != expected {
-        return Err(DecodeError::WrongArity { kind: kind as u8, expected, len });
+        return Err(DecodeError::WrongArity {
+            kind: kind as u8,
+            expected,
+            len,
+        });
     }
     Ok(match kind as u8 {
-        REQUEST => Message::Request { msgid: r.msgid()?, method: r.method()?, params: r.params()? },
-        RESPONSE => Message::Response { msgid: r.msgid()?, error: r.value()?, result: r.value()? },
-        _ => Message::Notification { method: r.method()?, params: r.params()? },
+        REQUEST => Message::Request {
+            msgid: r.msgid()?,
+            method: r.method()?,
+            params: r.params()?,
+        },
+        RESPONSE => Message::Response {
+            msgid: r.msgid()?,
+            error: r.value()?,
+            result: r.value()?,
+        },
+        _ => Message::Notification {
+            method: r.method()?,
+            params: r.params()?,
+        },
     })
 }
 
@@ -212,7 +247,10 @@ impl Reader<'_> {
 
     fn body(&mut self, len: u32) -> Result<&[u8], DecodeError> {
         let end = self.pos + len as usize;
-        let body = self.frame.get(self.pos..end).ok_or(DecodeError::Truncated)?;
+        let body = self
+            .frame
+            .get(self.pos..end)
+            .ok_or(DecodeError::Truncated)?;
         self.pos = end;
         Ok(body)
     }

@@ -5,7 +5,10 @@ use crate::encode::{encode, encode_value};
 
 fn hex(s: &str) -> Vec<u8> {
     let s: String = s.split_whitespace().collect();
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 /// What a stock Ruby client sends for `call(:push_data, '{"hello":"world"}')`.
@@ -34,14 +37,20 @@ fn push_request(method: &'static str) -> Message {
 
 #[test]
 fn ruby_push_data_request_and_reply() {
-    assert_eq!(decode_one(&hex(RUBY_PUSH)).unwrap(), push_request("push_data"));
+    assert_eq!(
+        decode_one(&hex(RUBY_PUSH)).unwrap(),
+        push_request("push_data")
+    );
     let mut out = BytesMut::new();
     encode(&push_request("push_data"), &mut out);
     assert_eq!(&out[..], &hex(RUBY_PUSH)[..]);
     out.clear();
     encode(&Message::response_ok(0, Value::Nil), &mut out);
     assert_eq!(&out[..], &hex("94 01 00 c0 c0")[..]);
-    assert_eq!(decode_one(&out).unwrap(), Message::response_ok(0, Value::Nil));
+    assert_eq!(
+        decode_one(&out).unwrap(),
+        Message::response_ok(0, Value::Nil)
+    );
 }
 
 #[test]
@@ -68,7 +77,11 @@ fn many_messages_in_one_buffer_split_anywhere() {
     let mut expected = Vec::new();
     for i in 0..50u32 {
         let msg = match i % 3 {
-            0 => Message::request(i, "m", vec![Value::from(i), Value::from("x".repeat(i as usize * 7))]),
+            0 => Message::request(
+                i,
+                "m",
+                vec![Value::from(i), Value::from("x".repeat(i as usize * 7))],
+            ),
             1 => Message::response_err(i, Value::from("boom")),
             _ => Message::notification("n", vec![Value::Array(vec![Value::Nil; i as usize])]),
         };
@@ -106,20 +119,31 @@ fn every_string_width_for_method_and_values() {
         let msg = decode_one(&hex(&format!("94 00 07 {form} 90"))).unwrap();
         assert_eq!(msg, Message::request(7, "push_data", vec![]), "{form}");
         let note = decode_one(&hex(&format!("93 02 {form} 91 {form}"))).unwrap();
-        let Message::Notification { method, params } = note else { panic!() };
+        let Message::Notification { method, params } = note else {
+            panic!()
+        };
         assert_eq!(&method[..], b"push_data");
         assert_eq!(params.len(), 1);
-        assert_eq!(params[0].as_slice().or(params[0].as_str().map(str::as_bytes)), Some(&b"push_data"[..]));
+        assert_eq!(
+            params[0]
+                .as_slice()
+                .or(params[0].as_str().map(str::as_bytes)),
+            Some(&b"push_data"[..])
+        );
     }
 }
 
 #[test]
 fn invalid_utf8_is_kept_as_bytes() {
     let msg = decode_one(&hex("94 00 01 a2 ff fe 91 a3 61 ff 62")).unwrap();
-    let Message::Request { method, params, .. } = msg else { panic!() };
+    let Message::Request { method, params, .. } = msg else {
+        panic!()
+    };
     assert_eq!(&method[..], &[0xff, 0xfe]);
     assert_eq!(crate::message::method_name(&method), "\u{fffd}\u{fffd}");
-    let Value::String(s) = &params[0] else { panic!("{params:?}") };
+    let Value::String(s) = &params[0] else {
+        panic!("{params:?}")
+    };
     assert!(s.is_err());
     assert_eq!(s.as_bytes(), &[0x61, 0xff, 0x62]);
     // And it round-trips byte for byte.
@@ -146,12 +170,21 @@ fn values_round_trip_with_smallest_widths() {
         (Value::from(true), "c3"),
         (Value::F32(1.5), "ca 3fc00000"),
         (Value::F64(1.5), "cb 3ff8000000000000"),
-        (Value::from("a".repeat(32)), &format!("da 0020 {}", "61".repeat(32))),
+        (
+            Value::from("a".repeat(32)),
+            &format!("da 0020 {}", "61".repeat(32)),
+        ),
         (Value::Binary(vec![1, 2]), "c4 02 0102"),
         (Value::Ext(5, vec![9; 4]), "d6 05 09090909"),
         (Value::Ext(-1, vec![9; 3]), "c7 03 ff 090909"),
-        (Value::Map(vec![(Value::from("k"), Value::Nil)]), "81 a1 6b c0"),
-        (Value::Array((0..16).map(Value::from).collect()), "dc 0010 000102030405060708090a0b0c0d0e0f"),
+        (
+            Value::Map(vec![(Value::from("k"), Value::Nil)]),
+            "81 a1 6b c0",
+        ),
+        (
+            Value::Array((0..16).map(Value::from).collect()),
+            "dc 0010 000102030405060708090a0b0c0d0e0f",
+        ),
     ];
     for (value, bytes) in cases {
         let mut out = BytesMut::new();
@@ -176,9 +209,30 @@ fn malformed_messages_are_typed_errors() {
         ("94 03 00 a1 6d 90", DecodeError::UnknownType(3)),
         ("94 ff 00 a1 6d 90", DecodeError::UnknownType(-1)),
         ("94 a1 30 00 a1 6d 90", DecodeError::TypeNotInteger),
-        ("93 00 00 a1 6d", DecodeError::WrongArity { kind: 0, expected: 4, len: 3 }),
-        ("93 01 00 c0", DecodeError::WrongArity { kind: 1, expected: 4, len: 3 }),
-        ("94 02 a1 6d 90 c0", DecodeError::WrongArity { kind: 2, expected: 3, len: 4 }),
+        (
+            "93 00 00 a1 6d",
+            DecodeError::WrongArity {
+                kind: 0,
+                expected: 4,
+                len: 3,
+            },
+        ),
+        (
+            "93 01 00 c0",
+            DecodeError::WrongArity {
+                kind: 1,
+                expected: 4,
+                len: 3,
+            },
+        ),
+        (
+            "94 02 a1 6d 90 c0",
+            DecodeError::WrongArity {
+                kind: 2,
+                expected: 3,
+                len: 4,
+            },
+        ),
         ("94 00 ff a1 6d 90", DecodeError::BadMsgId),
         ("94 00 cf 0000000100000000 a1 6d 90", DecodeError::BadMsgId),
         ("94 00 a1 31 a1 6d 90", DecodeError::BadMsgId),
@@ -203,19 +257,36 @@ fn limits_are_checked_from_headers_before_the_body_arrives() {
     let mut dec = Decoder::new(1024);
     // A 4 GiB string header: refused after 9 bytes, nothing allocated.
     let mut buf = BytesMut::from(&hex("94 00 00 db ffffffff")[..]);
-    assert_eq!(dec.decode(&mut buf), Err(DecodeError::TooLarge { limit: 1024 }));
+    assert_eq!(
+        dec.decode(&mut buf),
+        Err(DecodeError::TooLarge { limit: 1024 })
+    );
     // An array claiming 2^32-1 elements in a tiny message.
     let mut buf = BytesMut::from(&hex("94 00 00 a1 6d dd ffffffff")[..]);
-    assert_eq!(Decoder::new(1024).decode(&mut buf), Err(DecodeError::TooLarge { limit: 1024 }));
+    assert_eq!(
+        Decoder::new(1024).decode(&mut buf),
+        Err(DecodeError::TooLarge { limit: 1024 })
+    );
     // A map claiming many pairs is counted twice.
-    let limits = Limits { max_elements: 10, ..Limits::default() };
+    let limits = Limits {
+        max_elements: 10,
+        ..Limits::default()
+    };
     let mut buf = BytesMut::from(&hex("94 00 00 a1 6d 91 85")[..]);
     let got = Decoder::with_limits(limits).decode(&mut buf);
     assert_eq!(got, Err(DecodeError::TooManyElements { limit: 10 }));
     // Nesting.
-    let limits = Limits { max_depth: 4, ..Limits::default() };
+    let limits = Limits {
+        max_depth: 4,
+        ..Limits::default()
+    };
     let ok = hex("94 00 00 a1 6d 91 91 91 c0");
-    assert!(Decoder::with_limits(limits).decode(&mut BytesMut::from(&ok[..])).unwrap().is_some());
+    assert!(
+        Decoder::with_limits(limits)
+            .decode(&mut BytesMut::from(&ok[..]))
+            .unwrap()
+            .is_some()
+    );
     let deep = hex("94 00 00 a1 6d 91 91 91 91 c0");
     let got = Decoder::with_limits(limits).decode(&mut BytesMut::from(&deep[..]));
     assert_eq!(got, Err(DecodeError::TooDeep { limit: 4 }));

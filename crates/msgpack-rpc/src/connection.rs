@@ -133,7 +133,7 @@ where
 
     /// Dispatches buffered requests, then reads once more if there is room.
     fn poll_requests(&mut self, cx: &mut TaskContext<'_>) -> Result<bool, ConnError> {
-        let mut progress = self.handle_buffered()?;
+        let mut progress = self.handle_buffered(cx)?;
         if !self.reading || self.is_full() {
             // Backpressure: a flooding client waits in its own send buffer.
             return Ok(progress);
@@ -145,12 +145,16 @@ where
             Poll::Ready(Ok(0)) => {
                 self.reading = false;
                 if !self.rbuf.is_empty() {
-                    tracing::debug!(conn = self.id, bytes = self.rbuf.len(), "EOF inside a message");
+                    tracing::debug!(
+                        conn = self.id,
+                        bytes = self.rbuf.len(),
+                        "EOF inside a message"
+                    );
                 }
                 progress = true;
             }
             Poll::Ready(Ok(_)) => {
-                self.handle_buffered()?;
+                self.handle_buffered(cx)?;
                 progress = true;
             }
             Poll::Ready(Err(e)) => return Err(e.into()),
@@ -164,37 +168,59 @@ where
         self.inflight.len() >= config.max_in_flight || self.out.len() >= config.write_high_water
     }
 
-    fn handle_buffered(&mut self) -> Result<bool, ConnError> {
+    fn handle_buffered(&mut self, cx: &mut TaskContext<'_>) -> Result<bool, ConnError> {
         let mut progress = false;
         while self.reading && !self.is_full() {
             let Some(msg) = self.decoder.decode(&mut self.rbuf)? else {
                 break;
             };
-            self.handle_message(msg);
+            self.handle_message(msg, cx);
             progress = true;
         }
         Ok(progress)
     }
 
-    fn handle_message(&mut self, msg: Message) {
+    fn handle_message(&mut self, msg: Message, cx: &mut TaskContext<'_>) {
         let (msgid, method, params) = match msg {
-            Message::Request { msgid, method, params } => (Some(msgid), method, params),
+            Message::Request {
+                msgid,
+                method,
+                params,
+            } => (Some(msgid), method, params),
             Message::Notification { method, params } => (None, method, params),
             Message::Response { msgid, .. } => {
-                tracing::debug!(conn = self.id, msgid, "ignoring a response: this server sends no requests");
+                tracing::debug!(
+                    conn = self.id,
+                    msgid,
+                    "ignoring a response: this server sends no requests"
+                );
                 return;
             }
         };
-        match self.server.registry.dispatch(&self.ctx, &method, params, msgid) {
+        match self
+            .server
+            .registry
+            .dispatch(&self.ctx, &method, params, msgid)
+        {
             Dispatch::Done(result) => self.handle_reply(Reply { msgid, result }),
-            Dispatch::Running(call) => self.inflight.push(call),
+            // Most handlers finish without waiting: poll once here and skip
+            // the in-flight set. A pending one registered this task's
+            // waker, which costs at most one spurious wake-up.
+            Dispatch::Running(mut call) => match call.as_mut().poll(cx) {
+                Poll::Ready(reply) => self.handle_reply(reply),
+                Poll::Pending => self.inflight.push(call),
+            },
         }
     }
 
     fn handle_reply(&mut self, reply: Reply) {
         match (reply.msgid, reply.result) {
-            (Some(msgid), Ok(result)) => encode(&Message::response_ok(msgid, result), &mut self.out),
-            (Some(msgid), Err(e)) => encode(&Message::response_err(msgid, e.into_value()), &mut self.out),
+            (Some(msgid), Ok(result)) => {
+                encode(&Message::response_ok(msgid, result), &mut self.out)
+            }
+            (Some(msgid), Err(e)) => {
+                encode(&Message::response_err(msgid, e.into_value()), &mut self.out)
+            }
             // Notifications are never answered, even on error.
             (None, Ok(_)) => {}
             (None, Err(e)) => log_notification_error(self.id, &e),
@@ -225,4 +251,3 @@ fn log_notification_error(conn: u64, e: &RpcError) {
     };
     tracing::debug!(conn, %error, "notification failed (not answered)");
 }
-

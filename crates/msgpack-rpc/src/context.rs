@@ -48,7 +48,10 @@ impl Notifier {
     /// Encodes and queues a notification.
     pub fn notify(&self, method: &str, params: Vec<Value>) -> Result<(), NotifyError> {
         let mut out = BytesMut::new();
-        encode(&Message::notification(Bytes::copy_from_slice(method.as_bytes()), params), &mut out);
+        encode(
+            &Message::notification(Bytes::copy_from_slice(method.as_bytes()), params),
+            &mut out,
+        );
         self.send_encoded(out.freeze())
     }
 

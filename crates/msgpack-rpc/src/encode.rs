@@ -14,8 +14,16 @@ use crate::message::{Message, NOTIFICATION, REQUEST, RESPONSE};
 /// Appends the encoding of `msg` to `out`.
 pub fn encode(msg: &Message, out: &mut BytesMut) {
     match msg {
-        Message::Request { msgid, method, params } => encode_request(*msgid, method, params, out),
-        Message::Response { msgid, error, result } => {
+        Message::Request {
+            msgid,
+            method,
+            params,
+        } => encode_request(*msgid, method, params, out),
+        Message::Response {
+            msgid,
+            error,
+            result,
+        } => {
             put_len(out, 4, 0x90, 0xdc, 0xdd);
             put_uint(out, u64::from(RESPONSE));
             put_uint(out, u64::from(*msgid));

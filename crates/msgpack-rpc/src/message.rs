@@ -49,24 +49,39 @@ pub enum Message {
 impl Message {
     /// A request.
     pub fn request(msgid: u32, method: impl Into<Bytes>, params: Vec<Value>) -> Self {
-        Message::Request { msgid, method: method.into(), params }
+        Message::Request {
+            msgid,
+            method: method.into(),
+            params,
+        }
     }
 
     /// A notification.
     pub fn notification(method: impl Into<Bytes>, params: Vec<Value>) -> Self {
-        Message::Notification { method: method.into(), params }
+        Message::Notification {
+            method: method.into(),
+            params,
+        }
     }
 
     /// A successful response.
     #[must_use]
     pub fn response_ok(msgid: u32, result: Value) -> Self {
-        Message::Response { msgid, error: Value::Nil, result }
+        Message::Response {
+            msgid,
+            error: Value::Nil,
+            result,
+        }
     }
 
     /// An error response (result nil), as the reference server sends.
     #[must_use]
     pub fn response_err(msgid: u32, error: Value) -> Self {
-        Message::Response { msgid, error, result: Value::Nil }
+        Message::Response {
+            msgid,
+            error,
+            result: Value::Nil,
+        }
     }
 }
 

@@ -35,19 +35,28 @@ impl Arity {
 
 impl From<usize> for Arity {
     fn from(n: usize) -> Self {
-        Arity { min: n, max: Some(n) }
+        Arity {
+            min: n,
+            max: Some(n),
+        }
     }
 }
 
 impl From<RangeInclusive<usize>> for Arity {
     fn from(r: RangeInclusive<usize>) -> Self {
-        Arity { min: *r.start(), max: Some(*r.end()) }
+        Arity {
+            min: *r.start(),
+            max: Some(*r.end()),
+        }
     }
 }
 
 impl From<RangeFrom<usize>> for Arity {
     fn from(r: RangeFrom<usize>) -> Self {
-        Arity { min: r.start, max: None }
+        Arity {
+            min: r.start,
+            max: None,
+        }
     }
 }
 
@@ -107,7 +116,10 @@ impl Registry {
             match catch_unwind(AssertUnwindSafe(|| handler(ctx, params))) {
                 Ok(fut) => Box::pin(async move {
                     let result = AssertUnwindSafe(fut).catch_unwind().await;
-                    Reply { msgid, result: result.unwrap_or_else(|p| Err(panic_error(p.as_ref()))) }
+                    Reply {
+                        msgid,
+                        result: result.unwrap_or_else(|p| Err(panic_error(p.as_ref()))),
+                    }
                 }),
                 Err(p) => {
                     let result = Err(panic_error(p.as_ref()));
@@ -115,7 +127,13 @@ impl Registry {
                 }
             }
         });
-        self.methods.insert(name.into(), Method { arity, handler: Handler::Async(call) });
+        self.methods.insert(
+            name.into(),
+            Method {
+                arity,
+                handler: Handler::Async(call),
+            },
+        );
     }
 
     pub(crate) fn add_sync<F>(&mut self, name: &[u8], arity: Arity, handler: F)
@@ -140,7 +158,10 @@ impl Registry {
         };
         if !m.arity.accepts(params.len()) {
             let given = params.len();
-            let msg = format!("wrong number of arguments (given {given}, expected {})", m.arity);
+            let msg = format!(
+                "wrong number of arguments (given {given}, expected {})",
+                m.arity
+            );
             return Dispatch::Done(Err(RpcError::Message(msg)));
         }
         match &m.handler {
@@ -155,7 +176,10 @@ impl Registry {
 
 /// A panic's message becomes the error string, as a Ruby exception's would.
 fn panic_error(payload: &(dyn Any + Send)) -> RpcError {
-    let msg = match (payload.downcast_ref::<&str>(), payload.downcast_ref::<String>()) {
+    let msg = match (
+        payload.downcast_ref::<&str>(),
+        payload.downcast_ref::<String>(),
+    ) {
         (Some(s), _) => (*s).to_owned(),
         (None, Some(s)) => s.clone(),
         (None, None) => "handler panicked".to_owned(),

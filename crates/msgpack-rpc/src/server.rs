@@ -79,7 +79,8 @@ impl ServerBuilder {
         F: Fn(Context, Vec<Value>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Value, RpcError>> + Send + 'static,
     {
-        self.registry.add_async(name.as_bytes(), arity.into(), handler);
+        self.registry
+            .add_async(name.as_bytes(), arity.into(), handler);
         self
     }
 
@@ -91,7 +92,8 @@ impl ServerBuilder {
     where
         F: Fn(&Context, Vec<Value>) -> Result<Value, RpcError> + Send + Sync + 'static,
     {
-        self.registry.add_sync(name.as_bytes(), arity.into(), handler);
+        self.registry
+            .add_sync(name.as_bytes(), arity.into(), handler);
         self
     }
 
@@ -117,7 +119,9 @@ impl ServerBuilder {
             on_disconnect: self.on_disconnect,
             next_id: AtomicU64::new(1),
         };
-        Server { inner: Arc::new(inner) }
+        Server {
+            inner: Arc::new(inner),
+        }
     }
 }
 
@@ -131,13 +135,21 @@ pub struct Server {
 impl Server {
     /// Starts registering methods.
     pub fn builder() -> ServerBuilder {
-        ServerBuilder { registry: Registry::default(), config: ServerConfig::default(), on_disconnect: None }
+        ServerBuilder {
+            registry: Registry::default(),
+            config: ServerConfig::default(),
+            on_disconnect: None,
+        }
     }
 
     /// Serves connections from `listener` until `shutdown` completes; then
     /// stops accepting, lets every connection finish the requests it is
     /// running and flush their replies, and returns once all are closed.
-    pub async fn serve_tcp(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+    pub async fn serve_tcp(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> io::Result<()> {
         self.serve(listener, shutdown).await
     }
 
@@ -151,7 +163,11 @@ impl Server {
         self.serve(listener, shutdown).await
     }
 
-    async fn serve<L: Listener>(&self, mut listener: L, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+    async fn serve<L: Listener>(
+        &self,
+        mut listener: L,
+        shutdown: impl Future<Output = ()>,
+    ) -> io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);
@@ -181,8 +197,12 @@ impl Server {
     }
 }
 
-async fn run_connection<R, W>(server: Arc<Inner>, id: u64, halves: (R, W), mut stop: watch::Receiver<bool>)
-where
+async fn run_connection<R, W>(
+    server: Arc<Inner>,
+    id: u64,
+    halves: (R, W),
+    mut stop: watch::Receiver<bool>,
+) where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
@@ -213,7 +233,9 @@ where
 trait Listener: Send {
     type Read: AsyncRead + Unpin + Send + 'static;
     type Write: AsyncWrite + Unpin + Send + 'static;
-    fn accept_split(&mut self) -> impl Future<Output = io::Result<(Self::Read, Self::Write)>> + Send;
+    fn accept_split(
+        &mut self,
+    ) -> impl Future<Output = io::Result<(Self::Read, Self::Write)>> + Send;
 }
 
 impl Listener for TcpListener {

@@ -115,7 +115,11 @@ mod tests {
             (&[0xc5, 0x01, 0x00], Header::Bin(256), 3),
             (&[0xc6, 0, 0, 1, 0], Header::Bin(256), 5),
             (&[0xd0, 0x80], Header::Int(-128), 2),
-            (&[0xd3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe], Header::Int(-2), 9),
+            (
+                &[0xd3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe],
+                Header::Int(-2),
+                9,
+            ),
             (&[0xcf, 0, 0, 0, 1, 0, 0, 0, 0], Header::Uint(1 << 32), 9),
             (&[0xd4, 0x07], Header::Ext(7, 1), 2),
             (&[0xc7, 0x03, 0xfe], Header::Ext(-2, 3), 3),
@@ -123,7 +127,11 @@ mod tests {
             (&[0xdf, 0, 0, 0, 2], Header::Map(2), 5),
         ];
         for (bytes, header, len) in cases {
-            assert_eq!(read_header(bytes), Ok(Some((*header, *len))), "{bytes:02x?}");
+            assert_eq!(
+                read_header(bytes),
+                Ok(Some((*header, *len))),
+                "{bytes:02x?}"
+            );
             assert_eq!(read_header(&bytes[..len - 1]), Ok(None), "{bytes:02x?}");
         }
         assert_eq!(read_header(&[0xc1]), Err(DecodeError::ReservedByte));

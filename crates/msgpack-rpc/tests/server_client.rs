@@ -15,21 +15,42 @@ use tokio::time::timeout;
 async fn calls_and_reference_error_strings() {
     let srv = start().await;
     let c = Client::connect_tcp(srv.addr).await.unwrap();
-    assert_eq!(c.call("echo", vec![Value::from("hi")]).await.unwrap(), Value::from("hi"));
-    assert_eq!(c.call("push_data", vec![Value::from("{}")]).await.unwrap(), Value::Nil);
-    assert_eq!(c.call("count", vec![Value::Nil; 3]).await.unwrap(), Value::from(3));
+    assert_eq!(
+        c.call("echo", vec![Value::from("hi")]).await.unwrap(),
+        Value::from("hi")
+    );
+    assert_eq!(
+        c.call("push_data", vec![Value::from("{}")]).await.unwrap(),
+        Value::Nil
+    );
+    assert_eq!(
+        c.call("count", vec![Value::Nil; 3]).await.unwrap(),
+        Value::from(3)
+    );
     assert_eq!(c.call("any", vec![]).await.unwrap(), Value::Array(vec![]));
     let e = c.call("nope", vec![]).await.unwrap_err();
     assert_eq!(remote(e), "method `nope' is not accepted");
-    let e = c.call("echo", vec![Value::Nil, Value::Nil]).await.unwrap_err();
+    let e = c
+        .call("echo", vec![Value::Nil, Value::Nil])
+        .await
+        .unwrap_err();
     assert_eq!(remote(e), "wrong number of arguments (given 2, expected 1)");
     let e = c.call("count", vec![]).await.unwrap_err();
-    assert_eq!(remote(e), "wrong number of arguments (given 0, expected 1..3)");
+    assert_eq!(
+        remote(e),
+        "wrong number of arguments (given 0, expected 1..3)"
+    );
     assert_eq!(remote(c.call("fail", vec![]).await.unwrap_err()), "boom");
     assert_eq!(remote(c.call("panic", vec![]).await.unwrap_err()), "kaboom");
-    assert_eq!(remote(c.call("panic_sync", vec![]).await.unwrap_err()), "sync kaboom");
+    assert_eq!(
+        remote(c.call("panic_sync", vec![]).await.unwrap_err()),
+        "sync kaboom"
+    );
     // The connection survived all of that.
-    assert_eq!(c.call("echo", vec![Value::from(1)]).await.unwrap(), Value::from(1));
+    assert_eq!(
+        c.call("echo", vec![Value::from(1)]).await.unwrap(),
+        Value::from(1)
+    );
 }
 
 #[tokio::test]
@@ -42,7 +63,10 @@ async fn typed_calls() {
     assert_eq!(n, 2);
     let v: Vec<i32> = c.call_typed("any", &[1, 2, 3]).await.unwrap();
     assert_eq!(v, [1, 2, 3]);
-    let e = c.call_typed::<_, u32>("echo", &("not a number",)).await.unwrap_err();
+    let e = c
+        .call_typed::<_, u32>("echo", &("not a number",))
+        .await
+        .unwrap_err();
     assert!(matches!(e, CallError::Decode(_)), "{e:?}");
 }
 
@@ -75,7 +99,10 @@ async fn hundred_connections_at_once() {
 
 #[tokio::test]
 async fn in_flight_cap_bounds_running_handlers() {
-    let config = ServerConfig { max_in_flight: 4, ..ServerConfig::default() };
+    let config = ServerConfig {
+        max_in_flight: 4,
+        ..ServerConfig::default()
+    };
     let srv = start_with(config).await;
     let c = Client::connect_tcp(srv.addr).await.unwrap();
     let results = join_all((0..500).map(|_| c.call("gate", vec![]))).await;
@@ -92,7 +119,10 @@ async fn server_notifications_reach_listeners_only() {
     let mut events = listener.notifications();
     let mut quiet = bystander.notifications();
     listener.call("listen", vec![]).await.unwrap();
-    let sent = bystander.call("emit", vec![Value::from("hello")]).await.unwrap();
+    let sent = bystander
+        .call("emit", vec![Value::from("hello")])
+        .await
+        .unwrap();
     assert_eq!(sent, Value::from(1));
     let n = timeout(WAIT, events.recv()).await.unwrap().unwrap();
     assert_eq!(&n.method[..], b"event");
@@ -111,8 +141,14 @@ async fn notifier_reports_closed_and_disconnect_hook_runs() {
     assert!(!notifier.is_closed());
     drop(c);
     timeout(WAIT, notifier.closed()).await.unwrap();
-    assert_eq!(notifier.notify("event", vec![]), Err(msgpack_rpc::NotifyError::Closed));
-    let gone = timeout(WAIT, srv.disconnects.recv()).await.unwrap().unwrap();
+    assert_eq!(
+        notifier.notify("event", vec![]),
+        Err(msgpack_rpc::NotifyError::Closed)
+    );
+    let gone = timeout(WAIT, srv.disconnects.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(gone, notifier.connection_id());
 }
 
@@ -128,15 +164,17 @@ async fn client_disconnecting_mid_call_leaves_server_and_others_fine() {
     // The handler is still blocked; the quitter's half-close is seen, and
     // once released the reply goes to a closed socket without harm.
     srv.probe.release.notify_waiters();
-    timeout(WAIT, srv.disconnects.recv()).await.unwrap().unwrap();
-    assert_eq!(other.call("echo", vec![Value::from(7)]).await.unwrap(), Value::from(7));
+    gone_and_others_fine(&mut srv, &other).await;
 }
 
 #[tokio::test]
 async fn pending_calls_fail_at_once_when_the_server_drops_the_connection() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let config = ClientConfig { call_timeout: None, ..ClientConfig::default() };
+    let config = ClientConfig {
+        call_timeout: None,
+        ..ClientConfig::default()
+    };
     let c = Client::connect_tcp_with(addr, config).await.unwrap();
     let (mut sock, _) = listener.accept().await.unwrap();
     let calls = tokio::spawn({
@@ -156,17 +194,26 @@ async fn pending_calls_fail_at_once_when_the_server_drops_the_connection() {
         assert!(matches!(result, Err(CallError::Closed(_))), "{result:?}");
     }
     assert!(c.is_closed());
-    assert!(matches!(c.call("echo", vec![]).await, Err(CallError::Closed(_))));
+    assert!(matches!(
+        c.call("echo", vec![]).await,
+        Err(CallError::Closed(_))
+    ));
 }
 
 #[tokio::test]
 async fn call_timeout_then_connection_still_usable() {
     let srv = start().await;
     let c = Client::connect_tcp(srv.addr).await.unwrap();
-    let e = c.call_timeout("block", vec![], Some(std::time::Duration::from_millis(20))).await.unwrap_err();
+    let e = c
+        .call_timeout("block", vec![], Some(std::time::Duration::from_millis(20)))
+        .await
+        .unwrap_err();
     assert!(matches!(e, CallError::Timeout(_)), "{e:?}");
     srv.probe.release.notify_waiters();
-    assert_eq!(c.call("echo", vec![Value::from(1)]).await.unwrap(), Value::from(1));
+    assert_eq!(
+        c.call("echo", vec![Value::from(1)]).await.unwrap(),
+        Value::from(1)
+    );
 }
 
 #[tokio::test]
@@ -176,10 +223,22 @@ async fn malformed_input_closes_only_that_connection() {
     let mut bad = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
     bad.write_all(&[0x94, 0x00, 0x00, 0xc1]).await.unwrap();
     let mut rest = Vec::new();
-    let n = timeout(WAIT, bad.read_to_end(&mut rest)).await.unwrap().unwrap();
+    let n = timeout(WAIT, bad.read_to_end(&mut rest))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(n, 0, "closed without a reply");
-    timeout(WAIT, srv.disconnects.recv()).await.unwrap().unwrap();
-    assert_eq!(good.call("echo", vec![Value::from(2)]).await.unwrap(), Value::from(2));
+    gone_and_others_fine(&mut srv, &good).await;
+}
+
+/// Waits for one connection to end, then checks `other` still works.
+async fn gone_and_others_fine(srv: &mut common::TestServer, other: &Client) {
+    timeout(WAIT, srv.disconnects.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let v = Value::from("still here");
+    assert_eq!(other.call("echo", vec![v.clone()]).await.unwrap(), v);
 }
 
 #[tokio::test]
@@ -194,11 +253,21 @@ async fn graceful_shutdown_finishes_calls_in_flight() {
     timeout(WAIT, started).await.unwrap();
     srv.shutdown();
     srv.probe.release.notify_waiters();
-    assert_eq!(timeout(WAIT, call).await.unwrap().unwrap().unwrap(), Value::from("released"));
-    timeout(WAIT, &mut srv.done).await.unwrap().unwrap().unwrap();
+    assert_eq!(
+        timeout(WAIT, call).await.unwrap().unwrap().unwrap(),
+        Value::from("released")
+    );
+    timeout(WAIT, &mut srv.done)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert!(tokio::net::TcpStream::connect(srv.addr).await.is_err());
     // The server closed the connection after the reply.
-    assert!(matches!(c.call("echo", vec![Value::Nil]).await, Err(CallError::Closed(_))));
+    assert!(matches!(
+        c.call("echo", vec![Value::Nil]).await,
+        Err(CallError::Closed(_))
+    ));
 }
 
 #[cfg(unix)]
@@ -219,7 +288,10 @@ async fn unix_socket() {
             .await
     });
     let c = Client::connect_unix(&path).await.unwrap();
-    assert_eq!(c.call("echo", vec![Value::from("unix")]).await.unwrap(), Value::from("unix"));
+    assert_eq!(
+        c.call("echo", vec![Value::from("unix")]).await.unwrap(),
+        Value::from("unix")
+    );
     drop(c);
     stop.send(()).unwrap();
     timeout(WAIT, serving).await.unwrap().unwrap().unwrap();

@@ -43,7 +43,11 @@ pub fn server(config: ServerConfig, probe: Arc<Probe>) -> (Server, mpsc::Unbound
     let (p1, p2, p3, p4) = (probe.clone(), probe.clone(), probe.clone(), probe.clone());
     let server = Server::builder()
         .config(config)
-        .method("echo", 1, |_, mut params| async move { Ok(params.remove(0)) })
+        .method(
+            "echo",
+            1,
+            |_, mut params| async move { Ok(params.remove(0)) },
+        )
         .method_sync("push_data", 1, |_, _| Ok(Value::Nil))
         .method_sync("count", 1..=3, |_, params| Ok(Value::from(params.len())))
         .method_sync("any", 0.., |_, params| Ok(Value::Array(params)))
@@ -63,7 +67,13 @@ pub fn server(config: ServerConfig, probe: Arc<Probe>) -> (Server, mpsc::Unbound
             Ok(Value::Nil)
         })
         .method_sync("emit", 1, move |_, params| {
-            let sent = p2.listeners.lock().unwrap().iter().filter(|n| n.notify("event", params.clone()).is_ok()).count();
+            let sent = p2
+                .listeners
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|n| n.notify("event", params.clone()).is_ok())
+                .count();
             Ok(Value::from(sent))
         })
         .method("block", 0, move |_, _| {
@@ -107,7 +117,13 @@ pub async fn start_with(config: ServerConfig) -> TestServer {
             })
             .await
     });
-    TestServer { addr, probe, disconnects, stop: Some(stop), done }
+    TestServer {
+        addr,
+        probe,
+        disconnects,
+        stop: Some(stop),
+        done,
+    }
 }
 
 pub async fn start() -> TestServer {
