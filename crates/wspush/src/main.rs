@@ -1,2 +1,145 @@
-//! The `wspush` binary.
-fn main() {}
+//! The `wspush` binary: the push server (`wspush serve`) and the tools that
+//! talk to it (`push`, `stats`, `connections`, `listen`, `tail`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use wspush::config::ServeArgs;
+
+mod cli;
+
+#[derive(Parser)]
+#[command(
+    name = "wspush",
+    version,
+    about = "Push data from any program to every browser watching it"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the tools find the server's RPC port.
+#[derive(clap::Args, Debug, Clone)]
+struct RpcTarget {
+    /// The server's MessagePack-RPC address.
+    #[arg(
+        long,
+        env = "WSPUSH_RPC",
+        default_value = "127.0.0.1:18800",
+        value_name = "ADDR"
+    )]
+    rpc: SocketAddr,
+    /// Talk to the server over this Unix socket instead.
+    #[arg(long, env = "WSPUSH_RPC_UNIX", value_name = "PATH")]
+    rpc_unix: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the push server: WebSocket on --ws, MessagePack-RPC on --rpc.
+    Serve(Box<ServeArgs>),
+    /// Push DATA (or stdin when DATA is absent) to every browser, a channel or one connection.
+    Push {
+        /// The data; read from stdin when absent.
+        data: Option<String>,
+        /// Publish to this channel instead of broadcasting.
+        #[arg(long, conflicts_with = "conn")]
+        channel: Option<String>,
+        /// Send to this one connection id.
+        #[arg(long)]
+        conn: Option<u64>,
+        /// Send as a binary frame instead of text.
+        #[arg(long)]
+        binary: bool,
+        #[command(flatten)]
+        target: RpcTarget,
+    },
+    /// Print the server's counters.
+    Stats {
+        #[command(flatten)]
+        target: RpcTarget,
+    },
+    /// List open WebSocket connections.
+    Connections {
+        #[command(flatten)]
+        target: RpcTarget,
+    },
+    /// Print browser events (open, message, close) as they happen.
+    Listen {
+        #[command(flatten)]
+        target: RpcTarget,
+    },
+    /// Connect to a WebSocket URL and print every message received.
+    Tail {
+        /// The URL, e.g. ws://127.0.0.1:8080/?channel=news
+        url: String,
+        /// Stop after this many messages.
+        #[arg(long, short = 'n')]
+        count: Option<u64>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => {
+                init_tracing();
+                Ok(wspush::serve::run_from_args(&args).await?)
+            }
+            Command::Push {
+                data,
+                channel,
+                conn,
+                binary,
+                target,
+            } => {
+                let data = match data {
+                    Some(d) => d.into_bytes(),
+                    None => read_stdin()?,
+                };
+                let to = match (channel, conn) {
+                    (Some(c), _) => cli::PushTo::Channel(c),
+                    (None, Some(id)) => cli::PushTo::Connection(id),
+                    (None, None) => cli::PushTo::Everyone,
+                };
+                let rpc = target.connect().await?;
+                cli::push(&rpc, to, data, binary).await
+            }
+            Command::Stats { target } => cli::stats(&target.connect().await?).await,
+            Command::Connections { target } => cli::connections(&target.connect().await?).await,
+            Command::Listen { target } => cli::listen(target.connect().await?).await,
+            Command::Tail { url, count } => cli::tail(&url, count).await,
+        }
+    })
+}
+
+impl RpcTarget {
+    async fn connect(&self) -> anyhow::Result<msgpack_rpc::Client> {
+        cli::connect(self.rpc, self.rpc_unix.as_deref()).await
+    }
+}
+
+/// Logs go to stderr; `RUST_LOG` filters them (default: info).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+fn read_stdin() -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    std::io::stdin().read_to_end(&mut buf)?;
+    Ok(buf)
+}

@@ -1,0 +1,244 @@
+//! Settings of `wspush serve`: defaults, the TOML file, environment and flags.
+//!
+//! Precedence, highest first: command-line flag, `WSPUSH_*` environment
+//! variable (clap reads both), the TOML file given with `--config`, the
+//! built-in default. Every setting has the same name everywhere: `--queue-bytes`
+//! is `WSPUSH_QUEUE_BYTES` and `queue_bytes = …` in the file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// What happens when a browser's outbound queue is full (it reads too slowly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Overflow {
+    /// Close the connection with 1008 ("slow consumer"): the client knows it
+    /// lost data and can reconnect. The default: nothing is lost silently.
+    Close,
+    /// Drop the message for that connection and count it.
+    Drop,
+}
+
+/// The resolved settings of a running server.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// WebSocket and HTTP listen address.
+    pub ws: SocketAddr,
+    /// MessagePack-RPC listen address (loopback: the RPC port carries no auth).
+    pub rpc: SocketAddr,
+    /// Also serve MessagePack-RPC on this Unix socket path.
+    pub rpc_unix: Option<PathBuf>,
+    /// Most WebSocket connections open at once (beyond it: HTTP 503).
+    pub max_connections: usize,
+    /// Bytes a browser's outbound queue may hold before the overflow policy applies.
+    pub queue_bytes: usize,
+    /// The overflow policy.
+    pub overflow: Overflow,
+    /// Largest message accepted from a browser, in bytes (after inflating).
+    pub max_message_bytes: usize,
+    /// Negotiate permessage-deflate with browsers that offer it.
+    pub compression: bool,
+    /// Seconds of silence before the server pings a browser (0: never).
+    pub ping_interval: u64,
+    /// Seconds a pinged browser has to answer before it is closed.
+    pub pong_timeout: u64,
+    /// Seconds a client has to complete the HTTP upgrade.
+    pub handshake_timeout: u64,
+    /// Seconds graceful shutdown waits for browsers and RPC calls to finish.
+    pub shutdown_grace: u64,
+    /// Largest MessagePack-RPC message accepted, in bytes.
+    pub rpc_max_message_bytes: usize,
+    /// Requests one RPC connection may have in flight before reading pauses.
+    pub rpc_max_in_flight: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            ws: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            rpc: SocketAddr::from(([127, 0, 0, 1], 18800)),
+            rpc_unix: None,
+            max_connections: 100_000,
+            // Room for ~250 pushes of 4 KiB: a browser stalled longer than
+            // that is better told (1008) than buffered without end.
+            queue_bytes: 1 << 20,
+            overflow: Overflow::Close,
+            // Browsers send events back; a push server mostly sends.
+            max_message_bytes: 1 << 20,
+            compression: true,
+            ping_interval: 30,
+            pong_timeout: 30,
+            handshake_timeout: 10,
+            shutdown_grace: 5,
+            rpc_max_message_bytes: 16 << 20,
+            rpc_max_in_flight: 1024,
+        }
+    }
+}
+
+/// `wspush serve` flags. Each is optional so that an absent flag falls back
+/// to the environment, then the file, then the default shown in `--help`.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (same names, snake_case).
+    #[arg(long, env = "WSPUSH_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// WebSocket and HTTP listen address [default: 0.0.0.0:8080].
+    #[arg(long, env = "WSPUSH_WS", value_name = "ADDR")]
+    pub ws: Option<SocketAddr>,
+    /// MessagePack-RPC listen address; keep it on loopback [default: 127.0.0.1:18800].
+    #[arg(long, env = "WSPUSH_RPC", value_name = "ADDR")]
+    pub rpc: Option<SocketAddr>,
+    /// Also serve MessagePack-RPC on this Unix socket path [default: none].
+    #[arg(long, env = "WSPUSH_RPC_UNIX", value_name = "PATH")]
+    pub rpc_unix: Option<PathBuf>,
+    /// Most WebSocket connections at once; more get HTTP 503 [default: 100000].
+    #[arg(long, env = "WSPUSH_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Bytes a browser's outbound queue may hold [default: 1048576].
+    #[arg(long, env = "WSPUSH_QUEUE_BYTES", value_name = "BYTES")]
+    pub queue_bytes: Option<usize>,
+    /// When a browser's queue is full: close it with 1008, or drop the message [default: close].
+    #[arg(long, env = "WSPUSH_OVERFLOW", value_enum)]
+    pub overflow: Option<Overflow>,
+    /// Largest message accepted from a browser, after inflating [default: 1048576].
+    #[arg(long, env = "WSPUSH_MAX_MESSAGE_BYTES", value_name = "BYTES")]
+    pub max_message_bytes: Option<usize>,
+    /// Negotiate permessage-deflate with browsers [default: true].
+    #[arg(long, env = "WSPUSH_COMPRESSION", value_name = "BOOL")]
+    pub compression: Option<bool>,
+    /// Seconds of silence before pinging a browser, 0 for never [default: 30].
+    #[arg(long, env = "WSPUSH_PING_INTERVAL", value_name = "SECS")]
+    pub ping_interval: Option<u64>,
+    /// Seconds a pinged browser has to answer [default: 30].
+    #[arg(long, env = "WSPUSH_PONG_TIMEOUT", value_name = "SECS")]
+    pub pong_timeout: Option<u64>,
+    /// Seconds to complete the HTTP upgrade [default: 10].
+    #[arg(long, env = "WSPUSH_HANDSHAKE_TIMEOUT", value_name = "SECS")]
+    pub handshake_timeout: Option<u64>,
+    /// Seconds graceful shutdown waits [default: 5].
+    #[arg(long, env = "WSPUSH_SHUTDOWN_GRACE", value_name = "SECS")]
+    pub shutdown_grace: Option<u64>,
+    /// Largest MessagePack-RPC message [default: 16777216].
+    #[arg(long, env = "WSPUSH_RPC_MAX_MESSAGE_BYTES", value_name = "BYTES")]
+    pub rpc_max_message_bytes: Option<usize>,
+    /// RPC requests in flight per connection before reading pauses [default: 1024].
+    #[arg(long, env = "WSPUSH_RPC_MAX_IN_FLIGHT", value_name = "N")]
+    pub rpc_max_in_flight: Option<usize>,
+}
+
+/// Why the settings could not be assembled.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file named by `--config` could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for these settings.
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: toml::de::Error,
+    },
+}
+
+impl Settings {
+    /// Parses settings from TOML text; absent keys keep their defaults.
+    pub fn from_toml(text: &str) -> Result<Settings, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    fn from_file(path: &Path) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Settings::from_toml(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// Resolves flags and environment (in `args`) over the file over the defaults.
+    pub fn resolve(args: &ServeArgs) -> Result<Settings, ConfigError> {
+        let mut s = match &args.config {
+            Some(path) => Settings::from_file(path)?,
+            None => Settings::default(),
+        };
+        macro_rules! overlay {
+            ($($field:ident),* $(,)?) => {
+                $( if let Some(v) = args.$field.clone() { s.$field = v.into(); } )*
+            };
+        }
+        overlay!(
+            ws,
+            rpc,
+            rpc_unix,
+            max_connections,
+            queue_bytes,
+            overflow,
+            max_message_bytes,
+            compression,
+            ping_interval,
+            pong_timeout,
+            handshake_timeout,
+            shutdown_grace,
+            rpc_max_message_bytes,
+            rpc_max_in_flight,
+        );
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let s = Settings::resolve(&ServeArgs::default()).unwrap();
+        assert_eq!(s.ws.to_string(), "0.0.0.0:8080");
+        assert_eq!(s.rpc.to_string(), "127.0.0.1:18800");
+        assert_eq!(s.overflow, Overflow::Close);
+    }
+
+    #[test]
+    fn flags_override_file_which_overrides_defaults() {
+        let dir = std::env::temp_dir().join(format!("wspush-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("wspush.toml");
+        std::fs::write(
+            &file,
+            "rpc = \"127.0.0.1:19000\"\nqueue_bytes = 4096\noverflow = \"drop\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(file.clone()),
+            queue_bytes: Some(8192),
+            ..ServeArgs::default()
+        };
+        let s = Settings::resolve(&args).unwrap();
+        assert_eq!(s.rpc.to_string(), "127.0.0.1:19000");
+        assert_eq!(s.queue_bytes, 8192);
+        assert_eq!(s.overflow, Overflow::Drop);
+        assert_eq!(s.ws.to_string(), "0.0.0.0:8080");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = Settings::from_toml("bogus = 1").unwrap_err();
+        assert!(err.to_string().contains("bogus"), "{err}");
+    }
+}

@@ -1,0 +1,223 @@
+//! `wspush serve`: the WebSocket server and the RPC server on one runtime.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{App, Shared};
+use crate::config::{ConfigError, Overflow, ServeArgs, Settings};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The settings are invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {what} {addr}: {source}")]
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// Its address.
+        addr: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// A server task failed.
+    #[error("{what} server failed: {source}")]
+    Run {
+        /// Which server.
+        what: &'static str,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+/// A running push server (see [`start`]).
+pub struct Running {
+    /// The bound WebSocket/HTTP address.
+    pub ws_addr: SocketAddr,
+    /// The bound RPC address.
+    pub rpc_addr: SocketAddr,
+    /// State shared by both sides (for tests and embedding).
+    pub shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    tasks: Vec<(&'static str, JoinHandle<io::Result<()>>)>,
+}
+
+impl Running {
+    /// Starts graceful shutdown: browsers get close 1001, RPC calls in
+    /// flight finish; returns when both servers have stopped.
+    pub async fn shutdown(self) -> Result<(), ServeError> {
+        self.shutdown.cancel();
+        self.wait().await
+    }
+
+    /// Waits until both servers stop (after [`Running::shutdown`] or a failure).
+    pub async fn wait(mut self) -> Result<(), ServeError> {
+        let mut result = Ok(());
+        for (what, task) in self.tasks.drain(..) {
+            let outcome = task.await.unwrap_or_else(|e| Err(io::Error::other(e)));
+            if let Err(source) = outcome {
+                result = Err(ServeError::Run { what, source });
+            }
+        }
+        result
+    }
+
+    /// A token that starts shutdown when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+fn ws_config(s: &Settings) -> ws_server::ServerConfig {
+    let mut c = ws_server::ServerConfig::default();
+    c.proto.max_message_size = s.max_message_bytes;
+    c.proto.max_frame_size = s.max_message_bytes;
+    if !s.compression {
+        c.deflate = None;
+    }
+    c.max_connections = s.max_connections;
+    c.outbound_queue_bytes = s.queue_bytes;
+    c.overflow = match s.overflow {
+        Overflow::Close => ws_server::OverflowPolicy::Close,
+        Overflow::Drop => ws_server::OverflowPolicy::Drop,
+    };
+    c.handshake_timeout = Duration::from_secs(s.handshake_timeout);
+    c.ping_interval = (s.ping_interval > 0).then(|| Duration::from_secs(s.ping_interval));
+    c.pong_timeout = Duration::from_secs(s.pong_timeout);
+    c.shutdown_timeout = Duration::from_secs(s.shutdown_grace);
+    c
+}
+
+fn rpc_config(s: &Settings) -> msgpack_rpc::ServerConfig {
+    let mut c = msgpack_rpc::ServerConfig::default();
+    c.limits.max_message_size = s.rpc_max_message_bytes;
+    c.max_in_flight = s.rpc_max_in_flight;
+    c
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            what,
+            addr: addr.to_string(),
+            source,
+        })
+}
+
+/// Binds both listeners and starts serving in the background.
+pub async fn start(settings: &Settings) -> Result<Running, ServeError> {
+    let ws_listener = bind("WebSocket", settings.ws).await?;
+    let rpc_listener = bind("RPC", settings.rpc).await?;
+    let unix_listener = match &settings.rpc_unix {
+        Some(path) => Some((bind_unix(path)?, path.clone())),
+        None => None,
+    };
+    let ws_addr = ws_listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind {
+            what: "WebSocket",
+            addr: settings.ws.to_string(),
+            source,
+        })?;
+    let rpc_addr = rpc_listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind {
+            what: "RPC",
+            addr: settings.rpc.to_string(),
+            source,
+        })?;
+
+    let shared = Arc::new(Shared::default());
+    let shutdown = CancellationToken::new();
+    let ws_server = ws_server::Server::new(ws_config(settings), App::new(Arc::clone(&shared)));
+    shared.set_ws_stats(ws_server.stats());
+    let rpc_server = crate::rpc::server(&shared, rpc_config(settings));
+
+    let mut tasks = Vec::new();
+    let token = shutdown.clone();
+    tasks.push((
+        "WebSocket",
+        tokio::spawn(async move { ws_server.serve(ws_listener, token.cancelled_owned()).await }),
+    ));
+    if let Some((listener, path)) = unix_listener {
+        let (server, token) = (rpc_server.clone(), shutdown.clone());
+        tasks.push((
+            "RPC (unix)",
+            tokio::spawn(async move {
+                let result = server.serve_unix(listener, token.cancelled_owned()).await;
+                let _ = std::fs::remove_file(&path);
+                result
+            }),
+        ));
+    }
+    let token = shutdown.clone();
+    tasks.push((
+        "RPC",
+        tokio::spawn(async move {
+            rpc_server
+                .serve_tcp(rpc_listener, token.cancelled_owned())
+                .await
+        }),
+    ));
+    tracing::info!(ws = %ws_addr, rpc = %rpc_addr, "wspush serving");
+    Ok(Running {
+        ws_addr,
+        rpc_addr,
+        shared,
+        shutdown,
+        tasks,
+    })
+}
+
+fn bind_unix(path: &PathBuf) -> Result<tokio::net::UnixListener, ServeError> {
+    // A socket file left by a previous run that did not stop cleanly.
+    if std::os::unix::net::UnixStream::connect(path).is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    tokio::net::UnixListener::bind(path).map_err(|source| ServeError::Bind {
+        what: "RPC unix socket",
+        addr: path.display().to_string(),
+        source,
+    })
+}
+
+/// `wspush serve`: resolves the settings, serves until SIGINT or SIGTERM,
+/// then shuts down gracefully.
+pub async fn run_from_args(args: &ServeArgs) -> Result<(), ServeError> {
+    let settings = Settings::resolve(args)?;
+    let running = start(&settings).await?;
+    let token = running.shutdown_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: closing browsers with 1001, finishing RPC calls");
+        token.cancel();
+    });
+    running.wait().await
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM; only SIGINT stops the server");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

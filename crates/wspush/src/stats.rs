@@ -1,0 +1,241 @@
+//! One snapshot of the server's counters, rendered for RPC `stats()` and for
+//! the Prometheus `/metrics` endpoint from the same numbers.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use rmpv::Value;
+
+use crate::events::Listeners;
+use crate::hub::Hub;
+
+/// A point-in-time copy of every counter.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stats {
+    /// Seconds since the server started.
+    pub uptime_secs: u64,
+    /// WebSocket connections open now.
+    pub connections: u64,
+    /// WebSocket connections opened since start.
+    pub connections_total: u64,
+    /// Channels with at least one subscriber.
+    pub channels: u64,
+    /// Pushes accepted (each `push_data`/`publish`/`send` counts once).
+    pub pushes: u64,
+    /// Frames queued to browsers.
+    pub deliveries: u64,
+    /// Frame bytes queued to browsers.
+    pub delivered_bytes: u64,
+    /// Deliveries refused because a browser's queue was full.
+    pub overflows: u64,
+    /// Connections closed with 1008 because their queue overflowed.
+    pub overflow_closes: u64,
+    /// Deliveries to connections already closing.
+    pub to_closed: u64,
+    /// Bytes waiting in outbound queues now.
+    pub queued_bytes: u64,
+    /// Messages written to browser sockets.
+    pub messages_written: u64,
+    /// Bytes written to browser sockets.
+    pub bytes_written: u64,
+    /// Upgrades refused with 503 because the connection cap was reached.
+    pub refused_full: u64,
+    /// Messages received from browsers.
+    pub messages_in: u64,
+    /// Bytes received from browsers.
+    pub bytes_in: u64,
+    /// RPC connections that called `listen()`.
+    pub listeners: u64,
+    /// Events not delivered to a listener because its queue was full.
+    pub events_dropped: u64,
+    /// Close codes since start, with counts.
+    pub closes_by_code: BTreeMap<u16, u64>,
+}
+
+impl Stats {
+    /// Reads the hub's, the WebSocket server's and the listeners' counters.
+    pub fn collect(
+        hub: &Hub,
+        ws: &ws_server::StatsSnapshot,
+        listeners: &Listeners,
+        uptime_secs: u64,
+    ) -> Stats {
+        let c = hub.counters();
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        Stats {
+            uptime_secs,
+            connections: hub.connection_count() as u64,
+            connections_total: ws.connections_total,
+            channels: hub.channels().len() as u64,
+            pushes: get(&c.pushes),
+            deliveries: get(&c.deliveries),
+            delivered_bytes: get(&c.delivered_bytes),
+            overflows: get(&c.overflows),
+            overflow_closes: ws.overflow_closes,
+            to_closed: get(&c.to_closed),
+            queued_bytes: hub.queued_bytes() as u64,
+            messages_written: ws.messages_sent,
+            bytes_written: ws.bytes_sent,
+            messages_in: get(&c.messages_in),
+            bytes_in: get(&c.bytes_in),
+            refused_full: ws.rejected_full,
+            listeners: listeners.count() as u64,
+            events_dropped: listeners.dropped(),
+            closes_by_code: ws.closes_by_code.iter().copied().collect(),
+        }
+    }
+
+    fn scalars(&self) -> [(&'static str, u64, &'static str); 18] {
+        [
+            ("uptime_secs", self.uptime_secs, "Seconds since start"),
+            (
+                "connections",
+                self.connections,
+                "WebSocket connections open",
+            ),
+            (
+                "connections_total",
+                self.connections_total,
+                "WebSocket connections opened since start",
+            ),
+            ("channels", self.channels, "Channels with subscribers"),
+            ("pushes", self.pushes, "Pushes accepted"),
+            ("deliveries", self.deliveries, "Frames queued to browsers"),
+            (
+                "delivered_bytes",
+                self.delivered_bytes,
+                "Frame bytes queued to browsers",
+            ),
+            (
+                "overflows",
+                self.overflows,
+                "Deliveries refused: browser queue full",
+            ),
+            (
+                "overflow_closes",
+                self.overflow_closes,
+                "Connections closed 1008: queue overflow",
+            ),
+            (
+                "to_closed",
+                self.to_closed,
+                "Deliveries to closing connections",
+            ),
+            (
+                "queued_bytes",
+                self.queued_bytes,
+                "Bytes waiting in outbound queues",
+            ),
+            (
+                "messages_written",
+                self.messages_written,
+                "Messages written to browser sockets",
+            ),
+            (
+                "bytes_written",
+                self.bytes_written,
+                "Bytes written to browser sockets",
+            ),
+            (
+                "refused_full",
+                self.refused_full,
+                "Upgrades refused: connection cap",
+            ),
+            (
+                "messages_in",
+                self.messages_in,
+                "Messages received from browsers",
+            ),
+            ("bytes_in", self.bytes_in, "Bytes received from browsers"),
+            (
+                "listeners",
+                self.listeners,
+                "RPC connections listening for events",
+            ),
+            (
+                "events_dropped",
+                self.events_dropped,
+                "Events dropped: listener queue full",
+            ),
+        ]
+    }
+
+    /// The map returned by RPC `stats()`: plain names a person can read.
+    pub fn to_value(&self) -> Value {
+        let mut map: Vec<(Value, Value)> = self
+            .scalars()
+            .iter()
+            .map(|(name, v, _)| (Value::from(*name), Value::from(*v)))
+            .collect();
+        let closes = self
+            .closes_by_code
+            .iter()
+            .map(|(code, n)| (Value::from(code.to_string()), Value::from(*n)))
+            .collect();
+        map.push((Value::from("closes_by_code"), Value::Map(closes)));
+        Value::Map(map)
+    }
+
+    /// The Prometheus text exposition format.
+    pub fn to_prometheus(&self) -> String {
+        let mut out = String::new();
+        for (name, v, help) in self.scalars() {
+            let kind = if matches!(
+                name,
+                "connections" | "channels" | "queued_bytes" | "listeners" | "uptime_secs"
+            ) {
+                "gauge"
+            } else {
+                "counter"
+            };
+            let _ = writeln!(
+                out,
+                "# HELP wspush_{name} {help}\n# TYPE wspush_{name} {kind}\nwspush_{name} {v}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP wspush_closes Connections closed, by close code\n# TYPE wspush_closes counter"
+        );
+        for (code, n) in &self.closes_by_code {
+            let _ = writeln!(out, "wspush_closes{{code=\"{code}\"}} {n}");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_names_every_counter() {
+        let mut s = Stats {
+            deliveries: 42,
+            ..Stats::default()
+        };
+        s.closes_by_code.insert(1001, 3);
+        let text = s.to_prometheus();
+        assert!(text.contains("wspush_deliveries 42\n"), "{text}");
+        assert!(text.contains("# TYPE wspush_connections gauge"), "{text}");
+        assert!(text.contains("wspush_closes{code=\"1001\"} 3\n"), "{text}");
+    }
+
+    #[test]
+    fn rpc_map_has_readable_names() {
+        let s = Stats {
+            pushes: 7,
+            ..Stats::default()
+        };
+        let Value::Map(entries) = s.to_value() else {
+            panic!("not a map")
+        };
+        assert!(entries.contains(&(Value::from("pushes"), Value::from(7u64))));
+        assert!(
+            entries
+                .iter()
+                .any(|(k, _)| k.as_str() == Some("closes_by_code"))
+        );
+    }
+}
