@@ -115,7 +115,13 @@ where
 
     fn poll_notifications(&mut self, cx: &mut TaskContext<'_>) -> bool {
         let mut progress = false;
-        while let Poll::Ready(Some(frame)) = self.notes.poll_recv(cx) {
+        // Past the high-water mark notifications stay in their bounded
+        // queue, so a client that does not read makes `notify` fail with
+        // Full instead of growing this buffer.
+        while self.out.len() < self.server.config.write_high_water {
+            let Poll::Ready(Some(frame)) = self.notes.poll_recv(cx) else {
+                break;
+            };
             self.out.extend_from_slice(&frame);
             progress = true;
         }

@@ -297,3 +297,45 @@ async fn unix_socket() {
     timeout(WAIT, serving).await.unwrap().unwrap().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn notifications_to_a_client_that_does_not_read_fail_with_full() {
+    let config = ServerConfig {
+        write_high_water: 1024,
+        notification_queue: 4,
+        ..ServerConfig::default()
+    };
+    let srv = start_with(config).await;
+    // A raw listener that asks for events and then never reads again.
+    let mut deaf = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    deaf.write_all(&[
+        0x94, 0x00, 0x00, 0xa6, b'l', b'i', b's', b't', b'e', b'n', 0x90,
+    ])
+    .await
+    .unwrap();
+    let mut reply = [0u8; 5];
+    timeout(WAIT, deaf.read_exact(&mut reply))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reply, [0x94, 0x01, 0x00, 0xc0, 0xc0]);
+    let c = Client::connect_tcp(srv.addr).await.unwrap();
+    let big = Value::Binary(vec![0; 64 << 10]);
+    let mut refused = false;
+    // Kernel buffers absorb a few MiB; after that the queue must fill.
+    for _ in 0..2000 {
+        if c.call("emit", vec![big.clone()]).await.unwrap() == Value::from(0) {
+            refused = true;
+            break;
+        }
+    }
+    assert!(
+        refused,
+        "notifications to a deaf client never reported Full"
+    );
+    let notifier = srv.probe.listeners.lock().unwrap()[0].clone();
+    assert_eq!(
+        notifier.notify("event", vec![]),
+        Err(msgpack_rpc::NotifyError::Full)
+    );
+}
