@@ -164,3 +164,26 @@ pub async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(WAIT, f).await.expect("timed out")
 }
 
+
+/// Runs a Python script from `tests/py/` and returns its output. A missing interpreter or
+/// package fails the test with the script's message (run `scripts/test-deps.sh`).
+pub async fn python(script: &str, args: &[&str]) -> std::process::Output {
+    let path = format!("{}/tests/py/{script}", env!("CARGO_MANIFEST_DIR"));
+    let child = tokio::process::Command::new("python3")
+        .arg(&path)
+        .args(args)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), child)
+        .await
+        .expect("python script timed out")
+        .expect("python3 not found: run scripts/test-deps.sh");
+    assert!(
+        out.status.success(),
+        "{script} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
