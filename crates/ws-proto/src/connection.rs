@@ -78,7 +78,7 @@ impl Connection {
                     p.server_no_context_takeover,
                 ),
             };
-            let tx_bits = tx_bits.clamp(9, 15);
+            let tx_bits = tx_bits.clamp(8, 15);
             Box::new(DeflateState {
                 tx_window_bits: tx_bits,
                 tx_no_context_takeover: tx_reset,
@@ -188,7 +188,7 @@ impl Connection {
             Message::Binary(b) => (OpCode::Binary, b),
         };
         if let Some(deflate) = self.deflate.as_mut() {
-            if payload.len() >= self.config.compression_threshold {
+            if deflate.deflater.is_usable() && payload.len() >= self.config.compression_threshold {
                 let mut out = Vec::new();
                 deflate.deflater.compress(&payload, &mut out);
                 self.queue_frame(opcode, true, Bytes::from(out));
@@ -212,6 +212,7 @@ impl Connection {
         let frame = match self.deflate.as_deref() {
             Some(d)
                 if d.tx_no_context_takeover
+                    && d.deflater.is_usable()
                     && msg.payload_len() >= self.config.compression_threshold =>
             {
                 msg.compressed_frame(d.tx_window_bits).clone()

@@ -4,9 +4,12 @@
 //! Window sizes: our decompressor always uses a 32 KiB window (15 bits), which decodes
 //! any stream produced with a smaller one, so `client_max_window_bits` (as server) and
 //! `server_max_window_bits` (as client) only ever *shrink the peer*. Our compressor uses
-//! the negotiated window for our direction, 9..=15 bits (zlib cannot produce raw deflate
-//! with 8 bits: an offer that demands `server_max_window_bits=8` is declined, RFC 7692
-//! §7.1.2.1 lets the server decline and accept a later offer).
+//! the negotiated window for our direction, 9..=15 bits. zlib cannot produce raw deflate
+//! with an 8-bit window, so when 8 is demanded of us we honour it by never compressing
+//! in that direction (RFC 7692 lets a sender leave any message uncompressed); a server
+//! prefers any other offer it can fully honour and takes an 8-bit one only as a last
+//! resort (declining it outright would leave such a client without compression in
+//! either direction).
 //!
 //! Memory: neither zlib stream exists until the first compressed message in its
 //! direction (about 256 KiB for a 15-bit compressor, 40 KiB for the decompressor).
@@ -82,9 +85,9 @@ pub struct DeflateParams {
     pub server_no_context_takeover: bool,
     /// The client resets its compressor after each message.
     pub client_no_context_takeover: bool,
-    /// The server compressor's window, 9..=15 (8 only as a client reading a response).
+    /// The server compressor's window, 8..=15 (with 8 the server sends uncompressed).
     pub server_max_window_bits: u8,
-    /// The client compressor's window, 9..=15.
+    /// The client compressor's window, 8..=15 (a client told 8 sends uncompressed).
     pub client_max_window_bits: u8,
 }
 
@@ -169,18 +172,22 @@ fn elements<'a>(
 /// response header value, or `None` (no compression).
 #[must_use]
 pub fn negotiate_deflate(offers: &[&str], cfg: &DeflateConfig) -> Option<(DeflateParams, String)> {
-    elements(offers)
+    let valid: Vec<RawParams> = elements(offers)
         .filter(|(name, _)| name.eq_ignore_ascii_case(EXTENSION_NAME))
-        .find_map(|(_, params)| accept_offer(&parse_params(params)?, cfg))
+        .filter_map(|(_, params)| parse_params(params))
+        .collect();
+    // First choice: an offer we can compress under; else one demanding an 8-bit window.
+    let full = valid.iter().find(|o| o.server_max_window_bits != Some(8));
+    accept_offer(full.or(valid.first())?, cfg)
 }
 
 fn accept_offer(offer: &RawParams, cfg: &DeflateConfig) -> Option<(DeflateParams, String)> {
     let server_cap = cfg.server_max_window_bits.clamp(9, 15);
     let server_bits = match offer.server_max_window_bits {
-        // zlib cannot compress raw deflate with a 256-byte window: decline this offer.
-        Some(8) => return None,
+        // zlib cannot deflate with a 256-byte window: we agree and never compress.
+        Some(8) => 8,
         Some(n) => n.min(server_cap),
-        // Unasked, a smaller window is still decodable by any peer: no need to announce.
+        // Unasked, the server may still announce its window (RFC 7692 §7.1.2.1).
         None => server_cap,
     };
     let client_cap = cfg.client_max_window_bits.clamp(9, 15);
@@ -204,7 +211,7 @@ fn accept_offer(offer: &RawParams, cfg: &DeflateConfig) -> Option<(DeflateParams
     if params.client_no_context_takeover {
         response.push_str("; client_no_context_takeover");
     }
-    if offer.server_max_window_bits.is_some() {
+    if offer.server_max_window_bits.is_some() || server_bits < 15 {
         response.push_str(&format!("; server_max_window_bits={server_bits}"));
     }
     // §7.1.2.2: only when the client offered the parameter (it may not support it).
@@ -225,8 +232,6 @@ pub fn parse_deflate_response(values: &[&str]) -> Result<Option<DeflateParams>, 
         let raw = parse_params(params).ok_or(HandshakeError::Extension)?;
         let client_bits = match raw.client_max_window_bits {
             Some(None) => return Err(HandshakeError::Extension),
-            // We cannot compress with 8 bits.
-            Some(Some(8)) => return Err(HandshakeError::Extension),
             Some(Some(n)) => n,
             None => 15,
         };
@@ -240,9 +245,11 @@ pub fn parse_deflate_response(values: &[&str]) -> Result<Option<DeflateParams>, 
     Ok(found)
 }
 
-/// Our compressor for one connection (allocated on first use).
+/// A permessage-deflate compressor for one direction of one connection; the zlib
+/// stream is allocated on first use. [`crate::Connection`] owns one; public for fuzzing
+/// and tools.
 #[derive(Debug)]
-pub(crate) struct Deflater {
+pub struct Deflater {
     stream: Option<Box<Compress>>,
     window_bits: u8,
     no_context_takeover: bool,
@@ -250,18 +257,31 @@ pub(crate) struct Deflater {
 }
 
 impl Deflater {
-    pub(crate) fn new(window_bits: u8, no_context_takeover: bool, level: u32) -> Self {
+    /// A compressor with a `window_bits` window (8..=15), resetting after each message
+    /// when `no_context_takeover`, at zlib `level` (0..=9). zlib cannot deflate with an
+    /// 8-bit window, so an 8-bit compressor is unusable: its owner sends uncompressed
+    /// messages, which RFC 7692 always allows (RSV1 is per message).
+    #[must_use]
+    pub fn new(window_bits: u8, no_context_takeover: bool, level: u32) -> Self {
         Self {
             stream: None,
-            window_bits: window_bits.clamp(9, 15),
+            window_bits: window_bits.clamp(8, 15),
             no_context_takeover,
             level: level.min(9),
         }
     }
 
+    /// Whether this compressor can produce data (its window is at least 9 bits).
+    #[must_use]
+    pub fn is_usable(&self) -> bool {
+        self.window_bits >= 9
+    }
+
     /// Compress one whole message, appending the payload (tail stripped) to `out`.
-    pub(crate) fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) {
-        let (level, bits) = (self.level, self.window_bits);
+    /// An unusable (8-bit) compressor compresses with a 9-bit window anyway: callers
+    /// check [`Deflater::is_usable`] first.
+    pub fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        let (level, bits) = (self.level, self.window_bits.max(9));
         let stream = self.stream.get_or_insert_with(|| {
             Box::new(Compress::new_with_window_bits(
                 Compression::new(level),
@@ -306,15 +326,20 @@ pub(crate) fn compress_into(stream: &mut Compress, mut input: &[u8], out: &mut V
     }
 }
 
-/// Our decompressor for one connection (allocated on first compressed message).
+/// A permessage-deflate decompressor for one direction of one connection; the zlib
+/// stream is allocated on the first compressed message. [`crate::Connection`] owns one;
+/// public for fuzzing and tools.
 #[derive(Debug)]
-pub(crate) struct Inflater {
+pub struct Inflater {
     stream: Option<Box<Decompress>>,
     no_context_takeover: bool,
 }
 
 impl Inflater {
-    pub(crate) fn new(no_context_takeover: bool) -> Self {
+    /// A decompressor (always a 15-bit window, which decodes any smaller one),
+    /// resetting after each message when `no_context_takeover`.
+    #[must_use]
+    pub fn new(no_context_takeover: bool) -> Self {
         Self {
             stream: None,
             no_context_takeover,
@@ -323,7 +348,7 @@ impl Inflater {
 
     /// Inflate a piece of a compressed message into `out`, failing once `out` would
     /// exceed `max` bytes (a decompression bomb never allocates past `max + 1`).
-    pub(crate) fn inflate(
+    pub fn inflate(
         &mut self,
         input: &[u8],
         out: &mut Vec<u8>,
@@ -336,7 +361,7 @@ impl Inflater {
     }
 
     /// End of message: feed the tail the sender stripped, then reset if negotiated.
-    pub(crate) fn finish(&mut self, out: &mut Vec<u8>, max: usize) -> Result<(), ProtocolError> {
+    pub fn finish(&mut self, out: &mut Vec<u8>, max: usize) -> Result<(), ProtocolError> {
         self.inflate(&TAIL, out, max)?;
         if self.no_context_takeover {
             if let Some(stream) = self.stream.as_mut() {
@@ -360,7 +385,7 @@ fn inflate_into(
         }
         if out.len() == out.capacity() {
             let grow = out.len().max(input.len() * 2).clamp(4096, 1 << 20);
-            out.reserve_exact(grow.min(max + 1 - out.len()));
+            out.reserve_exact(grow.min(max.saturating_add(1) - out.len()));
         }
         let (in_before, out_before) = (stream.total_in(), out.len());
         let status = stream

@@ -191,8 +191,16 @@ fn negotiation_table() {
                 "permessage-deflate; server_max_window_bits=12",
             )),
         ),
-        // zlib cannot deflate with 8 bits: decline.
-        ("permessage-deflate; server_max_window_bits=8", &keep, None),
+        // zlib cannot deflate with 8 bits: accepted as a last resort, then we never
+        // compress (see `server_window_8_sends_plain`).
+        (
+            "permessage-deflate; server_max_window_bits=8",
+            &keep,
+            Some((
+                p(false, false, 8, 15),
+                "permessage-deflate; server_max_window_bits=8",
+            )),
+        ),
         // Bad values, unknown or repeated parameters: decline.
         ("permessage-deflate; server_max_window_bits=16", &keep, None),
         ("permessage-deflate; server_max_window_bits", &keep, None),
@@ -214,7 +222,7 @@ fn negotiation_table() {
             None,
         ),
         ("x-webkit-deflate-frame", &keep, None),
-        // A declined offer falls through to the next acceptable one.
+        // An offer we can fully honour wins over an earlier 8-bit one.
         (
             "permessage-deflate; server_max_window_bits=8, permessage-deflate; client_max_window_bits",
             &keep,
@@ -251,11 +259,17 @@ fn negotiation_table() {
             "permessage-deflate; server_max_window_bits=11; client_max_window_bits=10".into()
         ))
     );
-    // Without the client's client_max_window_bits we may not ask for it.
+    // Without the client's client_max_window_bits we may not ask for it; our own
+    // smaller window is announced even unasked (fuzz: client and server must agree).
     assert_eq!(
         negotiate("permessage-deflate", &small),
-        Some((p(false, false, 11, 15), "permessage-deflate".into()))
+        Some((
+            p(false, false, 11, 15),
+            "permessage-deflate; server_max_window_bits=11".into()
+        ))
     );
+    let (params, response) = negotiate("permessage-deflate", &small).unwrap();
+    assert_eq!(parse_deflate_response(&[&response]), Ok(Some(params)));
 }
 
 #[test]
@@ -272,6 +286,18 @@ fn client_reads_response() {
         }))
     );
     assert!(parse_deflate_response(&["permessage-deflate; client_max_window_bits"]).is_err());
+    // A client told to use 8 bits (zlib cannot) sends uncompressed, and says so.
+    let eight = parse_deflate_response(&["permessage-deflate; client_max_window_bits=8"])
+        .unwrap()
+        .unwrap();
+    assert_eq!(eight.client_max_window_bits, 8);
+    let config = Config {
+        compression_threshold: 0,
+        ..Config::default()
+    };
+    let mut c = Connection::new_client(config, Some(eight), 1);
+    c.send(Message::text("Hello")).unwrap();
+    assert_eq!(transmitted(&mut c)[0], 0x81, "RSV1 clear");
     assert!(parse_deflate_response(&["foo"]).is_err());
     assert!(parse_deflate_response(&["permessage-deflate, permessage-deflate"]).is_err());
 }
@@ -308,4 +334,45 @@ fn prepared_compressed_variant_for_no_context_takeover() {
         c.handle_input(frame).unwrap();
         assert_eq!(events(&mut c), vec![text(&text_body)]);
     }
+}
+
+#[test]
+fn unlimited_inflate_does_not_overflow() {
+    // Fuzz regression: a limit of usize::MAX overflowed `max + 1`.
+    let mut inflater = crate::deflate::Inflater::new(false);
+    let mut out = Vec::new();
+    inflater
+        .inflate(
+            &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00],
+            &mut out,
+            usize::MAX,
+        )
+        .unwrap();
+    inflater.finish(&mut out, usize::MAX).unwrap();
+    assert_eq!(out, b"Hello");
+}
+
+#[test]
+fn server_window_8_sends_plain_but_inflates() {
+    let (params, _) = negotiate(
+        "permessage-deflate; server_max_window_bits=8",
+        &DeflateConfig::default(),
+    )
+    .unwrap();
+    let config = Config {
+        compression_threshold: 0,
+        ..Config::default()
+    };
+    let mut s = deflate_server(params, config);
+    s.send(Message::text("Hello")).unwrap();
+    let prepared = PreparedMessage::new(Message::text("Hello"));
+    s.send_prepared(&prepared).unwrap();
+    let sent = transmitted(&mut s);
+    assert_eq!(
+        sent,
+        [&prepared.plain_frame()[..], &prepared.plain_frame()[..]].concat()
+    );
+    s.handle_input(&masked(0xc1, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]))
+        .unwrap();
+    assert_eq!(events(&mut s), vec![text("Hello")]);
 }
