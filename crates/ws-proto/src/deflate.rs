@@ -384,7 +384,8 @@ fn inflate_into(
             return Err(too_large);
         }
         if out.len() == out.capacity() {
-            let grow = out.len().max(input.len() * 2).clamp(4096, 1 << 20);
+            // Doubling, but never past the limit: a bomb allocates at most `max + 1`.
+            let grow = out.len().max(input.len() * 2).max(4096);
             out.reserve_exact(grow.min(max.saturating_add(1) - out.len()));
         }
         let (in_before, out_before) = (stream.total_in(), out.len());

@@ -113,6 +113,9 @@ pub enum HandshakeError {
     /// HTTP version below 1.1 (§4.2.1 item 1).
     #[error("HTTP/1.1 or later required")]
     HttpVersion,
+    /// No `Host` header (§4.2.1 item 2; HTTP/1.1 requires it too).
+    #[error("missing Host")]
+    Host,
     /// `Upgrade` header missing or without the `websocket` token (§4.2.1 item 3).
     #[error("missing Upgrade: websocket")]
     Upgrade,

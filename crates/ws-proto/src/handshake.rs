@@ -151,7 +151,7 @@ impl ServerAccept {
     }
 }
 
-/// Validate an upgrade request (RFC 6455 §4.2.1): GET, HTTP/1.1 or later,
+/// Validate an upgrade request (RFC 6455 §4.2.1): GET, HTTP/1.1 or later, a `Host`,
 /// `Upgrade: websocket` and `Connection: upgrade` (case-insensitive token lists),
 /// exactly one `Sec-WebSocket-Key` decoding to 16 bytes, `Sec-WebSocket-Version: 13`.
 /// A wrong version maps to 426 ([`HandshakeError::status_code`]).
@@ -161,6 +161,9 @@ pub fn validate_request(req: &RequestHead<'_>) -> Result<ServerAccept, Handshake
     }
     if req.http_minor < 1 {
         return Err(HandshakeError::HttpVersion);
+    }
+    if req.header_values("host").next().is_none() {
+        return Err(HandshakeError::Host);
     }
     if !req.has_token("upgrade", "websocket") {
         return Err(HandshakeError::Upgrade);

@@ -23,7 +23,25 @@
 //!
 //! Protocol violations close the connection with the RFC's code (1002, 1007, 1009):
 //! [`Connection::handle_input`] queues the close frame and returns the
-//! [`ProtocolError`].
+//! [`ProtocolError`]; events decoded before the violation are still delivered.
+//!
+//! ```
+//! use std::collections::VecDeque;
+//! use ws_proto::{Config, Connection, Event, Message, Role};
+//!
+//! let mut conn = Connection::new(Role::Server, Config::default(), None);
+//! // RFC 6455 §5.7: a masked "Hello" from a client.
+//! conn.handle_input(&[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58])?;
+//! while let Some(event) = conn.poll_event() {
+//!     if let Event::Message(msg) = event {
+//!         conn.send(msg).expect("open"); // echo
+//!     }
+//! }
+//! let mut out = VecDeque::new();
+//! conn.poll_transmit(&mut out); // write these, in order, to the socket
+//! assert_eq!(out[0][..], [0x81, 0x05, b'H', b'e', b'l', b'l', b'o']);
+//! # Ok::<(), ws_proto::ProtocolError>(())
+//! ```
 
 pub mod close;
 mod connection;

@@ -56,6 +56,10 @@ fn rejects() {
             HandshakeError::HttpVersion,
         ),
         (
+            GOOD.replace("Host: server.example.com\r\n", ""),
+            HandshakeError::Host,
+        ),
+        (
             GOOD.replace("Upgrade: websocket\r\n", ""),
             HandshakeError::Upgrade,
         ),
