@@ -23,6 +23,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::codec::{Decoder, Limits};
 use crate::encode::{encode_notification, encode_request};
+use crate::hash::FastMap;
 use crate::message::Message;
 
 /// Why a call failed.
@@ -82,7 +83,7 @@ type Reply = Result<Value, CallError>;
 
 struct State {
     next_id: u32,
-    pending: HashMap<u32, oneshot::Sender<Reply>>,
+    pending: HashMap<u32, oneshot::Sender<Reply>, FastMap>,
     /// Encoded messages the writer has not taken yet.
     out: BytesMut,
     /// Set once: why the connection is gone.
@@ -183,7 +184,7 @@ impl Client {
     {
         let state = State {
             next_id: 0,
-            pending: HashMap::new(),
+            pending: HashMap::default(),
             out: BytesMut::new(),
             closed: None,
             finishing: false,

@@ -79,6 +79,8 @@ mod connection;
 #[cfg(feature = "tokio")]
 mod context;
 #[cfg(feature = "tokio")]
+mod hash;
+#[cfg(feature = "tokio")]
 mod methods;
 #[cfg(feature = "tokio")]
 mod server;

@@ -14,6 +14,7 @@ use rmpv::Value;
 
 use crate::context::Context;
 use crate::error::RpcError;
+use crate::hash::FastMap;
 use crate::message::method_name;
 
 /// How many params a method takes. Built from `usize` (exact),
@@ -102,7 +103,7 @@ pub(crate) enum Dispatch {
 /// Methods by name (raw bytes, as they arrive).
 #[derive(Default)]
 pub(crate) struct Registry {
-    methods: HashMap<Box<[u8]>, Method>,
+    methods: HashMap<Box<[u8]>, Method, FastMap>,
 }
 
 impl Registry {
