@@ -1,0 +1,556 @@
+//! End to end over 127.0.0.1: the real push server, Rust WebSocket clients as
+//! browsers, MessagePack-RPC clients as programs.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use msgpack_rpc::{Client as Rpc, Notification, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+use ws_server::Message;
+use ws_server::client::{self, Client as Ws};
+use wspush::config::{Overflow, Settings};
+use wspush::serve::{Running, start};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn settings() -> Settings {
+    Settings {
+        ws: "127.0.0.1:0".parse().unwrap(),
+        rpc: "127.0.0.1:0".parse().unwrap(),
+        ..Settings::default()
+    }
+}
+
+/// A server plus a listening RPC client, so tests wait on events, not time.
+struct Harness {
+    server: Running,
+    rpc: Rpc,
+    events: mpsc::Receiver<Notification>,
+}
+
+impl Harness {
+    async fn start(settings: Settings) -> Harness {
+        let server = start(&settings).await.unwrap();
+        let rpc = Rpc::connect_tcp(server.rpc_addr).await.unwrap();
+        let events = rpc.notifications();
+        assert_eq!(
+            rpc.call("listen", vec![]).await.unwrap(),
+            Value::Boolean(true)
+        );
+        Harness {
+            server,
+            rpc,
+            events,
+        }
+    }
+
+    fn url(&self, path_and_query: &str) -> String {
+        format!("ws://{}{}", self.server.ws_addr, path_and_query)
+    }
+
+    /// Opens a browser and waits until the server has registered it.
+    async fn open(&mut self, path_and_query: &str) -> (Ws, u64) {
+        let ws = client::connect(&self.url(path_and_query)).await.unwrap();
+        let event = self.next_event("on_open").await;
+        (ws, event.params[0].as_u64().unwrap())
+    }
+
+    async fn next_event(&mut self, method: &str) -> Notification {
+        let event = timeout(WAIT, self.events.recv())
+            .await
+            .expect("no event in time")
+            .expect("event stream ended");
+        assert_eq!(&event.method[..], method.as_bytes(), "{event:?}");
+        event
+    }
+
+    async fn call(&self, method: &str, params: Vec<Value>) -> Value {
+        self.rpc.call(method, params).await.unwrap()
+    }
+}
+
+async fn recv(ws: &mut Ws) -> Message {
+    timeout(WAIT, ws.recv_message())
+        .await
+        .expect("no message in time")
+        .unwrap()
+        .expect("closed")
+}
+
+async fn recv_text(ws: &mut Ws) -> String {
+    match recv(ws).await {
+        Message::Text(t) => String::from_utf8(t.to_vec()).unwrap(),
+        other => panic!("expected text, got {other:?}"),
+    }
+}
+
+fn map_get<'a>(map: &'a Value, key: &str) -> &'a Value {
+    map.as_map()
+        .unwrap()
+        .iter()
+        .find(|(k, _)| k.as_str() == Some(key))
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| panic!("no {key} in {map}"))
+}
+
+#[tokio::test]
+async fn seed_contract_on_the_wire() {
+    let mut h = Harness::start(settings()).await;
+    let (mut browser, _) = h.open("/").await;
+    let mut program = TcpStream::connect(h.server.rpc_addr).await.unwrap();
+    // Exactly what a stock Ruby client sends for call(:push_data, '{"hello":"world"}').
+    let request = b"\x94\x00\x00\xa9push_data\x91\xb1{\"hello\":\"world\"}";
+    program.write_all(request).await.unwrap();
+    let mut reply = [0u8; 5];
+    timeout(WAIT, program.read_exact(&mut reply))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reply, [0x94, 0x01, 0x00, 0xc0, 0xc0]);
+    assert_eq!(recv_text(&mut browser).await, r#"{"hello":"world"}"#);
+}
+
+#[tokio::test]
+async fn push_data_maps_values_to_frames_for_everyone() {
+    let mut h = Harness::start(settings()).await;
+    let mut browsers = Vec::new();
+    for _ in 0..5 {
+        browsers.push(h.open("/").await.0);
+    }
+    assert_eq!(
+        h.call("push_data", vec![Value::from("text")]).await,
+        Value::Nil
+    );
+    h.call("push_data", vec![Value::Binary(vec![1, 2, 3])])
+        .await;
+    let map = Value::Map(vec![(Value::from("a"), Value::from(1))]);
+    h.call("push_data", vec![map]).await;
+    for b in &mut browsers {
+        assert_eq!(recv_text(b).await, "text");
+        assert_eq!(
+            recv(b).await,
+            Message::Binary(bytes::Bytes::from_static(&[1, 2, 3]))
+        );
+        assert_eq!(recv_text(b).await, r#"{"a":1}"#);
+    }
+}
+
+#[tokio::test]
+async fn channels_from_the_url_and_from_rpc() {
+    let mut h = Harness::start(settings()).await;
+    let (mut news, _) = h.open("/app?channel=news").await;
+    let (mut both, _) = h.open("/?channel=sports&channel=news").await;
+    let (mut none, none_id) = h.open("/").await;
+
+    let n = h
+        .call("publish", vec![Value::from("news"), Value::from("n1")])
+        .await;
+    assert_eq!(n, Value::from(2));
+    let n = h
+        .call("publish", vec![Value::from("sports"), Value::from("s1")])
+        .await;
+    assert_eq!(n, Value::from(1));
+    assert_eq!(
+        h.call("publish", vec![Value::from("nobody"), Value::from("x")])
+            .await,
+        Value::from(0)
+    );
+    h.call("push_data", vec![Value::from("all")]).await;
+
+    assert_eq!(recv_text(&mut news).await, "n1");
+    assert_eq!(recv_text(&mut news).await, "all");
+    assert_eq!(recv_text(&mut both).await, "n1");
+    assert_eq!(recv_text(&mut both).await, "s1");
+    assert_eq!(recv_text(&mut both).await, "all");
+    // A connection without a channel receives broadcasts only.
+    assert_eq!(recv_text(&mut none).await, "all");
+
+    // The backend subscribes a connection.
+    let id = Value::from(none_id);
+    assert_eq!(
+        h.call("subscribe", vec![id.clone(), Value::from("sports")])
+            .await,
+        Value::from(true)
+    );
+    let channels = h.call("channels", vec![]).await;
+    assert_eq!(map_get(&channels, "sports"), &Value::from(2));
+    assert_eq!(map_get(&channels, "news"), &Value::from(2));
+    h.call("publish", vec![Value::from("sports"), Value::from("s2")])
+        .await;
+    assert_eq!(recv_text(&mut none).await, "s2");
+    assert_eq!(
+        h.call("unsubscribe", vec![id.clone(), Value::from("sports")])
+            .await,
+        Value::from(true)
+    );
+    assert_eq!(
+        h.call("unsubscribe", vec![id, Value::from("sports")]).await,
+        Value::from(false)
+    );
+    assert_eq!(
+        h.call("subscribe", vec![Value::from(999_999), Value::from("x")])
+            .await,
+        Value::from(false)
+    );
+    h.call("publish", vec![Value::from("sports"), Value::from("s3")])
+        .await;
+    h.call("push_data", vec![Value::from("marker")]).await;
+    assert_eq!(recv_text(&mut none).await, "marker");
+}
+
+#[tokio::test]
+async fn send_reaches_one_connection_and_connections_lists_them() {
+    let mut h = Harness::start(settings()).await;
+    let (mut a, a_id) = h.open("/a?channel=c1").await;
+    let (mut b, _) = h.open("/b").await;
+    let sent = h
+        .call("send", vec![Value::from(a_id), Value::from("only a")])
+        .await;
+    assert_eq!(sent, Value::from(true));
+    assert_eq!(
+        h.call("send", vec![Value::from(123_456), Value::from("x")])
+            .await,
+        Value::from(false)
+    );
+    h.call("push_data", vec![Value::from("both")]).await;
+    assert_eq!(recv_text(&mut a).await, "only a");
+    assert_eq!(recv_text(&mut a).await, "both");
+    assert_eq!(recv_text(&mut b).await, "both");
+
+    let list = h.call("connections", vec![]).await;
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    let first = &list[0];
+    assert_eq!(map_get(first, "id"), &Value::from(a_id));
+    assert_eq!(map_get(first, "path"), &Value::from("/a"));
+    assert_eq!(
+        map_get(first, "channels"),
+        &Value::Array(vec![Value::from("c1")])
+    );
+    assert!(
+        map_get(first, "peer")
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
+}
+
+#[tokio::test]
+async fn listen_reports_browser_events_and_others_get_none() {
+    let mut h = Harness::start(settings()).await;
+    let bystander = Rpc::connect_tcp(h.server.rpc_addr).await.unwrap();
+    let mut bystander_events = bystander.notifications();
+
+    let ws = client::connect(&h.url("/room?channel=x")).await.unwrap();
+    let open = h.next_event("on_open").await;
+    let id = open.params[0].as_u64().unwrap();
+    assert_eq!(map_get(&open.params[1], "path"), &Value::from("/room"));
+    assert_eq!(
+        map_get(&open.params[1], "channels"),
+        &Value::Array(vec![Value::from("x")])
+    );
+
+    let mut ws = ws;
+    ws.send_text("hello server").await.unwrap();
+    let msg = h.next_event("on_message").await;
+    assert_eq!(
+        msg.params,
+        vec![Value::from(id), Value::from("hello server")]
+    );
+    ws.send_binary(vec![0u8, 255]).await.unwrap();
+    let msg = h.next_event("on_message").await;
+    assert_eq!(
+        msg.params,
+        vec![Value::from(id), Value::Binary(vec![0, 255])]
+    );
+
+    ws.close(4001, "bye").await.unwrap();
+    let close = h.next_event("on_close").await;
+    assert_eq!(
+        close.params,
+        vec![Value::from(id), Value::from(4001), Value::from("bye")]
+    );
+
+    // The bystander never called listen(): it must get nothing unsolicited.
+    assert!(bystander.call("stats", vec![]).await.is_ok());
+    assert!(bystander_events.try_recv().is_err());
+    let stats = h.call("stats", vec![]).await;
+    assert_eq!(map_get(&stats, "listeners"), &Value::from(1));
+    assert_eq!(map_get(&stats, "messages_in"), &Value::from(2));
+}
+
+#[tokio::test]
+async fn pushes_from_one_program_arrive_in_call_order() {
+    let mut h = Harness::start(settings()).await;
+    let mut browsers = Vec::new();
+    for _ in 0..3 {
+        browsers.push(h.open("/?channel=c").await.0);
+    }
+    const N: usize = 2000;
+    let program = Rpc::connect_tcp(h.server.rpc_addr).await.unwrap();
+    // Notifications pipelined on one connection, with a call now and then.
+    for i in 0..N {
+        let data = Value::from(i.to_string());
+        if i % 500 == 499 {
+            program
+                .call("publish", vec![Value::from("c"), data])
+                .await
+                .unwrap();
+        } else if i % 2 == 0 {
+            program.notify("push_data", vec![data]).unwrap();
+        } else {
+            program
+                .notify("publish", vec![Value::from("c"), data])
+                .unwrap();
+        }
+    }
+    for b in &mut browsers {
+        for i in 0..N {
+            assert_eq!(recv_text(b).await, i.to_string());
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_browser_is_closed_by_policy_and_slows_no_one() {
+    let mut h = Harness::start(Settings {
+        queue_bytes: 64 << 10,
+        ..settings()
+    })
+    .await;
+    let (mut healthy, _) = h.open("/").await;
+    // A browser that completes the handshake and then never reads.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(h.server.ws_addr).await.unwrap();
+    stalled
+        .write_all(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let stalled_id = h.next_event("on_open").await.params[0].as_u64().unwrap();
+
+    const N: usize = 3000;
+    let payload = "x".repeat(4096);
+    let reader = tokio::spawn(async move {
+        for i in 0..N {
+            let text = recv_text(&mut healthy).await;
+            assert!(
+                text.starts_with(&format!("{i} ")),
+                "message {i} out of order"
+            );
+        }
+        healthy
+    });
+    for i in 0..N {
+        h.call("push_data", vec![Value::from(format!("{i} {payload}"))])
+            .await;
+    }
+    let healthy = timeout(WAIT, reader).await.unwrap().unwrap();
+
+    let close = h.next_event("on_close").await;
+    assert_eq!(close.params[0], Value::from(stalled_id));
+    assert_eq!(close.params[1], Value::from(1008));
+    let stats = h.call("stats", vec![]).await;
+    assert_eq!(map_get(&stats, "overflow_closes"), &Value::from(1));
+    assert_eq!(
+        h.call("connections", vec![])
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    drop((stalled, healthy));
+}
+
+#[tokio::test]
+async fn closed_and_dropped_connections_leave_nothing_behind() {
+    let mut h = Harness::start(settings()).await;
+    let mut browsers = Vec::new();
+    for i in 0..20 {
+        browsers.push(h.open(&format!("/?channel=c{}", i % 3)).await.0);
+    }
+    assert_eq!(
+        h.call("connections", vec![])
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        20
+    );
+    for (i, mut b) in browsers.into_iter().enumerate() {
+        if i % 2 == 0 {
+            b.close(1000, "").await.unwrap();
+        } else {
+            drop(b); // abrupt: TCP closes without a close frame
+        }
+    }
+    for _ in 0..20 {
+        h.next_event("on_close").await;
+    }
+    assert_eq!(h.call("connections", vec![]).await, Value::Array(vec![]));
+    assert_eq!(h.call("channels", vec![]).await, Value::Map(vec![]));
+}
+
+#[tokio::test]
+async fn disconnect_closes_with_the_given_code() {
+    let mut h = Harness::start(settings()).await;
+    let (mut ws, id) = h.open("/").await;
+    let done = h
+        .call(
+            "disconnect",
+            vec![Value::from(id), Value::from(4000), Value::from("kicked")],
+        )
+        .await;
+    assert_eq!(done, Value::from(true));
+    let event = timeout(WAIT, async {
+        loop {
+            match ws.recv().await.unwrap() {
+                Some(ws_proto::Event::Close(frame)) => break frame,
+                Some(_) => continue,
+                None => panic!("no close frame"),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!((event.code, event.reason.as_str()), (4000, "kicked"));
+    assert_eq!(
+        h.call("disconnect", vec![Value::from(id)]).await,
+        Value::from(false)
+    );
+}
+
+#[tokio::test]
+async fn rpc_errors_are_plain_strings() {
+    let h = Harness::start(settings()).await;
+    let err = |r: Result<Value, msgpack_rpc::CallError>| match r {
+        Err(msgpack_rpc::CallError::Remote(v)) => v.as_str().unwrap().to_owned(),
+        other => panic!("expected an error, got {other:?}"),
+    };
+    assert_eq!(
+        err(h.rpc.call("nope", vec![]).await),
+        "method `nope' is not accepted"
+    );
+    assert_eq!(
+        err(h.rpc.call("push_data", vec![]).await),
+        "wrong number of arguments (given 0, expected 1)"
+    );
+    assert_eq!(
+        err(h
+            .rpc
+            .call("publish", vec![Value::from(1), Value::from("x")])
+            .await),
+        "channel must be a string"
+    );
+    assert_eq!(
+        err(h
+            .rpc
+            .call("send", vec![Value::from("x"), Value::from("x")])
+            .await),
+        "conn_id must be a non-negative integer"
+    );
+    assert!(
+        err(h
+            .rpc
+            .call("disconnect", vec![Value::from(1), Value::from(1005)])
+            .await)
+        .contains("invalid close code")
+    );
+    // The connection is still fine after errors.
+    assert_eq!(
+        h.call("push_data", vec![Value::from("ok")]).await,
+        Value::Nil
+    );
+}
+
+#[tokio::test]
+async fn shutdown_closes_browsers_with_1001() {
+    let mut h = Harness::start(settings()).await;
+    let (mut ws, _) = h.open("/").await;
+    let Harness { server, .. } = h;
+    let stop = tokio::spawn(server.shutdown());
+    let frame = timeout(WAIT, async {
+        loop {
+            match ws.recv().await {
+                Ok(Some(ws_proto::Event::Close(frame))) => break frame,
+                Ok(Some(_)) => continue,
+                other => panic!("no close frame: {other:?}"),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(frame.code, 1001);
+    drop(ws);
+    timeout(WAIT, stop).await.unwrap().unwrap().unwrap();
+}
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    timeout(WAIT, s.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    out
+}
+
+#[tokio::test]
+async fn demo_page_health_and_metrics() {
+    let h = Harness::start(settings()).await;
+    h.call("push_data", vec![Value::from("x")]).await;
+    let page = http_get(h.server.ws_addr, "/").await;
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("new WebSocket("), "{page}");
+    let health = http_get(h.server.ws_addr, "/health").await;
+    assert!(
+        health.starts_with("HTTP/1.1 200") && health.ends_with("ok\n"),
+        "{health}"
+    );
+    let metrics = http_get(h.server.ws_addr, "/metrics").await;
+    assert!(metrics.contains("\nwspush_pushes 1\n"), "{metrics}");
+    let missing = http_get(h.server.ws_addr, "/nope").await;
+    assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+}
+
+#[tokio::test]
+async fn overflow_drop_policy_counts_and_keeps_the_connection() {
+    let mut h = Harness::start(Settings {
+        queue_bytes: 16 << 10,
+        overflow: Overflow::Drop,
+        ..settings()
+    })
+    .await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(h.server.ws_addr).await.unwrap();
+    stalled
+        .write_all(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    h.next_event("on_open").await;
+    let payload = Value::from("y".repeat(8192));
+    for _ in 0..2000 {
+        h.call("push_data", vec![payload.clone()]).await;
+    }
+    let stats = h.call("stats", vec![]).await;
+    assert!(
+        map_get(&stats, "overflows").as_u64().unwrap() > 0,
+        "{stats}"
+    );
+    assert_eq!(map_get(&stats, "overflow_closes"), &Value::from(0));
+    assert_eq!(map_get(&stats, "connections"), &Value::from(1));
+}
