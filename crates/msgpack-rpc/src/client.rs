@@ -411,3 +411,14 @@ async fn run_writer<W: AsyncWrite + Unpin>(shared: Arc<Shared>, mut write: W) {
         batch.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_stay_small() {
+        assert!(std::mem::size_of::<CallError>() <= 48);
+        assert!(std::mem::size_of::<crate::NotifyError>() <= 1);
+    }
+}

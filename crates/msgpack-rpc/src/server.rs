@@ -73,7 +73,9 @@ pub struct ServerBuilder {
 
 impl ServerBuilder {
     /// Registers an async method. Calls on one connection run concurrently
-    /// and are answered as they finish. `arity` is `n`, `a..=b` or `a..`.
+    /// (interleaved on that connection's task: `tokio::spawn` inside the
+    /// handler for CPU-heavy work) and are answered as they finish. `arity`
+    /// is `n`, `a..=b` or `a..`.
     pub fn method<F, Fut>(mut self, name: &str, arity: impl Into<Arity>, handler: F) -> Self
     where
         F: Fn(Context, Vec<Value>) -> Fut + Send + Sync + 'static,
