@@ -91,6 +91,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Serve(args) => {
                 init_tracing();
+                raise_fd_limit();
                 Ok(wspush::serve::run_from_args(&args).await?)
             }
             Command::Push {
@@ -135,6 +136,15 @@ fn init_tracing() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+}
+
+/// Every connection is a file descriptor; the usual soft limit (1024) would
+/// cap a push server far below `--max-connections`. Raise it to the hard limit.
+fn raise_fd_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!(limit = n, "open file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open file limit"),
+    }
 }
 
 fn read_stdin() -> anyhow::Result<Vec<u8>> {
