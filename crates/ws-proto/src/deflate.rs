@@ -14,6 +14,8 @@
 //! Memory: neither zlib stream exists until the first compressed message in its
 //! direction (about 256 KiB for a 15-bit compressor, 40 KiB for the decompressor).
 
+use std::cell::RefCell;
+
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
 use crate::error::{HandshakeError, ProtocolError};
@@ -271,6 +273,12 @@ impl Deflater {
         }
     }
 
+    /// Whether this compressor holds its own zlib stream (tests: memory per connection).
+    #[cfg(test)]
+    pub(crate) fn has_own_stream(&self) -> bool {
+        self.stream.is_some()
+    }
+
     /// Whether this compressor can produce data (its window is at least 9 bits).
     #[must_use]
     pub fn is_usable(&self) -> bool {
@@ -282,6 +290,10 @@ impl Deflater {
     /// check [`Deflater::is_usable`] first.
     pub fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) {
         let (level, bits) = (self.level, self.window_bits.max(9));
+        if self.no_context_takeover {
+            compress_message(bits, level, input, out);
+            return;
+        }
         let stream = self.stream.get_or_insert_with(|| {
             Box::new(Compress::new_with_window_bits(
                 Compression::new(level),
@@ -290,10 +302,38 @@ impl Deflater {
             ))
         });
         compress_into(stream, input, out);
-        if self.no_context_takeover {
-            stream.reset();
-        }
     }
+}
+
+thread_local! {
+    /// Compressors that start every message from an empty window are interchangeable,
+    /// so connections without context takeover borrow one per thread, keyed by
+    /// (window bits, level), instead of each holding ~256 KiB of zlib state.
+    static RESET_COMPRESSORS: RefCell<Vec<((u8, u32), Compress)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Compress one message from an empty window (no context takeover), appending the
+/// payload (tail stripped) to `out`.
+pub(crate) fn compress_message(window_bits: u8, level: u32, input: &[u8], out: &mut Vec<u8>) {
+    let key = (window_bits.clamp(9, 15), level.min(9));
+    let fresh = || Compress::new_with_window_bits(Compression::new(key.1), false, key.0);
+    RESET_COMPRESSORS.with(|cell| {
+        let Ok(mut pool) = cell.try_borrow_mut() else {
+            // Unreachable (no re-entry), but a private stream is always correct.
+            compress_into(&mut fresh(), input, out);
+            return;
+        };
+        let index = match pool.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                pool.push((key, fresh()));
+                pool.len() - 1
+            }
+        };
+        let stream = &mut pool[index].1;
+        compress_into(stream, input, out);
+        stream.reset();
+    });
 }
 
 /// Compress `input` with a sync flush and strip the 4-byte tail (RFC 7692 §7.2.1).

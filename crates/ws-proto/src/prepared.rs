@@ -13,12 +13,13 @@
 
 use std::sync::OnceLock;
 
-use bytes::{Bytes, BytesMut};
-use flate2::{Compress, Compression};
-
-use crate::deflate::compress_into;
+use crate::deflate::compress_message;
 use crate::frame::{FrameHeader, OpCode};
 use crate::message::Message;
+use bytes::{Bytes, BytesMut};
+
+/// zlib level of the shared compressed variants: zlib's default balance.
+const COMPRESSION_LEVEL: u32 = 6;
 
 /// A server data message encoded once, shared by any number of connections
 /// (`Send + Sync`; wrap it in an `Arc`).
@@ -49,15 +50,14 @@ impl PreparedMessage {
         &self.plain
     }
 
-    /// The frame compressed by a fresh raw-deflate stream with a `window_bits` window
+    /// The frame compressed from an empty `window_bits` window at level 6
     /// (clamped to 9..=15), computed on the first call for that size. Falls back to the
     /// plain frame when compression does not make it smaller.
     pub fn compressed_frame(&self, window_bits: u8) -> &Bytes {
         let bits = window_bits.clamp(9, 15);
         self.compressed[usize::from(bits - 9)].get_or_init(|| {
-            let mut stream = Compress::new_with_window_bits(Compression::default(), false, bits);
             let mut out = Vec::new();
-            compress_into(&mut stream, self.message.as_bytes(), &mut out);
+            compress_message(bits, COMPRESSION_LEVEL, self.message.as_bytes(), &mut out);
             if out.len() >= self.message.as_bytes().len() {
                 self.plain.clone()
             } else {

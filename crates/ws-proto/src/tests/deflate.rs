@@ -376,3 +376,34 @@ fn server_window_8_sends_plain_but_inflates() {
         .unwrap();
     assert_eq!(events(&mut s), vec![text("Hello")]);
 }
+
+#[test]
+fn no_context_takeover_connections_hold_no_compressor() {
+    let config = Config {
+        compression_threshold: 0,
+        ..Config::default()
+    };
+    let reset = DeflateParams {
+        server_no_context_takeover: true,
+        ..DeflateParams::default()
+    };
+    let mut s = deflate_server(reset, config.clone());
+    s.send(Message::text("Hello")).unwrap();
+    s.send(Message::text("Hello")).unwrap();
+    // Each message starts from an empty window: both frames are identical.
+    let sent = transmitted(&mut s);
+    assert_eq!(sent[..9], sent[9..]);
+    assert_eq!(
+        sent[..9],
+        [0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]
+    );
+    let own = |c: &Connection| c.deflate.as_ref().unwrap().deflater.has_own_stream();
+    assert!(!own(&s), "borrowed the per-thread compressor");
+    // With context takeover the connection keeps its own stream (and the window).
+    let mut keep = deflate_server(DeflateParams::default(), config);
+    keep.send(Message::text("Hello")).unwrap();
+    keep.send(Message::text("Hello")).unwrap();
+    assert!(own(&keep));
+    let sent = transmitted(&mut keep);
+    assert_eq!(sent[9..], [0xc1, 0x05, 0xf2, 0x00, 0x11, 0x00, 0x00]);
+}
