@@ -54,14 +54,8 @@ impl<'a> RequestHead<'a> {
     pub fn parse(buf: &'a [u8]) -> Result<Option<(usize, Self)>, HandshakeError> {
         let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut storage);
-        let len = match req.parse(buf) {
-            Ok(httparse::Status::Complete(len)) => len,
-            Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => {
-                return Err(HandshakeError::TooLarge);
-            }
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(httparse::Error::TooManyHeaders) => return Err(HandshakeError::TooLarge),
-            Err(e) => return Err(HandshakeError::Http(http_error(e))),
+        let Some(len) = head_len(req.parse(buf), buf.len())? else {
+            return Ok(None);
         };
         let head = Self {
             method: req.method.unwrap_or(""),
@@ -98,6 +92,20 @@ impl<'a> RequestHead<'a> {
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
             .collect()
+    }
+}
+
+/// The head's length from an httparse result, enforcing the size limits on both
+/// complete and still-partial heads (`buffered`: bytes available so far).
+fn head_len(
+    parsed: httparse::Result<usize>,
+    buffered: usize,
+) -> Result<Option<usize>, HandshakeError> {
+    match parsed {
+        Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD_BYTES => Ok(Some(len)),
+        Ok(httparse::Status::Partial) if buffered <= MAX_HEAD_BYTES => Ok(None),
+        Ok(_) | Err(httparse::Error::TooManyHeaders) => Err(HandshakeError::TooLarge),
+        Err(e) => Err(HandshakeError::Http(http_error(e))),
     }
 }
 
@@ -229,14 +237,8 @@ pub fn parse_response(
 ) -> Result<Option<(usize, ClientAccepted)>, HandshakeError> {
     let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut storage);
-    let len = match resp.parse(bytes) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if bytes.len() > MAX_HEAD_BYTES => {
-            return Err(HandshakeError::TooLarge);
-        }
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => return Err(HandshakeError::TooLarge),
-        Err(e) => return Err(HandshakeError::Http(http_error(e))),
+    let Some(len) = head_len(resp.parse(bytes), bytes.len())? else {
+        return Ok(None);
     };
     let code = resp.code.unwrap_or(0);
     if code != 101 {
