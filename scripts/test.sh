@@ -5,3 +5,4 @@ cd "$(dirname "$0")/.."
 scripts/test-deps.sh
 cargo test --workspace --all-targets --locked "$@"
 cargo test --workspace --doc --locked
+scripts/autobahn-quick.sh

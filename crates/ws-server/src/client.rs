@@ -124,6 +124,17 @@ pub async fn connect(url: &str) -> Result<Client, ClientError> {
 pub async fn connect_with(url: &str, config: ClientConfig) -> Result<Client, ClientError> {
     let target = Target::parse(url)?;
     let tcp = TcpStream::connect((target.host.as_str(), target.port)).await?;
+    connect_on(tcp, url, config).await
+}
+
+/// Like [`connect_with`] over a TCP connection the caller opened (to choose the source
+/// address, socket options, ...). `url` gives the scheme, `Host` header and path.
+pub async fn connect_on(
+    tcp: TcpStream,
+    url: &str,
+    config: ClientConfig,
+) -> Result<Client, ClientError> {
+    let target = Target::parse(url)?;
     let _ = tcp.set_nodelay(true);
     let io = if target.tls {
         let tls = config

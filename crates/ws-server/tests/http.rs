@@ -59,7 +59,11 @@ async fn broken_upgrades_get_426_with_the_version() {
     ] {
         let resp = exchange(srv.addr, &format!("{base}{extra}\r\n"), "\r\n\r\n").await;
         assert!(resp.starts_with("HTTP/1.1 426"), "{resp}");
-        assert!(resp.to_ascii_lowercase().contains("sec-websocket-version: 13"), "{resp}");
+        assert!(
+            resp.to_ascii_lowercase()
+                .contains("sec-websocket-version: 13"),
+            "{resp}"
+        );
     }
 }
 
@@ -67,7 +71,10 @@ async fn broken_upgrades_get_426_with_the_version() {
 async fn application_can_refuse_an_upgrade() {
     let srv = TestServer::start(config()).await;
     let err = client::connect(&srv.url("/forbidden")).await.unwrap_err();
-    assert!(matches!(err, ClientError::Handshake(HandshakeError::Status(403))), "{err:?}");
+    assert!(
+        matches!(err, ClientError::Handshake(HandshakeError::Status(403))),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -78,7 +85,10 @@ async fn connections_beyond_the_cap_get_503() {
     let mut first = client::connect(&srv.url("/")).await.unwrap();
     let conn = srv.next_open().await;
     let err = client::connect(&srv.url("/")).await.unwrap_err();
-    assert!(matches!(err, ClientError::Handshake(HandshakeError::Status(503))), "{err:?}");
+    assert!(
+        matches!(err, ClientError::Handshake(HandshakeError::Status(503))),
+        "{err:?}"
+    );
     assert_eq!(srv.server.stats().snapshot().rejected_full, 1);
     first.close(1000, "").await.unwrap();
     srv.close_of(conn.id()).await;

@@ -22,17 +22,26 @@ async fn idle_peers_are_pinged_and_dead_ones_dropped() {
     let alive = srv.next_open().await;
 
     // The live client sees pings (and its recv loop answers them).
-    assert!(matches!(within(live.recv()).await.unwrap(), Some(Event::Ping(_))));
+    assert!(matches!(
+        within(live.recv()).await.unwrap(),
+        Some(Event::Ping(_))
+    ));
     let info = srv.close_of(dead.id()).await;
     assert_eq!((info.code, info.clean), (1006, false));
     assert_eq!(info.reason, "no pong before the deadline");
     // Two more pings answered: still open.
     for _ in 0..2 {
-        assert!(matches!(within(live.recv()).await.unwrap(), Some(Event::Ping(_))));
+        assert!(matches!(
+            within(live.recv()).await.unwrap(),
+            Some(Event::Ping(_))
+        ));
     }
     assert!(!alive.is_closed());
     live.send_text("still here").await.unwrap();
-    assert_eq!(live.recv_message().await.unwrap(), Some(Message::text("still here")));
+    assert_eq!(
+        live.recv_message().await.unwrap(),
+        Some(Message::text("still here"))
+    );
 }
 
 #[tokio::test]
@@ -44,7 +53,9 @@ async fn graceful_shutdown_sends_1001_and_returns() {
     let cb = srv.next_open().await;
     srv.shutdown();
     for ws in [&mut a, &mut b] {
-        let Some(Event::Close(close)) = within(ws.recv()).await.unwrap() else { panic!("no close") };
+        let Some(Event::Close(close)) = within(ws.recv()).await.unwrap() else {
+            panic!("no close")
+        };
         assert_eq!(close.code, 1001);
         // Our echo goes out from recv(); then the server closes TCP.
         assert_eq!(within(ws.recv()).await.unwrap(), None);

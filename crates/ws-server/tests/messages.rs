@@ -18,23 +18,47 @@ async fn text_and_binary_are_echoed_and_events_reported() {
     let mut cfg = ClientConfig::default();
     cfg.headers.push(("X-Test".into(), "yes".into()));
     cfg.protocols = vec!["other".into(), "chat".into()];
-    let mut ws = client::connect_with(&srv.url("/room/1?user=ann"), cfg).await.unwrap();
+    let mut ws = client::connect_with(&srv.url("/room/1?user=ann"), cfg)
+        .await
+        .unwrap();
     assert_eq!(ws.protocol(), Some("chat"));
-    let Ev::Open { conn, path, query, header } = srv.next().await else { panic!("no open") };
-    assert_eq!((path.as_str(), query.as_deref(), header.as_deref()), ("/room/1", Some("user=ann"), Some("yes")));
+    let Ev::Open {
+        conn,
+        path,
+        query,
+        header,
+    } = srv.next().await
+    else {
+        panic!("no open")
+    };
+    assert_eq!(
+        (path.as_str(), query.as_deref(), header.as_deref()),
+        ("/room/1", Some("user=ann"), Some("yes"))
+    );
     assert!(conn.peer_addr().ip().is_loopback());
 
     ws.send_text("héllo").await.unwrap();
-    assert_eq!(ws.recv_message().await.unwrap(), Some(Message::text("héllo")));
+    assert_eq!(
+        ws.recv_message().await.unwrap(),
+        Some(Message::text("héllo"))
+    );
     ws.send_binary(vec![0u8, 1, 2, 255]).await.unwrap();
-    assert_eq!(ws.recv_message().await.unwrap(), Some(Message::binary(vec![0u8, 1, 2, 255])));
-    let Ev::Message { id, msg } = srv.next().await else { panic!() };
+    assert_eq!(
+        ws.recv_message().await.unwrap(),
+        Some(Message::binary(vec![0u8, 1, 2, 255]))
+    );
+    let Ev::Message { id, msg } = srv.next().await else {
+        panic!()
+    };
     assert_eq!((id, msg), (conn.id(), Message::text("héllo")));
 
     let peer = ws.close(4000, "done").await.unwrap().unwrap();
     assert_eq!(peer.code, 4000);
     let info = srv.close_of(conn.id()).await;
-    assert_eq!((info.code, info.reason.as_str(), info.clean), (4000, "done", true));
+    assert_eq!(
+        (info.code, info.reason.as_str(), info.clean),
+        (4000, "done", true)
+    );
     let stats = srv.server.stats().snapshot();
     assert_eq!((stats.connections_total, stats.connections_open), (1, 0));
     assert!(stats.closes_by_code.contains(&(4000, 1)));
@@ -50,7 +74,9 @@ async fn large_and_compressed_messages() {
     let mut cfg = ClientConfig::default();
     cfg.proto.max_message_size = 8 << 20;
     cfg.proto.max_frame_size = 8 << 20;
-    let mut ws = client::connect_with(&srv.url("/"), cfg.clone()).await.unwrap();
+    let mut ws = client::connect_with(&srv.url("/"), cfg.clone())
+        .await
+        .unwrap();
     let big: Vec<u8> = (0..5_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
     ws.send_binary(big.clone()).await.unwrap();
     assert_eq!(ws.recv_message().await.unwrap(), Some(Message::binary(big)));
@@ -62,7 +88,10 @@ async fn large_and_compressed_messages() {
     let before = srv.server.stats().snapshot().bytes_sent;
     for _ in 0..3 {
         ws.send_text(text.clone()).await.unwrap();
-        assert_eq!(ws.recv_message().await.unwrap(), Some(Message::text(text.clone())));
+        assert_eq!(
+            ws.recv_message().await.unwrap(),
+            Some(Message::text(text.clone()))
+        );
     }
     assert!(srv.server.stats().snapshot().bytes_sent - before < text.len() as u64);
 }
@@ -75,10 +104,15 @@ async fn fragmented_message_with_interleaved_ping() {
     raw.extend(frame(true, OpCode::Ping, b"p"));
     raw.extend(frame(false, OpCode::Continuation, b"lo, "));
     ws.send_raw(&raw).await.unwrap();
-    ws.send_raw(&frame(true, OpCode::Continuation, "wörld".as_bytes())).await.unwrap();
+    ws.send_raw(&frame(true, OpCode::Continuation, "wörld".as_bytes()))
+        .await
+        .unwrap();
     let pong = within(ws.recv()).await.unwrap();
     assert_eq!(pong, Some(Event::Pong(bytes::Bytes::from_static(b"p"))));
-    assert_eq!(ws.recv_message().await.unwrap(), Some(Message::text("Hello, wörld")));
+    assert_eq!(
+        ws.recv_message().await.unwrap(),
+        Some(Message::text("Hello, wörld"))
+    );
 }
 
 #[tokio::test]
@@ -86,7 +120,10 @@ async fn ping_is_answered() {
     let srv = TestServer::start(config()).await;
     let mut ws = client::connect(&srv.url("/")).await.unwrap();
     ws.ping(&b"are you there"[..]).await.unwrap();
-    assert_eq!(within(ws.recv()).await.unwrap(), Some(Event::Pong(bytes::Bytes::from_static(b"are you there"))));
+    assert_eq!(
+        within(ws.recv()).await.unwrap(),
+        Some(Event::Pong(bytes::Bytes::from_static(b"are you there")))
+    );
 }
 
 #[tokio::test]
@@ -96,7 +133,9 @@ async fn protocol_violation_closes_with_1002() {
     let conn = srv.next_open().await;
     // An unmasked client frame: RFC 6455 §5.1 says the server must close.
     ws.send_raw(&[0x81, 0x02, b'h', b'i']).await.unwrap();
-    let Some(Event::Close(close)) = within(ws.recv()).await.unwrap() else { panic!("no close") };
+    let Some(Event::Close(close)) = within(ws.recv()).await.unwrap() else {
+        panic!("no close")
+    };
     assert_eq!(close.code, 1002);
     assert_eq!(within(ws.recv()).await.unwrap(), None);
     let info = srv.close_of(conn.id()).await;
@@ -118,9 +157,17 @@ async fn server_close_and_send_from_another_task() {
     })
     .await
     .unwrap();
-    assert_eq!(ws.recv_message().await.unwrap(), Some(Message::text("from elsewhere")));
-    assert_eq!(ws.recv_message().await.unwrap(), Some(Message::binary(vec![9u8; 3000])));
-    let Some(Event::Close(close)) = within(ws.recv()).await.unwrap() else { panic!("no close") };
+    assert_eq!(
+        ws.recv_message().await.unwrap(),
+        Some(Message::text("from elsewhere"))
+    );
+    assert_eq!(
+        ws.recv_message().await.unwrap(),
+        Some(Message::binary(vec![9u8; 3000]))
+    );
+    let Some(Event::Close(close)) = within(ws.recv()).await.unwrap() else {
+        panic!("no close")
+    };
     assert_eq!((close.code, close.reason.as_str()), (3001, "bye"));
     // The client's echo completes the handshake; the server then closes TCP.
     assert_eq!(within(ws.recv()).await.unwrap(), None);
@@ -142,7 +189,13 @@ async fn prepared_message_reaches_plain_and_compressed_connections() {
     for conn in [&a, &b] {
         conn.send_prepared(&prepared).unwrap();
     }
-    assert_eq!(plain.recv_message().await.unwrap(), Some(Message::text(text.clone())));
-    assert_eq!(deflated.recv_message().await.unwrap(), Some(Message::text(text)));
+    assert_eq!(
+        plain.recv_message().await.unwrap(),
+        Some(Message::text(text.clone()))
+    );
+    assert_eq!(
+        deflated.recv_message().await.unwrap(),
+        Some(Message::text(text))
+    );
     assert_eq!(srv.server.stats().snapshot().messages_sent, 2);
 }

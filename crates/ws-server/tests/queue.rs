@@ -39,11 +39,17 @@ async fn stalled_client_is_closed_with_1008_and_others_are_unaffected() {
     fill(&stalled);
     assert_eq!(stalled.send_text("more"), Err(SendError::Closed));
     healthy.send_text("still fast").await.unwrap();
-    assert_eq!(healthy.recv_message().await.unwrap(), Some(Message::text("still fast")));
+    assert_eq!(
+        healthy.recv_message().await.unwrap(),
+        Some(Message::text("still fast"))
+    );
 
     // The stalled peer never answers the close: dropped after the close timeout.
     let info = srv.close_of(stalled.id()).await;
-    assert_eq!((info.code, info.reason.as_str(), info.clean), (1008, "slow consumer", false));
+    assert_eq!(
+        (info.code, info.reason.as_str(), info.clean),
+        (1008, "slow consumer", false)
+    );
     let stats = srv.server.stats().snapshot();
     assert_eq!(stats.overflow_closes, 1);
     assert_eq!(stats.connections_open, 1);
@@ -69,8 +75,14 @@ async fn drop_policy_refuses_and_counts_but_keeps_the_connection() {
     // The pong proves the server task went round its loop after the last write, which
     // releases the written bytes from the queue's count.
     ws.ping(&b"sync"[..]).await.unwrap();
-    assert!(matches!(within(ws.recv()).await.unwrap(), Some(Event::Pong(_))));
+    assert!(matches!(
+        within(ws.recv()).await.unwrap(),
+        Some(Event::Pong(_))
+    ));
     assert_eq!(conn.queued_bytes(), 0);
     conn.send_text("after").unwrap();
-    assert_eq!(within(ws.recv_message()).await.unwrap(), Some(Message::text("after")));
+    assert_eq!(
+        within(ws.recv_message()).await.unwrap(),
+        Some(Message::text("after"))
+    );
 }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use common::{TestServer, config, python};
 use ws_proto::Message;
-use ws_server::client::{self, ClientConfig};
 use ws_server::TlsConfig;
+use ws_server::client::{self, ClientConfig};
 
 struct Pki {
     _dir: TempDir,
@@ -34,7 +34,12 @@ fn pki(name: &str) -> Pki {
     let key_path = dir.join("key.pem");
     std::fs::write(&cert_path, key.cert.pem()).unwrap();
     std::fs::write(&key_path, key.key_pair.serialize_pem()).unwrap();
-    Pki { _dir: TempDir(dir), cert_path, key_path, cert_der: key.cert.der().clone() }
+    Pki {
+        _dir: TempDir(dir),
+        cert_path,
+        key_path,
+        cert_der: key.cert.der().clone(),
+    }
 }
 
 async fn tls_server(pki: &Pki) -> TestServer {
@@ -78,6 +83,7 @@ async fn python_client_over_wss() {
 
 #[test]
 fn missing_pem_files_are_reported() {
-    let err = TlsConfig::from_pem_files("/nonexistent/cert.pem", "/nonexistent/key.pem").unwrap_err();
+    let err =
+        TlsConfig::from_pem_files("/nonexistent/cert.pem", "/nonexistent/key.pem").unwrap_err();
     assert!(err.to_string().contains("/nonexistent/cert.pem"), "{err}");
 }

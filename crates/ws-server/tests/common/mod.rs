@@ -18,9 +18,20 @@ pub const WAIT: Duration = Duration::from_secs(10);
 /// What the recording handler saw.
 #[derive(Debug)]
 pub enum Ev {
-    Open { conn: Connection, path: String, query: Option<String>, header: Option<String> },
-    Message { id: u64, msg: Message },
-    Close { id: u64, info: CloseInfo },
+    Open {
+        conn: Connection,
+        path: String,
+        query: Option<String>,
+        header: Option<String>,
+    },
+    Message {
+        id: u64,
+        msg: Message,
+    },
+    Close {
+        id: u64,
+        info: CloseInfo,
+    },
 }
 
 /// Echoes messages (unless `echo` is off) and reports every event.
@@ -31,7 +42,11 @@ pub struct Recorder {
 
 impl Handler for Recorder {
     async fn on_open(&self, conn: &Connection, req: &Request) {
-        let header = req.headers().get("x-test").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let header = req
+            .headers()
+            .get("x-test")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let _ = self.tx.send(Ev::Open {
             conn: conn.clone(),
             path: req.path().to_owned(),
@@ -51,7 +66,10 @@ impl Handler for Recorder {
     }
 
     async fn on_close(&self, conn: &Connection, info: CloseInfo) {
-        let _ = self.tx.send(Ev::Close { id: conn.id(), info });
+        let _ = self.tx.send(Ev::Close {
+            id: conn.id(),
+            info,
+        });
     }
 
     fn on_upgrade(&self, req: &Request) -> Result<Option<String>, http::StatusCode> {
@@ -94,7 +112,13 @@ impl TestServer {
         let task = tokio::spawn(server.clone().serve(listener, async {
             let _ = stopped.await;
         }));
-        Self { addr, server, events, shutdown: Some(stop), task }
+        Self {
+            addr,
+            server,
+            events,
+            shutdown: Some(stop),
+            task,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -109,7 +133,10 @@ impl TestServer {
     }
 
     pub async fn next(&mut self) -> Ev {
-        tokio::time::timeout(WAIT, self.events.recv()).await.expect("no event in time").expect("server gone")
+        tokio::time::timeout(WAIT, self.events.recv())
+            .await
+            .expect("no event in time")
+            .expect("server gone")
     }
 
     pub async fn next_open(&mut self) -> Connection {
@@ -163,7 +190,6 @@ pub fn frame(fin: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
 pub async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(WAIT, f).await.expect("timed out")
 }
-
 
 /// Runs a Python script from `tests/py/` and returns its output. A missing interpreter or
 /// package fails the test with the script's message (run `scripts/test-deps.sh`).
