@@ -6,18 +6,7 @@
 
 use std::time::Duration;
 
-use ws_server::{Connection, Handler, Message, Server, ServerConfig};
-
-struct Echo;
-
-impl Handler for Echo {
-    async fn on_message(&self, conn: &Connection, msg: Message) {
-        let _ = match msg {
-            Message::Text(text) => conn.send_text(text),
-            Message::Binary(data) => conn.send_binary(data),
-        };
-    }
-}
+use ws_server::{Echo, Server, ServerConfig};
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {

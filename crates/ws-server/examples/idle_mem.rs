@@ -14,21 +14,10 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpSocket;
 use tokio::task::JoinSet;
 use ws_server::client::{self, Client, ClientConfig};
-use ws_server::{Connection, Handler, Message, Server, ServerConfig};
+use ws_server::{Echo, Server, ServerConfig};
 
 /// Connections opened at once (the listen backlog is 1024).
 const CONCURRENT: usize = 256;
-
-struct Echo;
-
-impl Handler for Echo {
-    async fn on_message(&self, conn: &Connection, msg: Message) {
-        let _ = match msg {
-            Message::Text(text) => conn.send_text(text),
-            Message::Binary(data) => conn.send_binary(data),
-        };
-    }
-}
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 

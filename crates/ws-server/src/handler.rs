@@ -69,6 +69,20 @@ impl<H: Handler> Handler for Arc<H> {
     }
 }
 
+/// A handler that sends every message back unchanged: conformance suites, measurements, tests.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Echo;
+
+impl Handler for Echo {
+    async fn on_message(&self, conn: &Connection, msg: Message) {
+        // A full queue or a closing connection loses the echo, as for any send.
+        let _ = match msg {
+            Message::Text(text) => conn.send_text(text),
+            Message::Binary(data) => conn.send_binary(data),
+        };
+    }
+}
+
 /// An HTTP request head as the server received it (the body is never read).
 #[derive(Debug, Clone)]
 pub struct Request {

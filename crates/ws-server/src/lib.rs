@@ -55,7 +55,7 @@ pub use client::{Client, ClientConfig};
 pub use config::{OverflowPolicy, ServerConfig};
 pub use connection::{Connection, SLOW_CONSUMER};
 pub use error::{ClientError, SendError, TlsError};
-pub use handler::{CloseInfo, Handler, Message, Request};
+pub use handler::{CloseInfo, Echo, Handler, Message, Request};
 pub use server::{GOING_AWAY, Server};
 pub use stats::{Stats, StatsSnapshot};
 pub use tls::TlsConfig;

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestServer, config, within};
+use common::{TestServer, config, expect_close, within};
 use ws_proto::{Event, Message};
 use ws_server::client;
 
@@ -53,12 +53,7 @@ async fn graceful_shutdown_sends_1001_and_returns() {
     let cb = srv.next_open().await;
     srv.shutdown();
     for ws in [&mut a, &mut b] {
-        let Some(Event::Close(close)) = within(ws.recv()).await.unwrap() else {
-            panic!("no close")
-        };
-        assert_eq!(close.code, 1001);
-        // Our echo goes out from recv(); then the server closes TCP.
-        assert_eq!(within(ws.recv()).await.unwrap(), None);
+        assert_eq!(expect_close(ws).await.code, 1001);
     }
     within(&mut srv.task).await.unwrap().unwrap();
     for id in [ca.id(), cb.id()] {

@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{Ev, TestServer, config, frame, within};
+use common::{Ev, TestServer, config, expect_close, frame, within};
 use ws_proto::frame::OpCode;
 use ws_proto::handshake::DeflateConfig;
 use ws_proto::{Event, Message, PreparedMessage};
@@ -133,11 +133,7 @@ async fn protocol_violation_closes_with_1002() {
     let conn = srv.next_open().await;
     // An unmasked client frame: RFC 6455 §5.1 says the server must close.
     ws.send_raw(&[0x81, 0x02, b'h', b'i']).await.unwrap();
-    let Some(Event::Close(close)) = within(ws.recv()).await.unwrap() else {
-        panic!("no close")
-    };
-    assert_eq!(close.code, 1002);
-    assert_eq!(within(ws.recv()).await.unwrap(), None);
+    assert_eq!(expect_close(&mut ws).await.code, 1002);
     let info = srv.close_of(conn.id()).await;
     assert_eq!((info.code, info.clean), (1002, false));
 }
@@ -165,12 +161,8 @@ async fn server_close_and_send_from_another_task() {
         ws.recv_message().await.unwrap(),
         Some(Message::binary(vec![9u8; 3000]))
     );
-    let Some(Event::Close(close)) = within(ws.recv()).await.unwrap() else {
-        panic!("no close")
-    };
+    let close = expect_close(&mut ws).await;
     assert_eq!((close.code, close.reason.as_str()), (3001, "bye"));
-    // The client's echo completes the handshake; the server then closes TCP.
-    assert_eq!(within(ws.recv()).await.unwrap(), None);
     let info = srv.close_of(conn.id()).await;
     assert_eq!((info.code, info.clean), (3001, true));
 }

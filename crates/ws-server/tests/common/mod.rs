@@ -213,3 +213,13 @@ pub async fn python(script: &str, args: &[&str]) -> std::process::Output {
     );
     out
 }
+
+/// Expects the server's close frame, then the end of the TCP connection (the client's echo
+/// goes out from `recv`).
+pub async fn expect_close(ws: &mut ws_server::Client) -> ws_proto::CloseFrame {
+    let Some(ws_proto::Event::Close(close)) = within(ws.recv()).await.unwrap() else {
+        panic!("no close frame")
+    };
+    assert_eq!(within(ws.recv()).await.unwrap(), None);
+    close
+}
