@@ -97,3 +97,22 @@ async fn connections_beyond_the_cap_get_503() {
     again.send_text("ok").await.unwrap();
     assert!(again.recv_message().await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn silent_and_slow_request_heads_are_dropped_after_the_handshake_timeout() {
+    let mut c = config();
+    c.handshake_timeout = std::time::Duration::from_millis(200);
+    let srv = TestServer::start(c).await;
+    for partial in ["", "GET / HTTP/1.1\r\nHost: x\r\n"] {
+        let mut tcp = TcpStream::connect(srv.addr).await.unwrap();
+        tcp.write_all(partial.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        // hyper answers 408 or just closes; either way the connection ends.
+        within(tcp.read_to_end(&mut buf)).await.unwrap();
+        let text = String::from_utf8_lossy(&buf);
+        assert!(
+            text.is_empty() || text.starts_with("HTTP/1.1 408"),
+            "{text}"
+        );
+    }
+}
