@@ -99,7 +99,7 @@ impl<H: Handler> Server<H> {
     /// Accepts connections on `listener` until `shutdown` completes, then shuts down gracefully:
     /// stops accepting, lets HTTP connections finish their request, sends close 1001 to every
     /// WebSocket connection, waits up to [`ServerConfig::shutdown_timeout`] for them to end,
-    /// then drops the rest and returns.
+    /// then drops the rest and returns. Call it once per `Server` (shutdown is final).
     pub async fn serve(
         self,
         listener: TcpListener,
