@@ -1,0 +1,235 @@
+//! `wspush-bench`: see the crate docs (`bench/src/lib.rs`) and README "Benchmarks".
+
+use std::io::Write;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use wspush_bench::publisher::Target;
+use wspush_bench::report::{self, PointResult};
+use wspush_bench::run::Bench;
+use wspush_bench::scenario::{Shape, parse_letters};
+use wspush_bench::server::Spawned;
+
+#[derive(Parser)]
+#[command(
+    name = "wspush-bench",
+    about = "Fan-out benchmark for wspush and peers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run scenarios against one server.
+    Run(Box<RunArgs>),
+    /// Print the ratios of two runs' JSON lines (ours / theirs).
+    Compare {
+        /// JSON lines of the server being judged (wspush).
+        ours: PathBuf,
+        /// JSON lines of the reference (Nchan).
+        theirs: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Scenarios: letters a..g separated by commas, or `all`.
+    #[arg(long, default_value = "a")]
+    scenario: String,
+    /// Name of the server in the results.
+    #[arg(long, default_value = "wspush")]
+    label: String,
+    /// Start `PATH serve` on free loopback ports and measure it.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["ws", "server_pid"])]
+    spawn_server: Option<PathBuf>,
+    /// Extra arguments for the spawned server (repeat).
+    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
+    server_arg: Vec<String>,
+    /// WebSocket address of a running server.
+    #[arg(long, value_name = "ADDR")]
+    ws: Option<String>,
+    /// wspush MessagePack-RPC address (publish with push_data / publish).
+    #[arg(long, value_name = "ADDR", conflicts_with = "http_publish")]
+    rpc: Option<String>,
+    /// Publish with HTTP POST to this URL instead; `{channel}` is replaced.
+    #[arg(long, value_name = "URL")]
+    http_publish: Option<String>,
+    /// Subscriber path; `{channel}` is replaced, else `?channel=` is appended.
+    #[arg(long, default_value = "/")]
+    sub_path: String,
+    /// Server process to measure (its descendants are included: nginx workers).
+    #[arg(long, value_name = "PID")]
+    server_pid: Option<u32>,
+    /// Multiply every scenario's message count.
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// Cap every point's connections.
+    #[arg(long, default_value_t = usize::MAX, hide_default_value = true)]
+    max_subscribers: usize,
+    /// Connection counts of scenario e, comma-separated.
+    #[arg(long, default_value = "10000,50000", value_delimiter = ',')]
+    idle_connections: Vec<usize>,
+    /// Publish calls in flight.
+    #[arg(long, default_value_t = 256)]
+    window: usize,
+    /// Messages the publisher may run ahead of what subscribers received.
+    #[arg(long, default_value_t = 32)]
+    lag: u64,
+    /// Worker threads of the load generator.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Also append the JSON lines to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Compare { ours, theirs } => {
+            let (o, t) = (read_jsonl(&ours)?, read_jsonl(&theirs)?);
+            print!("{}", report::compare(&o, &t));
+            Ok(())
+        }
+        Command::Run(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(args.threads.max(1))
+                .enable_all()
+                .build()?;
+            runtime.block_on(run(*args))
+        }
+    }
+}
+
+fn read_jsonl(path: &PathBuf) -> anyhow::Result<Vec<PointResult>> {
+    let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).with_context(|| format!("{}: {l}", path.display())))
+        .collect()
+}
+
+fn resolve(addr: &str) -> anyhow::Result<SocketAddr> {
+    addr.to_socket_addrs()?
+        .next()
+        .with_context(|| format!("{addr} resolves to nothing"))
+}
+
+/// `http://host:port/path` → address, host header, path.
+fn http_target(url: &str) -> anyhow::Result<Target> {
+    let rest = url
+        .strip_prefix("http://")
+        .context("--http-publish must start with http://")?;
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    Ok(Target::Http {
+        addr: resolve(host)?,
+        host: host.to_owned(),
+        path: if path.is_empty() {
+            "/".into()
+        } else {
+            path.into()
+        },
+    })
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    // Raise the soft limit to the hard one; each point checks it needs no more.
+    let nofile = rlimit::increase_nofile_limit(u64::MAX).context("raising RLIMIT_NOFILE")?;
+    eprintln!("open files limit: {nofile}");
+    let letters = parse_letters(&args.scenario).map_err(anyhow::Error::msg)?;
+    let spawned = match &args.spawn_server {
+        Some(path) => Some(Spawned::start(path, &args.server_arg)?),
+        None => None,
+    };
+    let (ws, rpc, pid) = match &spawned {
+        Some(s) => (s.ws, Some(s.rpc), Some(s.pid())),
+        None => {
+            let ws = resolve(args.ws.as_deref().context("give --ws or --spawn-server")?)?;
+            let rpc = args.rpc.as_deref().map(resolve).transpose()?;
+            (ws, rpc, args.server_pid)
+        }
+    };
+    let publish = match (&args.http_publish, rpc) {
+        (Some(url), _) => http_target(url)?,
+        (None, Some(rpc)) => Target::Rpc(rpc),
+        (None, None) => bail!("give --rpc or --http-publish"),
+    };
+    let bench = Bench {
+        label: args.label.clone(),
+        ws,
+        sub_path: args.sub_path.clone(),
+        publish,
+        server_pid: pid,
+        stats_rpc: rpc.filter(|_| args.http_publish.is_none()),
+        window: args.window,
+        lag: args.lag,
+        run_id: format!("r{}", std::process::id()),
+        next_source: Arc::new(AtomicUsize::new(0)),
+    };
+    if pid.is_none() {
+        eprintln!("no --server-pid: server memory and CPU are not measured");
+    }
+    let shape = Shape {
+        scale: args.scale,
+        max_subscribers: args.max_subscribers,
+        idle_connections: args.idle_connections.clone(),
+    };
+    let mut json = match &args.json {
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| p.display().to_string())?,
+        ),
+        None => None,
+    };
+    let mut results = Vec::new();
+    let mut dirty = Vec::new();
+    for letter in letters {
+        for point in shape.points(letter) {
+            eprintln!("== {} {} ...", args.label, point.name);
+            let r = match bench.run(&point).await {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("!! {} {}: {e}", args.label, point.name);
+                    dirty.push(format!("{}: {e}", point.name));
+                    continue;
+                }
+            };
+            println!("{}", r.json());
+            if let Some(f) = json.as_mut() {
+                writeln!(f, "{}", r.json())?;
+            }
+            if !r.is_clean() {
+                eprintln!(
+                    "!! {} {}: LOST {} OUT-OF-ORDER {} in {} clients, {} failed ({:?})",
+                    args.label,
+                    point.name,
+                    r.lost,
+                    r.out_of_order,
+                    r.bad_clients,
+                    r.failed,
+                    r.first_error
+                );
+                dirty.push(format!(
+                    "{}: lost {} out of order {}",
+                    point.name, r.lost, r.out_of_order
+                ));
+            }
+            results.push(r);
+        }
+    }
+    eprint!("\n{}", report::table(&results));
+    drop(spawned);
+    if !dirty.is_empty() {
+        bail!("{} point(s) failed:\n  {}", dirty.len(), dirty.join("\n  "));
+    }
+    Ok(())
+}

@@ -1,0 +1,413 @@
+//! One WebSocket subscriber: connect from a chosen source address, upgrade,
+//! then read server frames and check every benchmark message's order and
+//! latency.
+//!
+//! A subscriber must cost the load generator almost nothing, because tens of
+//! thousands run on the same 2 cores as the server under test:
+//! - one small task each, no per-connection state machine: frames are parsed
+//!   in place with `ws_proto::frame::FrameHeader::parse` (server frames are
+//!   unmasked, and we never offer permessage-deflate, so payloads are read
+//!   as they lie in the buffer);
+//! - the read buffer is per *thread*, not per connection: an idle
+//!   subscriber holds no buffer, only the bytes of a frame split across reads;
+//! - the clock is read once per read call, not once per message (frames that
+//!   arrive in one read arrived at the same time).
+
+use std::cell::RefCell;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use ws_proto::frame::{FrameHeader, OpCode, apply_mask};
+
+use crate::payload::{self, Parsed};
+use crate::tally::Tally;
+
+/// How to reach the server and what to expect from it.
+#[derive(Debug, Clone)]
+pub struct SubSpec {
+    /// Index of this subscriber in the point (for its progress slot).
+    pub index: usize,
+    /// The server's WebSocket address.
+    pub addr: SocketAddr,
+    /// Local address to bind before connecting (spreads ephemeral ports).
+    pub source: IpAddr,
+    /// `Host` header value.
+    pub host: String,
+    /// Request path with query.
+    pub path: String,
+    /// Data messages its channel will carry (sequence 0..expected).
+    pub expected: u64,
+    /// Never read after the upgrade (scenario g).
+    pub stalled: bool,
+}
+
+/// Why a subscriber stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubError {
+    /// Connecting or the upgrade failed.
+    #[error("connect {addr} from {source_ip}: {err}")]
+    Connect {
+        /// Server address.
+        addr: SocketAddr,
+        /// Source address.
+        source_ip: IpAddr,
+        /// The I/O error.
+        err: std::io::Error,
+    },
+    /// The server refused the upgrade or answered nonsense.
+    #[error("handshake: {0}")]
+    Handshake(#[from] ws_proto::HandshakeError),
+    /// Socket error after the upgrade.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// The server closed the connection (close frame code or EOF).
+    #[error("closed by server (code {0:?})")]
+    Closed(Option<u16>),
+    /// A frame we cannot accept from a server.
+    #[error("bad frame: {0}")]
+    Frame(String),
+    /// The upgrade took too long.
+    #[error("handshake timed out")]
+    Timeout,
+}
+
+/// Bytes read in one call; shared by every subscriber on a thread.
+const READ_BUF: usize = 64 * 1024;
+/// Receive buffer of stalled subscribers: small, so their server queue fills fast.
+const STALLED_RCVBUF: u32 = 4096;
+
+thread_local! {
+    static BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_BUF]);
+}
+
+/// Runs a subscriber until its connection ends or the task is aborted.
+pub async fn run(spec: SubSpec, tally: Arc<Tally>) {
+    let result = async {
+        let (stream, rest) = tokio::time::timeout(Duration::from_secs(60), connect(&spec))
+            .await
+            .map_err(|_| SubError::Timeout)??;
+        tally.bump(&tally.connected);
+        if spec.stalled {
+            // Keep the socket open, never read; the runner aborts this task.
+            std::future::pending::<()>().await;
+        }
+        read_loop(stream, rest, &spec, &tally).await
+    }
+    .await;
+    if let Err(e) = result {
+        // A stalled subscriber being closed is the policy at work, not a failure.
+        if !spec.stalled {
+            tally.fail(e.to_string());
+        }
+    }
+}
+
+async fn connect(spec: &SubSpec) -> Result<(TcpStream, Vec<u8>), SubError> {
+    let connect_err = |err| SubError::Connect {
+        addr: spec.addr,
+        source_ip: spec.source,
+        err,
+    };
+    let socket = if spec.addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(connect_err)?;
+    if spec.stalled {
+        socket
+            .set_recv_buffer_size(STALLED_RCVBUF)
+            .map_err(connect_err)?;
+    }
+    socket
+        .bind(SocketAddr::new(spec.source, 0))
+        .map_err(connect_err)?;
+    let mut stream = socket.connect(spec.addr).await.map_err(connect_err)?;
+    stream.set_nodelay(true).map_err(connect_err)?;
+    let key = ws_proto::handshake::generate_key((spec.index as u128).to_le_bytes());
+    let request = ws_proto::handshake::client_request(&spec.host, &spec.path, &key, &[]);
+    stream.write_all(&request).await?;
+    let mut buf = Vec::with_capacity(512);
+    loop {
+        if stream.read_buf(&mut buf).await? == 0 {
+            return Err(SubError::Closed(None));
+        }
+        if let Some((len, _)) = ws_proto::handshake::parse_response(&buf, &key)? {
+            buf.drain(..len);
+            return Ok((stream, buf));
+        }
+    }
+}
+
+/// Per-subscriber sequence state.
+struct Order {
+    next: u64,
+    bad: bool,
+    ready: bool,
+}
+
+async fn read_loop(
+    mut stream: TcpStream,
+    mut pending: Vec<u8>,
+    spec: &SubSpec,
+    tally: &Tally,
+) -> Result<(), SubError> {
+    let mut order = Order {
+        next: 0,
+        bad: false,
+        ready: false,
+    };
+    let mut pongs = Vec::new();
+    if !pending.is_empty() {
+        let now = payload::now_ns();
+        let used = handle_frames(&pending, now, spec, tally, &mut order, &mut pongs)?;
+        pending.drain(..used);
+    }
+    loop {
+        if !pongs.is_empty() {
+            stream.write_all(&pongs).await?;
+            pongs.clear();
+        }
+        stream.readable().await?;
+        let step = BUF.with(|cell| -> Result<bool, SubError> {
+            let mut buf = cell.borrow_mut();
+            let n = match stream.try_read(&mut buf[..]) {
+                Ok(0) => return Err(SubError::Closed(None)),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e.into()),
+            };
+            let now = payload::now_ns();
+            if pending.is_empty() {
+                let used = handle_frames(&buf[..n], now, spec, tally, &mut order, &mut pongs)?;
+                pending.extend_from_slice(&buf[used..n]);
+            } else {
+                pending.extend_from_slice(&buf[..n]);
+                let used = handle_frames(&pending, now, spec, tally, &mut order, &mut pongs)?;
+                pending.drain(..used);
+            }
+            Ok(true)
+        })?;
+        if !step {
+            continue;
+        }
+        if pending.capacity() > READ_BUF && pending.len() < 1024 {
+            // A large frame went through; do not keep its buffer while idle.
+            pending.shrink_to(1024);
+        }
+    }
+}
+
+/// Handles every complete frame at the start of `buf`; returns the bytes used.
+fn handle_frames(
+    buf: &[u8],
+    now: u64,
+    spec: &SubSpec,
+    tally: &Tally,
+    order: &mut Order,
+    pongs: &mut Vec<u8>,
+) -> Result<usize, SubError> {
+    let mut batch = Batch::default();
+    let result = scan_frames(buf, now, spec, tally, order, pongs, &mut batch);
+    if batch.delivered > 0 {
+        tally.add_delivered(batch.delivered);
+    }
+    // Only after the deliveries are counted: the runner reads them once all are done.
+    if batch.finished {
+        tally.bump(&tally.done);
+    }
+    result
+}
+
+/// What one read's frames add to the tally.
+#[derive(Default)]
+struct Batch {
+    delivered: u64,
+    finished: bool,
+}
+
+fn scan_frames(
+    buf: &[u8],
+    now: u64,
+    spec: &SubSpec,
+    tally: &Tally,
+    order: &mut Order,
+    pongs: &mut Vec<u8>,
+    batch: &mut Batch,
+) -> Result<usize, SubError> {
+    let mut at = 0;
+    while let Some((header, hlen)) =
+        FrameHeader::parse(&buf[at..]).map_err(|e| SubError::Frame(e.to_string()))?
+    {
+        let len = usize::try_from(header.payload_len)
+            .map_err(|_| SubError::Frame("frame larger than memory".into()))?;
+        let Some(body) = buf.get(at + hlen..at + hlen + len) else {
+            break;
+        };
+        at += hlen + len;
+        if header.mask.is_some() || header.rsv1 {
+            return Err(SubError::Frame("masked or compressed server frame".into()));
+        }
+        match header.opcode {
+            OpCode::Text | OpCode::Binary => match payload::parse(body) {
+                Some(Parsed::Data { seq, sent_ns }) => {
+                    tally.latency.record(now.saturating_sub(sent_ns));
+                    batch.delivered += 1;
+                    batch.finished |= check_order(seq, spec, tally, order);
+                }
+                Some(Parsed::Warmup) if !order.ready => {
+                    order.ready = true;
+                    tally.bump(&tally.ready);
+                }
+                _ => {}
+            },
+            // Messages are never fragmented by the servers we test; a
+            // continuation carries no header of ours.
+            OpCode::Continuation | OpCode::Pong => {}
+            OpCode::Ping => queue_pong(body, spec.index as u32, pongs),
+            OpCode::Close => {
+                let code = body.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]));
+                return Err(SubError::Closed(code));
+            }
+        }
+    }
+    Ok(at)
+}
+
+/// Returns whether this was the channel's last message, received in order.
+fn check_order(seq: u64, spec: &SubSpec, tally: &Tally, order: &mut Order) -> bool {
+    use std::sync::atomic::Ordering::Relaxed;
+    if seq == order.next {
+        order.next += 1;
+    } else if seq > order.next {
+        tally.lost.fetch_add(seq - order.next, Relaxed);
+        order.next = seq + 1;
+        mark_bad(tally, order);
+    } else {
+        tally.out_of_order.fetch_add(1, Relaxed);
+        mark_bad(tally, order);
+    }
+    tally.set_progress(spec.index, order.next);
+    order.next == spec.expected && seq + 1 == spec.expected
+}
+
+fn mark_bad(tally: &Tally, order: &mut Order) {
+    if !order.bad {
+        order.bad = true;
+        tally
+            .bad_clients
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// RFC 6455 §5.5.3: a pong echoes the ping's payload; §5.3: clients mask.
+fn queue_pong(body: &[u8], key_seed: u32, out: &mut Vec<u8>) {
+    let key = key_seed.wrapping_mul(0x9E37_79B9).to_le_bytes();
+    let header = FrameHeader {
+        fin: true,
+        rsv1: false,
+        rsv2: false,
+        rsv3: false,
+        opcode: OpCode::Pong,
+        mask: Some(key),
+        payload_len: body.len() as u64,
+    };
+    header.encode(out);
+    let start = out.len();
+    out.extend_from_slice(body);
+    apply_mask(&mut out[start..], key, 0);
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn spec(expected: u64) -> SubSpec {
+        SubSpec {
+            index: 0,
+            addr: "127.0.0.1:1".parse().unwrap(),
+            source: "127.0.0.1".parse().unwrap(),
+            host: "h".into(),
+            path: "/".into(),
+            expected,
+            stalled: false,
+        }
+    }
+
+    fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0x80 | opcode];
+        if payload.len() < 126 {
+            f.push(payload.len() as u8);
+        } else {
+            f.push(126);
+            f.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        }
+        f.extend_from_slice(payload);
+        f
+    }
+
+    fn data(seq: u64, size: usize) -> Vec<u8> {
+        let mut p = Vec::new();
+        payload::encode(seq, 0, size, &mut p);
+        frame(1, &p)
+    }
+
+    #[test]
+    fn counts_order_loss_and_partial_frames() {
+        let tally = Tally::new(1);
+        let s = spec(4);
+        let mut order = Order {
+            next: 0,
+            bad: false,
+            ready: false,
+        };
+        let mut pongs = Vec::new();
+        let mut bytes = [data(0, 64), data(2, 300), data(1, 64), data(3, 64)].concat();
+        bytes.extend_from_slice(&data(4, 64)[..5]);
+        let used = handle_frames(&bytes, 10, &s, &tally, &mut order, &mut pongs).unwrap();
+        assert_eq!(
+            used,
+            bytes.len() - 5,
+            "the split frame waits for more bytes"
+        );
+        assert_eq!(tally.delivered.sum(), 4);
+        assert_eq!(tally.lost.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(
+            tally
+                .out_of_order
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+        assert_eq!(Tally::get(&tally.bad_clients), 1);
+        assert_eq!(Tally::get(&tally.done), 1);
+        assert_eq!(tally.progress(0), 4);
+        assert_eq!(tally.latency.snapshot().count(), 4);
+    }
+
+    #[test]
+    fn warmup_ping_and_close() {
+        let tally = Tally::new(1);
+        let mut order = Order {
+            next: 0,
+            bad: false,
+            ready: false,
+        };
+        let mut pongs = Vec::new();
+        let bytes = [frame(1, b"w x"), frame(1, b"w x"), frame(9, b"hi")].concat();
+        handle_frames(&bytes, 0, &spec(1), &tally, &mut order, &mut pongs).unwrap();
+        assert_eq!(Tally::get(&tally.ready), 1, "counted once");
+        let (h, hlen) = FrameHeader::parse(&pongs).unwrap().unwrap();
+        assert_eq!(h.opcode, OpCode::Pong);
+        let mut body = pongs[hlen..].to_vec();
+        apply_mask(&mut body, h.mask.unwrap(), 0);
+        assert_eq!(body, b"hi");
+        let close = frame(8, &1008u16.to_be_bytes());
+        let err = handle_frames(&close, 0, &spec(1), &tally, &mut order, &mut pongs);
+        assert!(matches!(err, Err(SubError::Closed(Some(1008)))));
+    }
+}
