@@ -17,7 +17,10 @@ use crate::connection::Connection;
 /// from that connection's task: while one runs, that connection reads nothing more (natural
 /// back-pressure), other connections are not affected. They must not block the thread.
 pub trait Handler: Send + Sync + 'static {
-    /// The connection is open: the 101 response is sent and messages may flow.
+    /// The upgrade is accepted: called just before the `101` response is written, so that a
+    /// client that sees its connection open is already known to the application and misses
+    /// nothing sent to it afterwards. Messages sent from here go out right after the `101`.
+    /// If the upgrade then fails (the client left), [`Handler::on_close`] follows with 1006.
     fn on_open(&self, conn: &Connection, req: &Request) -> impl Future<Output = ()> + Send {
         let _ = (conn, req);
         async {}

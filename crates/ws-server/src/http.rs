@@ -73,20 +73,29 @@ pub(crate) async fn handle<H: Handler>(
     };
 
     let on_upgrade = hyper::upgrade::on(&mut req);
+    let admitted = crate::task::admit(&inner, &request, permit).await;
+    drop(request);
     let task_inner = Arc::clone(&inner);
     inner.tracker.spawn(async move {
         let timeout = task_inner.config.handshake_timeout;
         let upgraded = match tokio::time::timeout(timeout, on_upgrade).await {
             Ok(Ok(upgraded)) => upgraded,
-            Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "upgrade failed"),
-            Err(_) => return tracing::debug!(%peer, "upgrade timed out"),
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "upgrade failed");
+                return crate::task::abandon(admitted, "upgrade failed").await;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "upgrade timed out");
+                return crate::task::abandon(admitted, "upgrade timed out").await;
+            }
         };
         // Always our own type: `serve_http` hands hyper a `TokioIo<Stream>`.
         let Ok(parts) = upgraded.downcast::<TokioIo<Stream>>() else {
-            return tracing::error!(%peer, "upgraded connection has an unexpected type");
+            tracing::error!(%peer, "upgraded connection has an unexpected type");
+            return crate::task::abandon(admitted, "unexpected upgraded type").await;
         };
         let io = parts.io.into_inner();
-        crate::task::run(task_inner, io, parts.read_buf, request, deflate, permit).await;
+        crate::task::run(admitted, io, parts.read_buf, deflate).await;
     });
 
     let mut resp = Response::new(Full::new(Bytes::new()));

@@ -35,15 +35,35 @@ const WRITE_HIGH_WATER: usize = 256 * 1024;
 /// but does not read its answers cannot grow our memory).
 const READ_PAUSE: usize = 1024 * 1024;
 
-/// Runs one upgraded connection to its end, then reports it to the handler.
-pub(crate) async fn run<H: Handler>(
+/// A connection admitted before its `101` is sent: registered, counted, holding its
+/// connection-cap permit, already known to the handler through `on_open`.
+pub(crate) struct Admitted<H: Handler> {
     inner: Arc<Inner<H>>,
-    io: Stream,
-    read_buf: Bytes,
-    req: Request,
-    deflate: Option<DeflateParams>,
+    conn: Connection,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// Unregisters the connection even if a handler panics.
+impl<H: Handler> Drop for Admitted<H> {
+    fn drop(&mut self) {
+        self.conn.shared.mark_closed();
+        self.inner.unregister(self.conn.id());
+        self.inner
+            .stats
+            .connections_open
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Admits a connection whose upgrade was accepted and calls `on_open`, all before the `101`
+/// goes out: a client that sees its connection open is already registered, so a message
+/// sent to it from then on is never missed. What `on_open` sends is queued and written
+/// right after the `101`.
+pub(crate) async fn admit<H: Handler>(
+    inner: &Arc<Inner<H>>,
+    req: &Request,
     permit: OwnedSemaphorePermit,
-) {
+) -> Admitted<H> {
     let cfg = &inner.config;
     let conn = Connection::new(
         inner.next_id(),
@@ -52,19 +72,40 @@ pub(crate) async fn run<H: Handler>(
         cfg.overflow,
         Arc::clone(&inner.stats),
     );
-    let guard = Registration {
-        inner: &*inner,
-        conn: &conn,
-        _permit: permit,
-    };
     inner.register(&conn);
     Stats::add(&inner.stats.connections_open, 1);
     Stats::add(&inner.stats.connections_total, 1);
+    let admitted = Admitted {
+        inner: Arc::clone(inner),
+        conn,
+        _permit: permit,
+    };
+    inner.handler.on_open(&admitted.conn, req).await;
+    admitted
+}
+
+/// The upgrade failed after `on_open` (the client left before the `101` was written, or the
+/// handshake timed out): the handler still gets its `on_close`.
+pub(crate) async fn abandon<H: Handler>(admitted: Admitted<H>, why: &'static str) {
+    let info = CloseInfo::new(1006, why, false);
+    admitted.inner.stats.record_close(info.code);
+    let (inner, conn) = (Arc::clone(&admitted.inner), admitted.conn.clone());
+    drop(admitted);
+    inner.handler.on_close(&conn, info).await;
+}
+
+/// Runs one upgraded connection to its end, then reports it to the handler.
+pub(crate) async fn run<H: Handler>(
+    admitted: Admitted<H>,
+    io: Stream,
+    read_buf: Bytes,
+    deflate: Option<DeflateParams>,
+) {
+    let inner = Arc::clone(&admitted.inner);
+    let conn = admitted.conn.clone();
+    let cfg = &inner.config;
     let proto = ws_proto::Connection::new(Role::Server, cfg.proto.clone(), deflate);
     let mut driver = Driver::new(io, proto, conn.clone(), cfg, &inner.stats);
-    inner.handler.on_open(&conn, &req).await;
-    // The request head (headers, URI) is not kept for the connection's lifetime.
-    drop(req);
     if !read_buf.is_empty() {
         driver.input(&read_buf);
     }
@@ -78,26 +119,8 @@ pub(crate) async fn run<H: Handler>(
     );
     inner.stats.record_close(info.code);
     drop(driver);
-    drop(guard);
+    drop(admitted);
     inner.handler.on_close(&conn, info).await;
-}
-
-/// Unregisters the connection even if a handler panics.
-struct Registration<'a, H> {
-    inner: &'a Inner<H>,
-    conn: &'a Connection,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl<H> Drop for Registration<'_, H> {
-    fn drop(&mut self) {
-        self.conn.shared.mark_closed();
-        self.inner.unregister(self.conn.id());
-        self.inner
-            .stats
-            .connections_open
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    }
 }
 
 /// What woke the connection task.

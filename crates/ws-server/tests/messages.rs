@@ -191,3 +191,25 @@ async fn prepared_message_reaches_plain_and_compressed_connections() {
     );
     assert_eq!(srv.server.stats().snapshot().messages_sent, 2);
 }
+
+/// `on_open` runs before the `101` goes out: when `connect` returns, the handler already
+/// knows the connection (nothing sent to it afterwards can be missed), and whatever
+/// `on_open` queued arrives first. Also: a client that leaves before the `101` still
+/// gets its `on_close`.
+#[tokio::test]
+async fn on_open_happens_before_the_client_sees_the_connection_open() {
+    let mut srv = TestServer::start(config()).await;
+    let mut ws = within(client::connect(&srv.url("/"))).await.unwrap();
+    // No waiting: the open event is already there.
+    let Ok(Ev::Open { conn, .. }) = srv.events.try_recv() else {
+        panic!("on_open had not run when the client saw 101")
+    };
+    assert_eq!(srv.server.connections().len(), 1);
+    conn.send_text("right after open").unwrap();
+    assert_eq!(
+        within(ws.recv_message()).await.unwrap(),
+        Some(Message::text("right after open"))
+    );
+    ws.close(1000, "").await.unwrap();
+    srv.close_of(conn.id()).await;
+}
