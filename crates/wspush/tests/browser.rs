@@ -1,0 +1,210 @@
+//! A real browser: headless Chromium (Debian's `chromium`, installed by
+//! `scripts/test-deps.sh`) on the demo page of the push server, and two
+//! Chromium pages chatting through `examples/chat`.
+#![allow(clippy::unwrap_used)]
+
+#[path = "browser/cdp.rs"]
+mod cdp;
+
+#[allow(dead_code)]
+#[path = "../examples/chat.rs"]
+mod chat;
+
+use cdp::{Browser, Page, WAIT};
+use msgpack_rpc::{Client as Rpc, Notification, Value};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+use wspush::config::Settings;
+use wspush::serve::{Running, start};
+
+/// Two Chromium instances at once would compete for the machine's few cores.
+static ONE_BROWSER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Types `text` into the page's `#text` field and submits the `#send` form
+/// (the demo page and the chat page share these ids).
+async fn type_and_send(browser: &mut Browser, page: &Page, name: Option<&str>, text: &str) {
+    let set_name = name.map_or(String::new(), |n| {
+        format!("document.getElementById('name').value = {};", json!(n))
+    });
+    let script = format!(
+        "{set_name} document.getElementById('text').value = {}; \
+         document.getElementById('send').requestSubmit(); true",
+        json!(text)
+    );
+    browser.eval(page, &script).await;
+}
+
+fn status_is(text: &str) -> String {
+    format!(
+        "document.getElementById('status').textContent === {}",
+        json!(text)
+    )
+}
+
+/// The push server in this process, with a listening RPC client.
+struct Server {
+    running: Running,
+    rpc: Rpc,
+    events: mpsc::Receiver<Notification>,
+}
+
+impl Server {
+    async fn start(ws: &str) -> Server {
+        let settings = Settings {
+            ws: ws.parse().unwrap(),
+            rpc: "127.0.0.1:0".parse().unwrap(),
+            ..Settings::default()
+        };
+        let running = start(&settings).await.unwrap();
+        let rpc = Rpc::connect_tcp(running.rpc_addr).await.unwrap();
+        let events = rpc.notifications();
+        assert_eq!(
+            rpc.call("listen", vec![]).await.unwrap(),
+            Value::Boolean(true)
+        );
+        Server {
+            running,
+            rpc,
+            events,
+        }
+    }
+
+    /// Waits for `on_message(conn, text)`: the page's socket is registered
+    /// (the server handles a connection's messages after its open).
+    async fn message_from_page(&mut self, text: &str) {
+        loop {
+            let event = timeout(WAIT, self.events.recv()).await.unwrap().unwrap();
+            if &event.method[..] == b"on_message" && event.params[1].as_str() == Some(text) {
+                return;
+            }
+        }
+    }
+
+    async fn call(&self, method: &str, params: Vec<Value>) -> Value {
+        self.rpc.call(method, params).await.unwrap()
+    }
+}
+
+/// The demo page's messages, oldest first (it shows the newest on top).
+async fn shown(browser: &mut Browser, page: &Page) -> Vec<String> {
+    let newest_first = browser
+        .eval(
+            page,
+            "[...document.querySelectorAll('#log li.msg')].map(li => li.lastChild.textContent)",
+        )
+        .await;
+    let mut texts: Vec<String> = serde_json::from_value(newest_first).unwrap();
+    texts.reverse();
+    texts
+}
+
+const NEWEST_IS_AFTER: &str =
+    "(document.querySelector('#log li.msg') || {}).lastChild?.textContent === 'after'";
+
+#[tokio::test]
+async fn demo_page_shows_pushes_channels_and_reconnects() {
+    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
+    let mut server = Server::start("127.0.0.1:0").await;
+    let ws = server.running.ws_addr;
+    let mut browser = Browser::launch().await;
+
+    let everyone = browser.open(&format!("http://{ws}/")).await;
+    browser.wait_for(&everyone, &status_is("connected")).await;
+    type_and_send(&mut browser, &everyone, None, "hello from chromium").await;
+    server.message_from_page("hello from chromium").await;
+    let news = browser.open(&format!("http://{ws}/?channel=news")).await;
+    browser.wait_for(&news, &status_is("connected")).await;
+    type_and_send(&mut browser, &news, None, "news reader here").await;
+    server.message_from_page("news reader here").await;
+
+    let hello = r#"{"hello":"world"}"#;
+    assert_eq!(
+        server.call("push_data", vec![hello.into()]).await,
+        Value::Nil
+    );
+    let published = server
+        .call("publish", vec!["news".into(), "breaking".into()])
+        .await;
+    assert_eq!(published, Value::from(1));
+    server
+        .call("push_data", vec![Value::Binary(vec![1, 2, 3])])
+        .await;
+    server.call("push_data", vec!["after".into()]).await;
+
+    browser.wait_for(&everyone, NEWEST_IS_AFTER).await;
+    assert_eq!(
+        shown(&mut browser, &everyone).await,
+        [hello, "binary (3 bytes)", "after"]
+    );
+    browser.wait_for(&news, NEWEST_IS_AFTER).await;
+    assert_eq!(
+        shown(&mut browser, &news).await,
+        [hello, "breaking", "binary (3 bytes)", "after"]
+    );
+
+    // The server restarts on the same port: the page reconnects by itself.
+    server.running.shutdown().await.unwrap();
+    browser
+        .wait_for(&everyone, &status_is("reconnecting"))
+        .await;
+    let mut server = Server::start(&ws.to_string()).await;
+    browser.wait_for(&everyone, &status_is("connected")).await;
+    type_and_send(&mut browser, &everyone, None, "back again").await;
+    server.message_from_page("back again").await;
+    server.call("push_data", vec!["after restart".into()]).await;
+    browser
+        .wait_for(
+            &everyone,
+            "document.querySelector('#log li.msg').lastChild.textContent === 'after restart'",
+        )
+        .await;
+
+    browser.close().await;
+    server.running.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn two_pages_chat_through_the_chat_example() {
+    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(chat::serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let mut browser = Browser::launch().await;
+
+    let alice = browser.open(&url).await;
+    let bob = browser.open(&url).await;
+    // "2 online" is broadcast once both sockets are in the room.
+    browser.wait_for(&alice, &status_is("2 online")).await;
+    browser.wait_for(&bob, &status_is("2 online")).await;
+
+    let said = |line: &str| {
+        format!(
+            "[...document.querySelectorAll('#log li')].some(li => li.textContent === {})",
+            json!(line)
+        )
+    };
+    type_and_send(&mut browser, &alice, Some("alice"), "hi bob").await;
+    browser.wait_for(&bob, &said("alice:hi bob")).await;
+    browser.wait_for(&alice, &said("alice:hi bob")).await;
+    type_and_send(&mut browser, &bob, Some("bob"), "hi alice").await;
+    browser.wait_for(&alice, &said("bob:hi alice")).await;
+    browser.wait_for(&bob, &said("bob:hi alice")).await;
+    let log = browser
+        .eval(
+            &alice,
+            "[...document.querySelectorAll('#log li')].map(li => li.textContent)",
+        )
+        .await;
+    assert_eq!(log, json!(["alice:hi bob", "bob:hi alice"]));
+
+    browser.close_page(bob).await;
+    browser.wait_for(&alice, &status_is("1 online")).await;
+
+    browser.close().await;
+    stop.send(()).unwrap();
+    serving.await.unwrap().unwrap();
+}
