@@ -7,6 +7,10 @@
 mod cdp;
 
 #[allow(dead_code)]
+#[path = "stock/harness.rs"]
+mod harness;
+
+#[allow(dead_code)]
 #[path = "../examples/chat.rs"]
 mod chat;
 

@@ -146,6 +146,9 @@ async fn msgpack_rpc_python_sends_raw_strings_and_gets_nil() {
     let raw16 = [b"\xda\x00\x28", PYTHON_LONG.as_bytes()].concat();
     let str8 = [b"\xd9\x28", PYTHON_LONG.as_bytes()].concat();
     assert!(contains(&sent, &raw16), "no raw16 string: {sent:02x?}");
+    // And the server answers it in kind: a 47-byte error string as raw16, not str8.
+    let error = b"\xda\x00\x2fwrong number of arguments (given 0, expected 1)";
+    assert!(contains(&answered, error), "{answered:02x?}");
     assert!(
         !contains(&sent, &str8),
         "str8 from an old client: {sent:02x?}"

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::time::timeout;
 use ws_server::Message;
@@ -101,20 +101,8 @@ impl Browser {
             let _ = std::fs::remove_dir_all(&profile);
             panic!("Chromium did not open its DevTools port; its stderr:\n{early}");
         };
-        let stderr = Arc::new(Mutex::new(early));
-        let sink = Arc::clone(&stderr);
-        let mut rest = lines.into_inner();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = rest.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
+        let stderr = crate::harness::drain_into(lines.into_inner().into_inner());
+        stderr.lock().unwrap().insert_str(0, &early);
         let cdp = client::connect(&url).await.unwrap();
         Browser {
             child,

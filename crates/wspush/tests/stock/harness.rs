@@ -31,7 +31,7 @@ pub fn require(path: &Path, what: &str) {
 }
 
 /// Collects a child's stderr in the background, for failure messages.
-fn drain_into(mut from: impl AsyncRead + Unpin + Send + 'static) -> Arc<Mutex<String>> {
+pub fn drain_into(mut from: impl AsyncRead + Unpin + Send + 'static) -> Arc<Mutex<String>> {
     let log = Arc::new(Mutex::new(String::new()));
     let sink = Arc::clone(&log);
     tokio::spawn(async move {
