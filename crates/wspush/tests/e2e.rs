@@ -96,6 +96,22 @@ fn map_get<'a>(map: &'a Value, key: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {key} in {map}"))
 }
 
+/// A browser that completes the handshake and then never reads (a tiny receive buffer so the
+/// server's queue fills soon).
+async fn stalled_browser(addr: std::net::SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(addr).await.unwrap();
+    stream
+        .write_all(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    stream
+}
+
 #[tokio::test]
 async fn seed_contract_on_the_wire() {
     let mut h = Harness::start(settings()).await;
@@ -322,17 +338,7 @@ async fn a_stalled_browser_is_closed_by_policy_and_slows_no_one() {
     })
     .await;
     let (mut healthy, _) = h.open("/").await;
-    // A browser that completes the handshake and then never reads.
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut stalled = socket.connect(h.server.ws_addr).await.unwrap();
-    stalled
-        .write_all(
-            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        )
-        .await
-        .unwrap();
+    let stalled = stalled_browser(h.server.ws_addr).await;
     let stalled_id = h.next_event("on_open").await.params[0].as_u64().unwrap();
 
     const N: usize = 3000;
@@ -531,16 +537,7 @@ async fn overflow_drop_policy_counts_and_keeps_the_connection() {
         ..settings()
     })
     .await;
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut stalled = socket.connect(h.server.ws_addr).await.unwrap();
-    stalled
-        .write_all(
-            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        )
-        .await
-        .unwrap();
+    let _stalled = stalled_browser(h.server.ws_addr).await;
     h.next_event("on_open").await;
     let payload = Value::from("y".repeat(8192));
     for _ in 0..2000 {
