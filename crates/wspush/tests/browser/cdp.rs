@@ -68,13 +68,14 @@ impl Browser {
     /// Starts headless Chromium with a fresh profile and connects to it.
     pub async fn launch() -> Browser {
         static N: AtomicU32 = AtomicU32::new(0);
+        let program = chromium();
         let profile = std::env::temp_dir().join(format!(
             "wspush-chromium-{}-{}",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&profile).unwrap();
-        let mut child = Command::new(chromium())
+        let mut child = Command::new(program)
             .args(FLAGS)
             .arg(format!("--user-data-dir={}", profile.display()))
             .arg("about:blank")
