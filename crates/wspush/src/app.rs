@@ -9,32 +9,65 @@ use bytes::Bytes;
 use msgpack_rpc::Value;
 use ws_server::{CloseInfo, Connection, Handler, Message, Request};
 
+use crate::broker::{RedisBroker, global_id, node_of};
 use crate::events::Listeners;
-use crate::hub::{ConnInfo, ConnSnapshot, Hub, channels_from_query};
+use crate::history::{HistoryRead, plan};
+use crate::hub::{ConnInfo, ConnSnapshot, Hub};
+use crate::query::ClientOptions;
 use crate::stats::Stats;
 
 /// State shared by the WebSocket handler and the RPC methods.
 pub struct Shared {
-    /// Connections, channels, fan-out.
-    pub hub: Hub,
+    /// Connections, channels, fan-out (and the embedded broker's history).
+    pub hub: Arc<Hub>,
     /// RPC connections that called `listen()`.
     pub listeners: Listeners,
+    /// The Redis broker; `None` with the embedded one.
+    pub broker: Option<RedisBroker>,
     started: Instant,
     ws_stats: OnceLock<Arc<ws_server::Stats>>,
 }
 
 impl Default for Shared {
     fn default() -> Self {
-        Shared {
-            hub: Hub::new(),
-            listeners: Listeners::default(),
-            started: Instant::now(),
-            ws_stats: OnceLock::new(),
-        }
+        Shared::new(Hub::default(), None)
     }
 }
 
 impl Shared {
+    /// State over `hub`, with the Redis broker if one is configured.
+    pub fn new(hub: Hub, broker: Option<RedisBroker>) -> Self {
+        Shared {
+            hub: Arc::new(hub),
+            listeners: Listeners::default(),
+            broker,
+            started: Instant::now(),
+            ws_stats: OnceLock::new(),
+        }
+    }
+
+    /// This node's number (0 with the embedded broker).
+    pub fn node(&self) -> u32 {
+        self.broker.as_ref().map_or(0, RedisBroker::node)
+    }
+
+    /// The cluster-wide id of a connection of this node.
+    pub fn conn_id(&self, conn: &Connection) -> u64 {
+        global_id(self.node(), conn.id())
+    }
+
+    /// What the broker's history holds for `stream`; an unreadable history
+    /// reads as empty, so the client gets a gap notice rather than silence.
+    pub async fn read_history(&self, stream: Option<&str>) -> HistoryRead {
+        match &self.broker {
+            None => self.hub.history().read(stream),
+            Some(broker) => broker.read_history(stream).await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, ?stream, "history unavailable; client gets a gap notice");
+                HistoryRead::default()
+            }),
+        }
+    }
+
     /// Attaches the WebSocket server's counters (once, at start).
     pub fn set_ws_stats(&self, stats: Arc<ws_server::Stats>) {
         let _ = self.ws_stats.set(stats);
@@ -47,12 +80,17 @@ impl Shared {
             .get()
             .map(|s| s.snapshot())
             .unwrap_or_default();
-        Stats::collect(
+        let mut stats = Stats::collect(
             &self.hub,
             &ws,
             &self.listeners,
             self.started.elapsed().as_secs(),
-        )
+        );
+        stats.node = u64::from(self.node());
+        if let Some(broker) = &self.broker {
+            stats.add_broker(broker.counters());
+        }
+        stats
     }
 
     /// `connections()`: one map per open connection.
@@ -68,6 +106,7 @@ fn unix_secs(t: SystemTime) -> u64 {
 fn info_value(info: &ConnInfo, channels: &[String]) -> Vec<(Value, Value)> {
     vec![
         (Value::from("id"), Value::from(info.id)),
+        (Value::from("node"), Value::from(node_of(info.id))),
         (Value::from("peer"), Value::from(info.peer.to_string())),
         (Value::from("path"), Value::from(info.path.as_str())),
         (Value::from("query"), Value::from(info.query.as_str())),
@@ -100,26 +139,37 @@ impl App {
 impl Handler for App {
     async fn on_open(&self, conn: &Connection, req: &Request) {
         let query = req.query().unwrap_or("");
-        let channels = channels_from_query(query);
+        let opts = ClientOptions::from_query(query);
+        let channels = &opts.channels;
+        let id = self.shared.conn_id(conn);
         let info = ConnInfo {
-            id: conn.id(),
+            id,
             peer: conn.peer_addr(),
             path: req.path().to_owned(),
             query: query.to_owned(),
             opened: SystemTime::now(),
         };
         tracing::info!(conn = info.id, peer = %info.peer, path = %info.path, ?channels, "open");
+        // Subscribe first, then read history: messages published in between
+        // are buffered by the hub and de-duplicated by position.
+        let info_for_event = info.clone();
+        let since = self.shared.hub.add(conn.clone(), info, &opts);
+        for s in since {
+            let stream = s.stream.as_deref();
+            let read = self.shared.read_history(stream).await;
+            self.shared.hub.finish_resume(id, stream, plan(&s, read));
+        }
+        // After registering: a program reacting to on_open can reach the connection.
         self.shared.listeners.emit("on_open", || {
-            let mut map = info_value(&info, &channels);
+            let mut map = info_value(&info_for_event, channels);
             let headers = req
                 .headers()
                 .iter()
                 .filter_map(|(k, v)| Some((Value::from(k.as_str()), Value::from(v.to_str().ok()?))))
                 .collect();
             map.push((Value::from("headers"), Value::Map(headers)));
-            vec![Value::from(info.id), Value::Map(map)]
+            vec![Value::from(id), Value::Map(map)]
         });
-        self.shared.hub.add(conn.clone(), info, &channels);
     }
 
     async fn on_message(&self, conn: &Connection, msg: Message) {
@@ -131,16 +181,18 @@ impl Handler for App {
             Message::Binary(b) => (Value::Binary(b.to_vec()), b.len()),
         };
         self.shared.hub.count_inbound(len);
-        tracing::debug!(conn = conn.id(), len, "message");
+        let id = self.shared.conn_id(conn);
+        tracing::debug!(conn = id, len, "message");
         self.shared
             .listeners
-            .emit("on_message", || vec![Value::from(conn.id()), value]);
+            .emit("on_message", || vec![Value::from(id), value]);
     }
 
     async fn on_close(&self, conn: &Connection, close: CloseInfo) {
-        self.shared.hub.remove(conn.id());
+        let id = self.shared.conn_id(conn);
+        self.shared.hub.remove(id);
         tracing::info!(
-            conn = conn.id(),
+            conn = id,
             peer = %conn.peer_addr(),
             code = close.code,
             reason = %close.reason,
@@ -149,7 +201,7 @@ impl Handler for App {
         );
         self.shared.listeners.emit("on_close", || {
             vec![
-                Value::from(conn.id()),
+                Value::from(id),
                 Value::from(close.code),
                 Value::from(close.reason.as_str()),
             ]

@@ -53,6 +53,16 @@ pub struct Settings {
     pub rpc_max_message_bytes: usize,
     /// Requests one RPC connection may have in flight before reading pauses.
     pub rpc_max_in_flight: usize,
+    /// `embedded` (one node) or `redis://HOST:PORT[/DB]` (any number of nodes).
+    pub broker: String,
+    /// This node's number in a Redis cluster (0: ask Redis for a fresh one).
+    pub node_id: u32,
+    /// Messages each stream keeps for resuming clients (0: none).
+    pub history_len: usize,
+    /// Seconds a kept message stays resumable (0: no age limit).
+    pub history_secs: u64,
+    /// Milliseconds a publish waits for Redis before it fails.
+    pub broker_timeout_ms: u64,
 }
 
 impl Default for Settings {
@@ -75,6 +85,13 @@ impl Default for Settings {
             shutdown_grace: 5,
             rpc_max_message_bytes: 16 << 20,
             rpc_max_in_flight: 1024,
+            broker: "embedded".into(),
+            node_id: 0,
+            // Enough to ride out a reconnect of a few seconds at moderate rates;
+            // every kept message is a shared buffer, not a copy.
+            history_len: 100,
+            history_secs: 300,
+            broker_timeout_ms: 2000,
         }
     }
 }
@@ -128,6 +145,21 @@ pub struct ServeArgs {
     /// RPC requests in flight per connection before reading pauses [default: 1024].
     #[arg(long, env = "WSPUSH_RPC_MAX_IN_FLIGHT", value_name = "N")]
     pub rpc_max_in_flight: Option<usize>,
+    /// `embedded`, or `redis://HOST:PORT[/DB]` to share pushes between nodes [default: embedded].
+    #[arg(long, env = "WSPUSH_BROKER", value_name = "URL")]
+    pub broker: Option<String>,
+    /// This node's number with a Redis broker, 1-2097151; 0 asks Redis [default: 0].
+    #[arg(long, env = "WSPUSH_NODE_ID", value_name = "N")]
+    pub node_id: Option<u32>,
+    /// Messages each stream keeps for clients that resume, 0 for none [default: 100].
+    #[arg(long, env = "WSPUSH_HISTORY_LEN", value_name = "N")]
+    pub history_len: Option<usize>,
+    /// Seconds a kept message stays resumable, 0 for no age limit [default: 300].
+    #[arg(long, env = "WSPUSH_HISTORY_SECS", value_name = "SECS")]
+    pub history_secs: Option<u64>,
+    /// Milliseconds a publish waits for Redis before failing [default: 2000].
+    #[arg(long, env = "WSPUSH_BROKER_TIMEOUT_MS", value_name = "MS")]
+    pub broker_timeout_ms: Option<u64>,
 }
 
 /// Why the settings could not be assembled.
@@ -195,8 +227,22 @@ impl Settings {
             shutdown_grace,
             rpc_max_message_bytes,
             rpc_max_in_flight,
+            broker,
+            node_id,
+            history_len,
+            history_secs,
+            broker_timeout_ms,
         );
         Ok(s)
+    }
+
+    /// The history each stream keeps.
+    pub fn retention(&self) -> crate::history::Retention {
+        crate::history::Retention {
+            len: self.history_len,
+            max_age: (self.history_secs > 0)
+                .then(|| std::time::Duration::from_secs(self.history_secs)),
+        }
     }
 }
 

@@ -1,29 +1,39 @@
-//! The hub: who is connected, who listens to which channel, and fan-out.
+//! The hub: who is connected, who listens to which stream, and fan-out.
 //!
 //! Every push is encoded into a WebSocket frame once ([`PreparedMessage`]) and
 //! the same shared bytes are queued to every recipient with a non-blocking
 //! enqueue: the caller never waits for a browser. A full queue is handled by
 //! the connection's overflow policy inside `ws-server`; the hub only counts.
+//! Browsers that asked for positions get a second variant, also encoded once
+//! (see [`crate::stream`]).
 //!
-//! Order: a push is queued to every recipient before the call returns, and
-//! each connection's queue is FIFO, so pushes from one caller reach each
-//! browser in call order.
+//! Order: a push is numbered and queued to every recipient under its stream's
+//! history lock before the call returns, and each connection's queue is FIFO,
+//! so pushes from one caller reach each browser in call order, with
+//! increasing positions.
+//!
+//! [`PreparedMessage`]: ws_proto::PreparedMessage
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
-use ws_proto::PreparedMessage;
-use ws_server::{Connection, SendError};
+use ws_server::Connection;
 
 use crate::data::Payload;
+use crate::history::{MemoryHistory, Replay};
+use crate::position::{Position, envelope};
+use crate::query::{ClientOptions, Since};
+use crate::stream::{Subs, Tally, prepare};
+
+pub use crate::query::channels_from_query;
 
 /// What the hub knows about one browser connection.
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
-    /// The server-assigned connection id.
+    /// The connection id (with its node in the high bits, see `broker`).
     pub id: u64,
     /// The browser's address.
     pub peer: SocketAddr,
@@ -39,15 +49,17 @@ struct Entry {
     conn: Connection,
     info: ConnInfo,
     channels: HashSet<Arc<str>>,
+    positioned: bool,
 }
 
 #[derive(Default)]
 struct State {
     conns: HashMap<u64, Entry>,
-    channels: HashMap<Arc<str>, HashMap<u64, Connection>>,
+    all: Subs,
+    channels: HashMap<Arc<str>, Subs>,
 }
 
-/// Counters the hub keeps; read them with [`Hub::stats`].
+/// Counters the hub keeps; read them with [`Hub::counters`].
 #[derive(Debug, Default)]
 pub struct Counters {
     /// Pushes accepted (`push_data`, `publish`, `send`), each counted once.
@@ -64,55 +76,36 @@ pub struct Counters {
     pub messages_in: AtomicU64,
     /// Bytes received from browsers.
     pub bytes_in: AtomicU64,
+    /// Connections that resumed a stream from a position.
+    pub resumes: AtomicU64,
+    /// Gap notices queued to browsers.
+    pub gap_notices: AtomicU64,
 }
 
 /// The hub. Cheap to share: wrap it in an `Arc`.
-#[derive(Default)]
 pub struct Hub {
     state: RwLock<State>,
     counters: Counters,
+    history: MemoryHistory,
 }
 
-/// Parses the channels a browser asked for in its URL: `?channel=a&channel=b`.
-pub fn channels_from_query(query: &str) -> Vec<String> {
-    query
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .filter(|(k, _)| *k == "channel")
-        .filter_map(|(_, v)| percent_decode(v))
-        .filter(|v| !v.is_empty())
-        .collect()
-}
-
-/// Decodes `%XX` escapes and `+` in a query value; `None` if it is not UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
+impl Default for Hub {
+    fn default() -> Self {
+        Hub::new(crate::history::Retention {
+            len: 100,
+            max_age: None,
+        })
     }
-    String::from_utf8(out).ok()
 }
 
 impl Hub {
-    /// A new, empty hub.
-    pub fn new() -> Self {
-        Self::default()
+    /// A new, empty hub whose embedded broker keeps `retention` per stream.
+    pub fn new(retention: crate::history::Retention) -> Self {
+        Hub {
+            state: RwLock::default(),
+            counters: Counters::default(),
+            history: MemoryHistory::new(retention),
+        }
     }
 
     fn read(&self) -> RwLockReadGuard<'_, State> {
@@ -130,20 +123,51 @@ impl Hub {
         &self.counters
     }
 
-    /// Registers an open connection and subscribes it to `channels`.
-    pub fn add(&self, conn: Connection, info: ConnInfo, channels: &[String]) {
+    /// The embedded broker's history.
+    pub fn history(&self) -> &MemoryHistory {
+        &self.history
+    }
+
+    /// Registers an open connection with its channels. Returns the streams it
+    /// resumes: they buffer live messages until [`Hub::finish_resume`].
+    pub fn add(&self, conn: Connection, info: ConnInfo, opts: &ClientOptions) -> Vec<Since> {
         let id = info.id;
+        let resumes =
+            |stream: Option<&str>| opts.since.iter().any(|s| s.stream.as_deref() == stream);
         let mut state = self.write();
+        state
+            .all
+            .insert(id, conn.clone(), opts.positions, resumes(None));
         state.conns.insert(
             id,
             Entry {
                 conn,
                 info,
                 channels: HashSet::new(),
+                positioned: opts.positions,
             },
         );
-        for channel in channels {
-            subscribe_locked(&mut state, id, channel);
+        for channel in &opts.channels {
+            subscribe_locked(&mut state, id, channel, resumes(Some(channel)));
+        }
+        opts.since.clone()
+    }
+
+    /// Queues a resuming connection's replay of `stream`, then goes live.
+    pub fn finish_resume(&self, id: u64, stream: Option<&str>, replay: Replay) {
+        let mut state = self.write();
+        let state = &mut *state;
+        let Some(conn) = state.conns.get(&id).map(|e| e.conn.clone()) else {
+            return;
+        };
+        let subs = match stream {
+            None => Some(&mut state.all),
+            Some(name) => state.channels.get_mut(name),
+        };
+        if let Some(subs) = subs {
+            let tally = subs.finish_resume(id, &conn, stream, replay);
+            self.counters.resumes.fetch_add(1, Ordering::Relaxed);
+            self.record(tally);
         }
     }
 
@@ -151,6 +175,7 @@ impl Hub {
     pub fn remove(&self, id: u64) {
         let mut state = self.write();
         if let Some(entry) = state.conns.remove(&id) {
+            state.all.remove(id);
             for channel in entry.channels {
                 unsubscribe_from(&mut state, id, &channel);
             }
@@ -165,22 +190,41 @@ impl Hub {
             .fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
-    /// Queues `payload` to every connection. Returns how many it was queued to.
+    /// Embedded broker: numbers `payload` in the broadcast stream, keeps it
+    /// and queues it to every connection. Returns how many it was queued to.
     pub fn broadcast(&self, payload: Payload) -> usize {
-        let prepared = prepare(payload);
         let state = self.read();
-        self.fan_out(&prepared, state.conns.values().map(|e| &e.conn))
+        let mut ring = self.history.broadcast();
+        let pos = ring.append(&payload, self.history.retention(), Instant::now());
+        self.push_done(state.all.fan_out(None, Some(&pos), payload, false))
     }
 
-    /// Queues `payload` to the subscribers of `channel`; returns how many.
+    /// Embedded broker: numbers `payload` in `channel`, keeps it and queues it
+    /// to the channel's subscribers; returns how many.
     pub fn publish(&self, channel: &str, payload: Payload) -> usize {
         let state = self.read();
-        let Some(subscribers) = state.channels.get(channel) else {
-            self.counters.pushes.fetch_add(1, Ordering::Relaxed);
-            return 0;
+        let ring = self.history.channel(channel);
+        let mut ring = ring.lock().unwrap_or_else(|e| e.into_inner());
+        let pos = ring.append(&payload, self.history.retention(), Instant::now());
+        match state.channels.get(channel) {
+            Some(subs) => self.push_done(subs.fan_out(Some(channel), Some(&pos), payload, false)),
+            None => self.push_done(Tally::default()),
+        }
+    }
+
+    /// Broker mode: queues a message numbered by the broker to this node's
+    /// subscribers of `stream` (`None`: everyone). Positioned subscribers get a
+    /// gap notice first if messages of the stream were missed.
+    pub fn deliver(&self, stream: Option<&str>, pos: &Position, payload: Payload) -> usize {
+        let state = self.read();
+        let subs = match stream {
+            None => Some(&state.all),
+            Some(name) => state.channels.get(name),
         };
-        let prepared = prepare(payload);
-        self.fan_out(&prepared, subscribers.values())
+        match subs {
+            Some(subs) => self.push_done(subs.fan_out(stream, Some(pos), payload, true)),
+            None => self.push_done(Tally::default()),
+        }
     }
 
     /// Queues `payload` to one connection; false if there is no such connection.
@@ -189,42 +233,40 @@ impl Hub {
         let Some(entry) = state.conns.get(&id) else {
             return false;
         };
-        let prepared = prepare(payload);
-        self.fan_out(&prepared, std::iter::once(&entry.conn));
+        let payload = match entry.positioned {
+            true => envelope(&payload, None, None),
+            false => payload,
+        };
+        let mut tally = Tally::default();
+        tally.send_to(&prepare(payload), std::iter::once(&entry.conn));
+        self.push_done(tally);
         true
     }
 
-    fn fan_out<'a>(
-        &self,
-        prepared: &Arc<PreparedMessage>,
-        conns: impl Iterator<Item = &'a Connection>,
-    ) -> usize {
-        let frame_len = prepared.plain_frame().len() as u64;
-        let (mut queued, mut full, mut closed) = (0u64, 0u64, 0u64);
-        for conn in conns {
-            match conn.send_prepared(prepared) {
-                Ok(()) => queued += 1,
-                Err(SendError::Full) => full += 1,
-                Err(_) => closed += 1,
+    fn push_done(&self, tally: Tally) -> usize {
+        self.counters.pushes.fetch_add(1, Ordering::Relaxed);
+        self.record(tally);
+        tally.queued as usize
+    }
+
+    fn record(&self, t: Tally) {
+        let c = &self.counters;
+        c.deliveries.fetch_add(t.queued, Ordering::Relaxed);
+        c.delivered_bytes.fetch_add(t.bytes, Ordering::Relaxed);
+        for (counter, n) in [
+            (&c.overflows, t.full),
+            (&c.to_closed, t.closed),
+            (&c.gap_notices, t.gaps),
+        ] {
+            if n > 0 {
+                counter.fetch_add(n, Ordering::Relaxed);
             }
         }
-        let c = &self.counters;
-        c.pushes.fetch_add(1, Ordering::Relaxed);
-        c.deliveries.fetch_add(queued, Ordering::Relaxed);
-        c.delivered_bytes
-            .fetch_add(queued * frame_len, Ordering::Relaxed);
-        if full > 0 {
-            c.overflows.fetch_add(full, Ordering::Relaxed);
-        }
-        if closed > 0 {
-            c.to_closed.fetch_add(closed, Ordering::Relaxed);
-        }
-        queued as usize
     }
 
     /// Subscribes a connection to a channel; false if there is no such connection.
     pub fn subscribe(&self, id: u64, channel: &str) -> bool {
-        subscribe_locked(&mut self.write(), id, channel)
+        subscribe_locked(&mut self.write(), id, channel, false)
     }
 
     /// Unsubscribes a connection from a channel; false if it was not subscribed.
@@ -291,7 +333,7 @@ impl Hub {
         let mut list: Vec<(String, usize)> = state
             .channels
             .iter()
-            .map(|(name, subs)| (name.to_string(), subs.len()))
+            .map(|(name, subs)| (name.to_string(), subs.count()))
             .collect();
         list.sort();
         list
@@ -318,11 +360,7 @@ pub struct ConnSnapshot {
     pub queued_bytes: usize,
 }
 
-fn prepare(payload: Payload) -> Arc<PreparedMessage> {
-    Arc::new(PreparedMessage::new(payload.into_message()))
-}
-
-fn subscribe_locked(state: &mut State, id: u64, channel: &str) -> bool {
+fn subscribe_locked(state: &mut State, id: u64, channel: &str, resuming: bool) -> bool {
     let Some(entry) = state.conns.get_mut(&id) else {
         return false;
     };
@@ -330,38 +368,23 @@ fn subscribe_locked(state: &mut State, id: u64, channel: &str) -> bool {
         Some((name, _)) => name.clone(),
         None => Arc::from(channel),
     };
-    entry.channels.insert(name.clone());
-    let conn = entry.conn.clone();
-    state.channels.entry(name).or_default().insert(id, conn);
+    if !entry.channels.insert(name.clone()) {
+        return true;
+    }
+    let (conn, positioned) = (entry.conn.clone(), entry.positioned);
+    state
+        .channels
+        .entry(name)
+        .or_default()
+        .insert(id, conn, positioned, resuming);
     true
 }
 
 fn unsubscribe_from(state: &mut State, id: u64, channel: &str) {
     if let Some(subs) = state.channels.get_mut(channel) {
-        subs.remove(&id);
+        subs.remove(id);
         if subs.is_empty() {
             state.channels.remove(channel);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn channels_come_from_the_query() {
-        assert_eq!(
-            channels_from_query("channel=news&x=1&channel=sports&channel="),
-            vec!["news", "sports"]
-        );
-        assert_eq!(
-            channels_from_query("channel=a%20b&channel=c+d"),
-            vec!["a b", "c d"]
-        );
-        assert_eq!(channels_from_query("channel=%zz"), vec!["%zz"]);
-        assert_eq!(channels_from_query("channel=%e2%82%ac"), vec!["€"]);
-        assert!(channels_from_query("").is_empty());
-        assert!(channels_from_query("channel=%ff").is_empty());
     }
 }

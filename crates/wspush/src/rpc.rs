@@ -1,9 +1,10 @@
 //! The MessagePack-RPC methods of the push server.
 //!
-//! Every method is registered as a *sync* method: it runs inline on the RPC
-//! connection's task in arrival order, so pushes from one program reach each
-//! browser in the order they were called, and a push returns as soon as its
-//! frame is queued everywhere. Each method also works as a notification.
+//! With the embedded broker every method is registered as a *sync* method: it
+//! runs inline on the RPC connection's task in arrival order, so pushes from
+//! one program reach each browser in the order they were called, and a push
+//! returns as soon as its frame is queued everywhere. With Redis, see
+//! [`crate::rpc_cluster`]. Each method also works as a notification.
 //!
 //! Errors are plain strings, as the reference Ruby server sends them; an
 //! unknown connection or channel is not an error but a `0`/`false` result.
@@ -17,6 +18,15 @@ use crate::data::Payload;
 
 /// Registers every method on `builder`.
 pub fn register(builder: ServerBuilder, shared: &Arc<Shared>) -> ServerBuilder {
+    let builder = match shared.broker {
+        None => register_embedded(builder, shared),
+        Some(_) => crate::rpc_cluster::register(builder, shared),
+    };
+    register_queries(builder, shared)
+}
+
+/// The pushing and connection methods with the embedded broker: all inline.
+fn register_embedded(builder: ServerBuilder, shared: &Arc<Shared>) -> ServerBuilder {
     let s = Arc::clone(shared);
     let builder = builder.method_sync("push_data", 1, move |_, mut p| {
         s.hub.broadcast(Payload::from_value(take(&mut p, 0)));
@@ -52,19 +62,29 @@ pub fn register(builder: ServerBuilder, shared: &Arc<Shared>) -> ServerBuilder {
         )))
     });
     let s = Arc::clone(shared);
-    let builder = builder.method_sync("disconnect", 1..=3, move |_, p| {
-        let id = conn_id_arg(&p, 0)?;
-        let code = close_code_arg(&p, 1)?;
-        let reason = match p.get(2) {
-            Some(Value::Nil) | None => String::new(),
-            Some(_) => string_arg(&p, 2, "reason")?,
-        };
-        // RFC 6455 §5.5: a control frame payload is at most 125 bytes, 2 of them the code.
-        if reason.len() > 123 {
-            return Err(RpcError::message("reason is longer than 123 bytes"));
-        }
+    builder.method_sync("disconnect", 1..=3, move |_, p| {
+        let (id, code, reason) = disconnect_args(&p)?;
         Ok(Value::from(s.hub.disconnect(id, code, &reason)))
-    });
+    })
+}
+
+/// `disconnect(conn_id[, code, reason])` arguments.
+pub(crate) fn disconnect_args(p: &[Value]) -> Result<(u64, u16, String), RpcError> {
+    let id = conn_id_arg(p, 0)?;
+    let code = close_code_arg(p, 1)?;
+    let reason = match p.get(2) {
+        Some(Value::Nil) | None => String::new(),
+        Some(_) => string_arg(p, 2, "reason")?,
+    };
+    // RFC 6455 §5.5: a control frame payload is at most 125 bytes, 2 of them the code.
+    if reason.len() > 123 {
+        return Err(RpcError::message("reason is longer than 123 bytes"));
+    }
+    Ok((id, code, reason))
+}
+
+/// The methods that only read state: the same with every broker.
+fn register_queries(builder: ServerBuilder, shared: &Arc<Shared>) -> ServerBuilder {
     let s = Arc::clone(shared);
     let builder = builder.method_sync("connections", 0, move |_, _| Ok(s.connections_value()));
     let s = Arc::clone(shared);
@@ -95,13 +115,13 @@ pub fn server(shared: &Arc<Shared>, config: msgpack_rpc::ServerConfig) -> Server
         .build()
 }
 
-fn take(params: &mut [Value], i: usize) -> Value {
+pub(crate) fn take(params: &mut [Value], i: usize) -> Value {
     params
         .get_mut(i)
         .map_or(Value::Nil, |v| std::mem::replace(v, Value::Nil))
 }
 
-fn string_arg(params: &[Value], i: usize, name: &str) -> Result<String, RpcError> {
+pub(crate) fn string_arg(params: &[Value], i: usize, name: &str) -> Result<String, RpcError> {
     match params.get(i) {
         Some(Value::String(s)) => s
             .as_str()
@@ -113,7 +133,7 @@ fn string_arg(params: &[Value], i: usize, name: &str) -> Result<String, RpcError
     }
 }
 
-fn conn_id_arg(params: &[Value], i: usize) -> Result<u64, RpcError> {
+pub(crate) fn conn_id_arg(params: &[Value], i: usize) -> Result<u64, RpcError> {
     params
         .get(i)
         .and_then(Value::as_u64)

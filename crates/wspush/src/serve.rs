@@ -30,6 +30,9 @@ pub enum ServeError {
         /// Why.
         source: io::Error,
     },
+    /// The broker setting is invalid or Redis cannot be reached at start.
+    #[error(transparent)]
+    Broker(#[from] crate::broker::BrokerError),
     /// A server task failed.
     #[error("{what} server failed: {source}")]
     Run {
@@ -138,8 +141,14 @@ pub async fn start(settings: &Settings) -> Result<Running, ServeError> {
             source,
         })?;
 
-    let shared = Arc::new(Shared::default());
+    let hub = crate::hub::Hub::new(settings.retention());
+    let broker = connect_broker(settings).await?;
+    let shared = Arc::new(Shared::new(hub, broker));
     let shutdown = CancellationToken::new();
+    if let Some(broker) = &shared.broker {
+        broker.start_subscriber(Arc::clone(&shared.hub), shutdown.clone());
+        tracing::info!(node = broker.node(), broker = %settings.broker, "using the Redis broker");
+    }
     let ws_server = ws_server::Server::new(ws_config(settings), App::new(Arc::clone(&shared)));
     shared.set_ws_stats(ws_server.stats());
     let rpc_server = crate::rpc::server(&shared, rpc_config(settings));
@@ -178,6 +187,23 @@ pub async fn start(settings: &Settings) -> Result<Running, ServeError> {
         shutdown,
         tasks,
     })
+}
+
+async fn connect_broker(
+    settings: &Settings,
+) -> Result<Option<crate::broker::RedisBroker>, ServeError> {
+    let url = settings.broker.as_str();
+    if url == "embedded" {
+        return Ok(None);
+    }
+    if !(url.starts_with("redis://") || url.starts_with("unix://")) {
+        return Err(crate::broker::BrokerError::Url(url.to_owned()).into());
+    }
+    let timeout = Duration::from_millis(settings.broker_timeout_ms.max(1));
+    let broker =
+        crate::broker::RedisBroker::connect(url, settings.node_id, settings.retention(), timeout)
+            .await?;
+    Ok(Some(broker))
 }
 
 fn bind_unix(path: &PathBuf) -> Result<tokio::net::UnixListener, ServeError> {

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 
 use rmpv::Value;
 
+use crate::broker::BrokerCounters;
 use crate::events::Listeners;
 use crate::hub::Hub;
 
@@ -49,6 +50,24 @@ pub struct Stats {
     pub listeners: u64,
     /// Events not delivered to a listener because its queue was full.
     pub events_dropped: u64,
+    /// Connections that resumed a stream from a position.
+    pub resumes: u64,
+    /// Gap notices sent to browsers (history did not cover what they missed).
+    pub gap_notices: u64,
+    /// This node's number (0: embedded broker).
+    pub node: u64,
+    /// 1 while the Redis subscription is up (always 0 with the embedded broker).
+    pub broker_connected: u64,
+    /// Pushes that failed because Redis was unavailable (callers got an error).
+    pub broker_publish_errors: u64,
+    /// Times the Redis subscription was lost or could not be made.
+    pub broker_disconnects: u64,
+    /// Messages received from Redis.
+    pub broker_messages_in: u64,
+    /// Messages from Redis that could not be parsed.
+    pub broker_bad_messages: u64,
+    /// History reads from Redis that failed.
+    pub broker_history_errors: u64,
     /// Close codes since start, with counts.
     pub closes_by_code: BTreeMap<u16, u64>,
 }
@@ -82,11 +101,25 @@ impl Stats {
             refused_full: ws.rejected_full,
             listeners: listeners.count() as u64,
             events_dropped: listeners.dropped(),
+            resumes: get(&c.resumes),
+            gap_notices: get(&c.gap_notices),
             closes_by_code: ws.closes_by_code.iter().copied().collect(),
+            ..Stats::default()
         }
     }
 
-    fn scalars(&self) -> [(&'static str, u64, &'static str); 18] {
+    /// Adds the Redis broker's counters.
+    pub fn add_broker(&mut self, b: &BrokerCounters) {
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        self.broker_connected = get(&b.connected);
+        self.broker_publish_errors = get(&b.publish_errors);
+        self.broker_disconnects = get(&b.disconnects);
+        self.broker_messages_in = get(&b.messages_in);
+        self.broker_bad_messages = get(&b.bad_messages);
+        self.broker_history_errors = get(&b.history_errors);
+    }
+
+    fn scalars(&self) -> [(&'static str, u64, &'static str); 27] {
         [
             ("uptime_secs", self.uptime_secs, "Seconds since start"),
             (
@@ -158,6 +191,43 @@ impl Stats {
                 self.events_dropped,
                 "Events dropped: listener queue full",
             ),
+            ("resumes", self.resumes, "Streams resumed from a position"),
+            (
+                "gap_notices",
+                self.gap_notices,
+                "Gap notices sent to browsers",
+            ),
+            ("node", self.node, "This node's number (0: embedded broker)"),
+            (
+                "broker_connected",
+                self.broker_connected,
+                "Redis subscription up",
+            ),
+            (
+                "broker_publish_errors",
+                self.broker_publish_errors,
+                "Pushes failed: Redis unavailable",
+            ),
+            (
+                "broker_disconnects",
+                self.broker_disconnects,
+                "Redis subscription lost or refused",
+            ),
+            (
+                "broker_messages_in",
+                self.broker_messages_in,
+                "Messages from Redis",
+            ),
+            (
+                "broker_bad_messages",
+                self.broker_bad_messages,
+                "Unreadable messages from Redis",
+            ),
+            (
+                "broker_history_errors",
+                self.broker_history_errors,
+                "History reads from Redis that failed",
+            ),
         ]
     }
 
@@ -183,7 +253,13 @@ impl Stats {
         for (name, v, help) in self.scalars() {
             let kind = if matches!(
                 name,
-                "connections" | "channels" | "queued_bytes" | "listeners" | "uptime_secs"
+                "connections"
+                    | "channels"
+                    | "queued_bytes"
+                    | "listeners"
+                    | "uptime_secs"
+                    | "node"
+                    | "broker_connected"
             ) {
                 "gauge"
             } else {

@@ -1,0 +1,265 @@
+//! What travels through Redis between nodes, and the script that numbers,
+//! keeps and publishes a message in one atomic step.
+//!
+//! Keys (`S` is `b` for the broadcast stream, `c:NAME` for a channel):
+//!
+//! ```text
+//! wspush:m:S      hash {epoch, seq}: the stream's numbering
+//! wspush:h:S      stream of {k: t|b, d: data, t: unix ms}, entry id SEQ-0, XADD MAXLEN
+//! wspush:bus      pub/sub: every stream message, to every node
+//! wspush:node:N   pub/sub: commands for the connections of node N
+//! wspush:nodes    counter handing out node numbers
+//! ```
+//!
+//! Pub/sub payloads are a header line, `\n`, then raw bytes:
+//!
+//! ```text
+//! t SEQ EPOCH -\n<data>              broadcast stream, text (b: binary)
+//! t SEQ EPOCH LEN\n<channel><data>   channel of LEN bytes
+//! T ID\n<data>                       send() to connection ID (B: binary)
+//! S ID\n<channel> / U ID\n<channel>  subscribe / unsubscribe
+//! D ID CODE\n<reason>                disconnect
+//! ```
+
+use bytes::Bytes;
+
+use crate::data::Payload;
+use crate::position::Position;
+
+/// The pub/sub channel every node listens to.
+pub const BUS: &str = "wspush:bus";
+
+/// Numbers a stream message, keeps it, publishes it; returns how many nodes got it.
+/// KEYS: meta hash, history stream. ARGV: bus, kind, tag, name, data, maxlen, max age ms.
+pub const PUBLISH_SCRIPT: &str = r#"
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if seq == 1 or not epoch then
+  local t = redis.call('TIME')
+  epoch = string.format('%x.%x', tonumber(t[1]), tonumber(t[2]))
+  seq = 1
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 1)
+  redis.call('DEL', KEYS[2])
+end
+local s = string.format('%d', seq)
+local maxlen = tonumber(ARGV[6])
+if maxlen > 0 then
+  local t = redis.call('TIME')
+  local ms = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+  redis.call('XADD', KEYS[2], 'MAXLEN', maxlen, s .. '-0', 'k', ARGV[2], 'd', ARGV[5], 't', ms)
+  local age = tonumber(ARGV[7])
+  if age > 0 then redis.call('PEXPIRE', KEYS[2], age) end
+end
+return redis.call('PUBLISH', ARGV[1], ARGV[2] .. ' ' .. s .. ' ' .. epoch .. ' ' .. ARGV[3] .. '\n' .. ARGV[4] .. ARGV[5])
+"#;
+
+/// The meta hash and history stream keys of a stream.
+pub fn keys(stream: Option<&str>) -> (String, String) {
+    match stream {
+        None => ("wspush:m:b".into(), "wspush:h:b".into()),
+        Some(name) => (format!("wspush:m:c:{name}"), format!("wspush:h:c:{name}")),
+    }
+}
+
+/// The pub/sub channel of node `n`.
+pub fn node_channel(n: u32) -> String {
+    format!("wspush:node:{n}")
+}
+
+/// The header tag of a stream: `-` or the channel name's length.
+pub fn tag(stream: Option<&str>) -> String {
+    stream.map_or_else(|| "-".into(), |name| name.len().to_string())
+}
+
+/// A command for another node's connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeCommand {
+    /// `send(id, data)`.
+    Send(u64, Payload),
+    /// `subscribe(id, channel)`.
+    Subscribe(u64, String),
+    /// `unsubscribe(id, channel)`.
+    Unsubscribe(u64, String),
+    /// `disconnect(id, code, reason)`.
+    Disconnect(u64, u16, String),
+}
+
+impl NodeCommand {
+    /// The pub/sub payload.
+    pub fn encode(&self) -> Vec<u8> {
+        let (head, body): (String, &[u8]) = match self {
+            NodeCommand::Send(id, Payload::Text(b)) => (format!("T {id}"), b),
+            NodeCommand::Send(id, Payload::Binary(b)) => (format!("B {id}"), b),
+            NodeCommand::Subscribe(id, c) => (format!("S {id}"), c.as_bytes()),
+            NodeCommand::Unsubscribe(id, c) => (format!("U {id}"), c.as_bytes()),
+            NodeCommand::Disconnect(id, code, r) => (format!("D {id} {code}"), r.as_bytes()),
+        };
+        let mut out = Vec::with_capacity(head.len() + 1 + body.len());
+        out.extend_from_slice(head.as_bytes());
+        out.push(b'\n');
+        out.extend_from_slice(body);
+        out
+    }
+}
+
+/// A message received from Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BusMessage {
+    /// A numbered message of a stream (`None`: broadcast).
+    Stream(Option<String>, Position, Payload),
+    /// A command for a connection of this node.
+    Node(NodeCommand),
+}
+
+/// Why a pub/sub payload was not understood (it is dropped and counted).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BusError {
+    /// No header line, or a field missing or not a number.
+    #[error("malformed header")]
+    Header,
+    /// Text or a channel name that is not UTF-8.
+    #[error("text that is not UTF-8")]
+    Utf8,
+    /// An unknown message kind.
+    #[error("unknown kind {0:?}")]
+    Kind(char),
+}
+
+fn utf8(bytes: &[u8]) -> Result<String, BusError> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| BusError::Utf8)
+}
+
+fn text(bytes: &[u8]) -> Result<Payload, BusError> {
+    std::str::from_utf8(bytes).map_err(|_| BusError::Utf8)?;
+    Ok(Payload::Text(Bytes::copy_from_slice(bytes)))
+}
+
+impl BusMessage {
+    /// Parses a pub/sub payload.
+    pub fn parse(msg: &[u8]) -> Result<BusMessage, BusError> {
+        let nl = msg
+            .iter()
+            .position(|b| *b == b'\n')
+            .ok_or(BusError::Header)?;
+        let head = std::str::from_utf8(&msg[..nl]).map_err(|_| BusError::Header)?;
+        let body = &msg[nl + 1..];
+        let mut fields = head.split(' ');
+        let kind = fields
+            .next()
+            .and_then(|k| k.chars().next())
+            .ok_or(BusError::Header)?;
+        let mut number = || -> Result<u64, BusError> {
+            fields
+                .next()
+                .and_then(|f| f.parse().ok())
+                .ok_or(BusError::Header)
+        };
+        match kind {
+            't' | 'b' => {
+                let seq = number()?;
+                let epoch = fields.next().ok_or(BusError::Header)?;
+                let (stream, data) = match fields.next().ok_or(BusError::Header)? {
+                    "-" => (None, body),
+                    len => {
+                        let len: usize = len.parse().map_err(|_| BusError::Header)?;
+                        let name = body.get(..len).ok_or(BusError::Header)?;
+                        (Some(utf8(name)?), &body[len..])
+                    }
+                };
+                let payload = match kind {
+                    't' => text(data)?,
+                    _ => Payload::Binary(Bytes::copy_from_slice(data)),
+                };
+                Ok(BusMessage::Stream(
+                    stream,
+                    Position::new(epoch, seq),
+                    payload,
+                ))
+            }
+            'T' => Ok(BusMessage::Node(NodeCommand::Send(number()?, text(body)?))),
+            'B' => Ok(BusMessage::Node(NodeCommand::Send(
+                number()?,
+                Payload::Binary(Bytes::copy_from_slice(body)),
+            ))),
+            'S' => Ok(BusMessage::Node(NodeCommand::Subscribe(
+                number()?,
+                utf8(body)?,
+            ))),
+            'U' => Ok(BusMessage::Node(NodeCommand::Unsubscribe(
+                number()?,
+                utf8(body)?,
+            ))),
+            'D' => {
+                let id = number()?;
+                let code = u16::try_from(number()?).map_err(|_| BusError::Header)?;
+                Ok(BusMessage::Node(NodeCommand::Disconnect(
+                    id,
+                    code,
+                    utf8(body)?,
+                )))
+            }
+            other => Err(BusError::Kind(other)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn stream_messages_parse() {
+        let m = BusMessage::parse(b"t 7 e1.2 4\nn:wshello\nworld").unwrap();
+        assert_eq!(
+            m,
+            BusMessage::Stream(
+                Some("n:ws".into()),
+                Position::new("e1.2", 7),
+                Payload::Text(Bytes::from_static(b"hello\nworld"))
+            )
+        );
+        let m = BusMessage::parse(b"b 1 e -\n\x00\xff").unwrap();
+        assert_eq!(
+            m,
+            BusMessage::Stream(
+                None,
+                Position::new("e", 1),
+                Payload::Binary(Bytes::from_static(&[0, 255]))
+            )
+        );
+    }
+
+    #[test]
+    fn node_commands_round_trip() {
+        for cmd in [
+            NodeCommand::Send(1 << 33, Payload::Text(Bytes::from_static(b"x\ny"))),
+            NodeCommand::Send(5, Payload::Binary(Bytes::from_static(&[1, 10]))),
+            NodeCommand::Subscribe(5, "a b".into()),
+            NodeCommand::Unsubscribe(5, "a".into()),
+            NodeCommand::Disconnect(5, 4000, "bye".into()),
+        ] {
+            assert_eq!(
+                BusMessage::parse(&cmd.encode()).unwrap(),
+                BusMessage::Node(cmd)
+            );
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for bad in [
+            &b""[..],
+            b"t 1 e\n",
+            b"t x e -\n",
+            b"t 1 e 99\nshort",
+            b"t 1 e -\n\xff",
+            b"D 1 70000\n",
+            b"Z 1\n",
+            b"\n",
+        ] {
+            assert!(BusMessage::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,436 @@
+//! The Redis broker: one ordered, pipelined publish connection and one
+//! pub/sub connection per node.
+//!
+//! Publishes are queued in call order (the RPC methods enqueue before they
+//! return their future) to one task that sends whatever is queued as one
+//! pipeline and answers each caller with its own reply, so one program's
+//! pushes keep their order and a Redis outage is an error for every push it
+//! touches, never a silent success. An error means the push may or may not
+//! have been delivered (the connection may break after Redis ran it).
+//!
+//! The subscriber reconnects with backoff (100 ms doubling to 5 s) and
+//! resubscribes; messages published meanwhile are reported to positioned
+//! browsers as gaps by [`Hub::deliver`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::StreamExt;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::{Cmd, Value as RValue};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::bus::{self, BUS, BusMessage, NodeCommand};
+use super::{BrokerError, MAX_NODE};
+use crate::data::Payload;
+use crate::history::{HistoryRead, Retention};
+use crate::hub::Hub;
+
+/// Most commands sent as one pipeline.
+const MAX_BATCH: usize = 1024;
+
+/// Counters of the broker, for `stats()` and `/metrics`.
+#[derive(Debug, Default)]
+pub struct BrokerCounters {
+    /// 1 while the subscriber connection is up.
+    pub connected: AtomicU64,
+    /// Publishes and commands that failed (the caller got an error).
+    pub publish_errors: AtomicU64,
+    /// Times the subscriber connection was lost or could not be made.
+    pub disconnects: AtomicU64,
+    /// Messages received from Redis.
+    pub messages_in: AtomicU64,
+    /// Messages from Redis that could not be parsed (dropped).
+    pub bad_messages: AtomicU64,
+    /// History reads that failed (the browser got a gap notice).
+    pub history_errors: AtomicU64,
+}
+
+struct Job {
+    cmd: Cmd,
+    reply: oneshot::Sender<Result<RValue, BrokerError>>,
+}
+
+/// A node's link to Redis.
+pub struct RedisBroker {
+    node: u32,
+    client: redis::Client,
+    conn: ConnectionManager,
+    jobs: mpsc::UnboundedSender<Job>,
+    keep: Retention,
+    timeout: Duration,
+    sha: String,
+    counters: Arc<BrokerCounters>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> BrokerError {
+    BrokerError::Unavailable(e.to_string())
+}
+
+impl RedisBroker {
+    /// Connects to `url`; `node` 0 asks Redis for a fresh node number.
+    /// Fails if Redis cannot be reached within `timeout`.
+    pub async fn connect(
+        url: &str,
+        node: u32,
+        keep: Retention,
+        timeout: Duration,
+    ) -> Result<RedisBroker, BrokerError> {
+        let client = redis::Client::open(url).map_err(|_| BrokerError::Url(url.to_owned()))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(timeout)
+            .set_response_timeout(timeout)
+            .set_number_of_retries(1)
+            .set_factor(50)
+            .set_max_delay(1000);
+        let connect = client.get_connection_manager_with_config(config);
+        let mut conn = tokio::time::timeout(timeout, connect)
+            .await
+            .map_err(|_| BrokerError::Timeout(timeout))?
+            .map_err(unavailable)?;
+        let node = match node {
+            0 => {
+                let n: u64 = redis::cmd("INCR")
+                    .arg("wspush:nodes")
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(unavailable)?;
+                u32::try_from(n % u64::from(MAX_NODE)).unwrap_or(0) + 1
+            }
+            n => n.min(MAX_NODE),
+        };
+        let (jobs, rx) = mpsc::unbounded_channel();
+        let counters = Arc::new(BrokerCounters::default());
+        tokio::spawn(run_publisher(conn.clone(), rx, timeout));
+        Ok(RedisBroker {
+            node,
+            client,
+            conn,
+            jobs,
+            keep,
+            timeout,
+            sha: redis::Script::new(bus::PUBLISH_SCRIPT)
+                .get_hash()
+                .to_owned(),
+            counters,
+        })
+    }
+
+    /// This node's number.
+    pub fn node(&self) -> u32 {
+        self.node
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &BrokerCounters {
+        &self.counters
+    }
+
+    /// Queues a publish now (call order is delivery order); the future
+    /// resolves to the number of nodes it reached.
+    pub fn publish(
+        &self,
+        stream: Option<&str>,
+        payload: &Payload,
+    ) -> impl Future<Output = Result<u64, BrokerError>> + Send + 'static {
+        let (meta, history) = bus::keys(stream);
+        let kind = match payload {
+            Payload::Text(_) => "t",
+            Payload::Binary(_) => "b",
+        };
+        let max_age = self.keep.max_age.map_or(0, |d| d.as_millis());
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(&self.sha)
+            .arg(2)
+            .arg(meta)
+            .arg(history)
+            .arg(BUS)
+            .arg(kind)
+            .arg(bus::tag(stream))
+            .arg(stream.unwrap_or(""))
+            .arg(&payload.bytes()[..])
+            .arg(self.keep.len)
+            .arg(u64::try_from(max_age).unwrap_or(u64::MAX));
+        self.submit(cmd)
+    }
+
+    /// Queues a command for a connection of another node (or this one, to
+    /// keep the caller's order); resolves to whether that node is listening.
+    pub fn command(
+        &self,
+        node: u32,
+        command: &NodeCommand,
+    ) -> impl Future<Output = Result<u64, BrokerError>> + Send + 'static {
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(bus::node_channel(node)).arg(command.encode());
+        self.submit(cmd)
+    }
+
+    fn submit(&self, cmd: Cmd) -> impl Future<Output = Result<u64, BrokerError>> + Send + 'static {
+        let (reply, rx) = oneshot::channel();
+        let sent = self.jobs.send(Job { cmd, reply }).is_ok();
+        let counters = Arc::clone(&self.counters);
+        async move {
+            let result = match sent {
+                true => rx.await.unwrap_or(Err(BrokerError::Closed)),
+                false => Err(BrokerError::Closed),
+            };
+            let result = result.and_then(|v| match v {
+                RValue::Int(n) => Ok(u64::try_from(n).unwrap_or(0)),
+                other => Err(BrokerError::Reply(format!("{other:?}"))),
+            });
+            if result.is_err() {
+                counters.publish_errors.fetch_add(1, Ordering::Relaxed);
+            }
+            result
+        }
+    }
+
+    /// What Redis holds for `stream` (numbering and history, read atomically).
+    pub async fn read_history(&self, stream: Option<&str>) -> Result<HistoryRead, BrokerError> {
+        let result = self.try_read_history(stream).await;
+        if result.is_err() {
+            self.counters.history_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    async fn try_read_history(&self, stream: Option<&str>) -> Result<HistoryRead, BrokerError> {
+        let (meta, history) = bus::keys(stream);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("HMGET")
+            .arg(&meta)
+            .arg("epoch")
+            .arg("seq")
+            .cmd("XRANGE")
+            .arg(&history)
+            .arg("-")
+            .arg("+");
+        let mut conn = self.conn.clone();
+        let reply: Vec<RValue> = tokio::time::timeout(self.timeout, pipe.query_async(&mut conn))
+            .await
+            .map_err(|_| BrokerError::Timeout(self.timeout))?
+            .map_err(unavailable)?;
+        let oldest_ms = self
+            .keep
+            .max_age
+            .map(|age| unix_ms().saturating_sub(age.as_millis()));
+        parse_history(reply, oldest_ms)
+    }
+
+    /// Starts the subscriber task: delivers to `hub` until `shutdown`.
+    pub fn start_subscriber(&self, hub: Arc<Hub>, shutdown: CancellationToken) {
+        let sub = Subscriber {
+            client: self.client.clone(),
+            channels: vec![BUS.to_owned(), bus::node_channel(self.node)],
+            hub,
+            counters: Arc::clone(&self.counters),
+            timeout: self.timeout,
+        };
+        tokio::spawn(sub.run(shutdown));
+    }
+}
+
+fn unix_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
+
+fn bulk(v: &RValue) -> Option<&[u8]> {
+    match v {
+        RValue::BulkString(b) => Some(b),
+        RValue::SimpleString(s) => Some(s.as_bytes()),
+        _ => None,
+    }
+}
+
+fn parse_number(v: Option<&RValue>) -> Option<u64> {
+    std::str::from_utf8(bulk(v?)?).ok()?.parse().ok()
+}
+
+/// Reads `[[epoch, seq], [[id, [k, v, …]], …]]`; entries older than
+/// `oldest_ms` count as gone.
+fn parse_history(reply: Vec<RValue>, oldest_ms: Option<u128>) -> Result<HistoryRead, BrokerError> {
+    let bad = |what: &str| BrokerError::Reply(what.to_owned());
+    let mut parts = reply.into_iter();
+    let (Some(RValue::Array(meta)), Some(RValue::Array(entries))) = (parts.next(), parts.next())
+    else {
+        return Err(bad("history reply is not [meta, entries]"));
+    };
+    let Some(epoch) = meta.first().and_then(bulk) else {
+        return Ok(HistoryRead::default());
+    };
+    let epoch = String::from_utf8_lossy(epoch);
+    let mut read = HistoryRead {
+        epoch: Arc::from(&*epoch),
+        last_seq: parse_number(meta.get(1)).ok_or_else(|| bad("seq"))?,
+        entries: Vec::with_capacity(entries.len()),
+    };
+    for entry in entries {
+        let RValue::Array(entry) = entry else {
+            return Err(bad("stream entry"));
+        };
+        let id = entry
+            .first()
+            .and_then(bulk)
+            .ok_or_else(|| bad("entry id"))?;
+        let seq = std::str::from_utf8(id)
+            .ok()
+            .and_then(|id| id.split('-').next()?.parse().ok())
+            .ok_or_else(|| bad("entry id"))?;
+        let Some(RValue::Array(fields)) = entry.get(1) else {
+            return Err(bad("entry fields"));
+        };
+        let (mut kind, mut data, mut time) = (None, None, None);
+        for pair in fields.chunks(2) {
+            match (pair.first().and_then(bulk), pair.get(1)) {
+                (Some(b"k"), Some(v)) => kind = bulk(v),
+                (Some(b"d"), Some(v)) => data = bulk(v),
+                (Some(b"t"), v) => time = parse_number(v),
+                _ => {}
+            }
+        }
+        if let (Some(oldest), Some(t)) = (oldest_ms, time) {
+            if u128::from(t) < oldest {
+                continue;
+            }
+        }
+        let data = bytes::Bytes::copy_from_slice(data.ok_or_else(|| bad("entry data"))?);
+        let payload = match kind {
+            Some(b"t") if std::str::from_utf8(&data).is_ok() => Payload::Text(data),
+            Some(b"b") => Payload::Binary(data),
+            _ => return Err(bad("entry kind")),
+        };
+        read.entries.push((seq, payload));
+    }
+    Ok(read)
+}
+
+async fn run_publisher(
+    mut conn: ConnectionManager,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    timeout: Duration,
+) {
+    let mut batch = Vec::with_capacity(64);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let mut pipe = redis::pipe();
+        // Loading the script with every batch costs one hash on the server and
+        // means a restarted (empty) Redis never answers NOSCRIPT.
+        pipe.cmd("SCRIPT").arg("LOAD").arg(bus::PUBLISH_SCRIPT);
+        let mut replies = Vec::with_capacity(batch.len());
+        for job in batch.drain(..) {
+            pipe.add_command(job.cmd);
+            replies.push(job.reply);
+        }
+        let sent = conn.req_packed_commands(&pipe, 0, replies.len() + 1);
+        let outcome = match tokio::time::timeout(timeout, sent).await {
+            Ok(Ok(values)) if values.len() == replies.len() + 1 => Ok(values),
+            Ok(Ok(values)) => Err(BrokerError::Reply(format!("{} replies", values.len()))),
+            Ok(Err(e)) => Err(unavailable(e)),
+            Err(_) => Err(BrokerError::Timeout(timeout)),
+        };
+        match outcome {
+            Ok(values) => {
+                for (reply, value) in replies.into_iter().zip(values.into_iter().skip(1)) {
+                    let result = match value {
+                        RValue::ServerError(e) => Err(BrokerError::Redis(format!("{e:?}"))),
+                        v => Ok(v),
+                    };
+                    let _ = reply.send(result);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, pushes = replies.len(), "publish to Redis failed");
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+struct Subscriber {
+    client: redis::Client,
+    channels: Vec<String>,
+    hub: Arc<Hub>,
+    counters: Arc<BrokerCounters>,
+    timeout: Duration,
+}
+
+impl Subscriber {
+    async fn run(self, shutdown: CancellationToken) {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let connect = async {
+                let mut pubsub = self.client.get_async_pubsub().await?;
+                for channel in &self.channels {
+                    pubsub.subscribe(channel).await?;
+                }
+                Ok::<_, redis::RedisError>(pubsub)
+            };
+            let connected = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = tokio::time::timeout(self.timeout, connect) => r,
+            };
+            match connected {
+                Ok(Ok(pubsub)) => {
+                    self.counters.connected.store(1, Ordering::Relaxed);
+                    tracing::info!(channels = ?self.channels, "subscribed to Redis");
+                    delay = Duration::from_millis(100);
+                    let mut messages = pubsub.into_on_message();
+                    loop {
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            msg = messages.next() => match msg {
+                                Some(msg) => self.handle_message(msg.get_payload_bytes()),
+                                None => break,
+                            },
+                        }
+                    }
+                    self.counters.connected.store(0, Ordering::Relaxed);
+                    tracing::warn!("Redis subscription lost; reconnecting");
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, ?delay, "cannot subscribe to Redis"),
+                Err(_) => tracing::warn!(?delay, "subscribing to Redis timed out"),
+            }
+            self.counters.disconnects.fetch_add(1, Ordering::Relaxed);
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    fn handle_message(&self, msg: &[u8]) {
+        self.counters.messages_in.fetch_add(1, Ordering::Relaxed);
+        let hub = &self.hub;
+        match BusMessage::parse(msg) {
+            Ok(BusMessage::Stream(stream, pos, payload)) => {
+                hub.deliver(stream.as_deref(), &pos, payload);
+            }
+            Ok(BusMessage::Node(cmd)) => match cmd {
+                NodeCommand::Send(id, payload) => {
+                    hub.send(id, payload);
+                }
+                NodeCommand::Subscribe(id, channel) => {
+                    hub.subscribe(id, &channel);
+                }
+                NodeCommand::Unsubscribe(id, channel) => {
+                    hub.unsubscribe(id, &channel);
+                }
+                NodeCommand::Disconnect(id, code, reason) => {
+                    hub.disconnect(id, code, &reason);
+                }
+            },
+            Err(e) => {
+                self.counters.bad_messages.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "unreadable message from Redis dropped");
+            }
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! The subscribers of one stream (the broadcast stream or a channel) and its
+//! fan-out.
+//!
+//! Subscribers come in three sets: `plain` ones get the raw data,
+//! `positioned` ones the enveloped variant (see [`crate::position`]), and
+//! `pending` ones are resuming: live messages are buffered for them until
+//! their replay is queued, then de-duplicated by position. Each variant is
+//! encoded once per push and shared by its whole set; the enveloped one is
+//! built only when a positioned or pending subscriber exists.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ws_proto::PreparedMessage;
+use ws_server::{Connection, SendError};
+
+use crate::data::Payload;
+use crate::history::Replay;
+use crate::position::{Position, envelope, gap_notice};
+
+/// Live messages buffered for one resuming connection, at most this many:
+/// beyond it the connection is closed (1008) rather than silently trimmed.
+const MAX_PENDING: usize = 65_536;
+
+type Buffered = Vec<(Position, Arc<PreparedMessage>)>;
+
+/// What one fan-out did, for the hub's counters.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Tally {
+    /// Frames queued.
+    pub queued: u64,
+    /// Frame bytes queued.
+    pub bytes: u64,
+    /// Refused: queue full.
+    pub full: u64,
+    /// Refused: connection closing.
+    pub closed: u64,
+    /// Gap notices queued.
+    pub gaps: u64,
+}
+
+impl Tally {
+    /// Queues `frame` to each of `conns`, counting the outcomes.
+    pub fn send_to<'a>(
+        &mut self,
+        frame: &Arc<PreparedMessage>,
+        conns: impl Iterator<Item = &'a Connection>,
+    ) {
+        let len = frame.plain_frame().len() as u64;
+        for conn in conns {
+            match conn.send_prepared(frame) {
+                Ok(()) => {
+                    self.queued += 1;
+                    self.bytes += len;
+                }
+                Err(SendError::Full) => self.full += 1,
+                Err(_) => self.closed += 1,
+            }
+        }
+    }
+}
+
+/// Encodes a payload into a frame shared by every recipient.
+pub fn prepare(payload: Payload) -> Arc<PreparedMessage> {
+    Arc::new(PreparedMessage::new(payload.into_message()))
+}
+
+/// The subscribers of one stream.
+#[derive(Default)]
+pub struct Subs {
+    plain: HashMap<u64, Connection>,
+    positioned: HashMap<u64, Connection>,
+    pending: Mutex<HashMap<u64, Buffered>>,
+    /// The last position delivered live (broker mode: detects missed messages).
+    last: Mutex<Option<Position>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Subs {
+    /// Adds a subscriber; a `resuming` one buffers live messages until
+    /// [`Subs::finish_resume`].
+    pub fn insert(&mut self, id: u64, conn: Connection, positioned: bool, resuming: bool) {
+        if resuming {
+            self.pending
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id, Vec::new());
+        } else if positioned {
+            self.positioned.insert(id, conn);
+        } else {
+            self.plain.insert(id, conn);
+        }
+    }
+
+    /// Removes a subscriber; false if it was not one.
+    pub fn remove(&mut self, id: u64) -> bool {
+        let pending = self.pending.get_mut().unwrap_or_else(|e| e.into_inner());
+        self.plain.remove(&id).is_some()
+            | self.positioned.remove(&id).is_some()
+            | pending.remove(&id).is_some()
+    }
+
+    /// Whether no one subscribes any more.
+    pub fn is_empty(&mut self) -> bool {
+        let pending = self.pending.get_mut().unwrap_or_else(|e| e.into_inner());
+        self.plain.is_empty() && self.positioned.is_empty() && pending.is_empty()
+    }
+
+    /// Number of subscribers (shared access).
+    pub fn count(&self) -> usize {
+        self.plain.len() + self.positioned.len() + lock(&self.pending).len()
+    }
+
+    /// Queues `payload` to every subscriber: raw to plain ones, enveloped with
+    /// `pos` to positioned ones, buffered for resuming ones. With
+    /// `check_order`, positioned subscribers get a gap notice first when
+    /// `pos` does not follow the last position delivered.
+    pub fn fan_out(
+        &self,
+        stream: Option<&str>,
+        pos: Option<&Position>,
+        payload: Payload,
+        check_order: bool,
+    ) -> Tally {
+        let mut tally = Tally::default();
+        let mut pending = lock(&self.pending);
+        let mut skip_positioned = false;
+        if let (true, Some(pos)) = (check_order, pos) {
+            let mut last = lock(&self.last);
+            match &*last {
+                Some(l) if l.covers(pos) => skip_positioned = true,
+                Some(l) if !l.is_followed_by(pos) && !self.positioned.is_empty() => {
+                    let before = Position::new(pos.epoch.clone(), pos.seq.saturating_sub(1));
+                    let notice = prepare(gap_notice(stream, &before));
+                    tally.send_to(&notice, self.positioned.values());
+                    tally.gaps += self.positioned.len() as u64;
+                }
+                _ => {}
+            }
+            if !skip_positioned {
+                *last = Some(pos.clone());
+            }
+        }
+        let wants_envelope =
+            !skip_positioned && (!self.positioned.is_empty() || !pending.is_empty());
+        let enveloped = wants_envelope.then(|| prepare(envelope(&payload, stream, pos)));
+        if !self.plain.is_empty() {
+            tally.send_to(&prepare(payload), self.plain.values());
+        }
+        if let Some(frame) = enveloped {
+            tally.send_to(&frame, self.positioned.values());
+            if let Some(pos) = pos {
+                let mut overflowed = Vec::new();
+                for (id, buffer) in pending.iter_mut() {
+                    if buffer.len() >= MAX_PENDING {
+                        overflowed.push(*id);
+                    } else {
+                        buffer.push((pos.clone(), Arc::clone(&frame)));
+                    }
+                }
+                for id in overflowed {
+                    pending.remove(&id);
+                    tracing::warn!(conn = id, "resume backlog full; closing");
+                }
+            }
+        }
+        tally
+    }
+
+    /// Queues a resuming subscriber's replay, then the live messages buffered
+    /// meanwhile that the replay did not already cover, and makes it live.
+    pub fn finish_resume(
+        &mut self,
+        id: u64,
+        conn: &Connection,
+        stream: Option<&str>,
+        replay: Replay,
+    ) -> Tally {
+        let mut tally = Tally::default();
+        let pending = self.pending.get_mut().unwrap_or_else(|e| e.into_inner());
+        let Some(buffered) = pending.remove(&id) else {
+            // Closed for a too-large backlog, or gone: nothing may be skipped silently.
+            conn.close(1008, "resume backlog");
+            return tally;
+        };
+        let one = std::iter::once(conn);
+        if let Some(gap) = &replay.gap {
+            tally.send_to(&prepare(gap_notice(stream, gap)), one.clone());
+            tally.gaps += 1;
+        }
+        let mut last = replay.last;
+        for (seq, payload) in replay.entries {
+            let pos = Position::new(last.epoch.clone(), seq);
+            tally.send_to(
+                &prepare(envelope(&payload, stream, Some(&pos))),
+                one.clone(),
+            );
+        }
+        for (pos, frame) in buffered {
+            if last.covers(&pos) {
+                continue;
+            }
+            if !last.is_followed_by(&pos) {
+                let before = Position::new(pos.epoch.clone(), pos.seq.saturating_sub(1));
+                tally.send_to(&prepare(gap_notice(stream, &before)), one.clone());
+                tally.gaps += 1;
+            }
+            tally.send_to(&frame, one.clone());
+            last = pos;
+        }
+        self.positioned.insert(id, conn.clone());
+        tally
+    }
+}

@@ -1,0 +1,221 @@
+//! History and resume with the embedded broker, over 127.0.0.1: positioned
+//! frames, exactly the missed messages after a reconnect, gap notices.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use msgpack_rpc::{Client as Rpc, Notification, Value};
+use serde_json::Value as Json;
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+use ws_server::Message;
+use ws_server::client::{self, Client as Ws};
+use wspush::config::Settings;
+use wspush::serve::{Running, start};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A server plus a listening RPC client, so tests wait on events, not time.
+struct Harness {
+    server: Running,
+    rpc: Rpc,
+    events: mpsc::Receiver<Notification>,
+}
+
+impl Harness {
+    async fn start(history_len: usize) -> Harness {
+        let settings = Settings {
+            ws: "127.0.0.1:0".parse().unwrap(),
+            rpc: "127.0.0.1:0".parse().unwrap(),
+            history_len,
+            shutdown_grace: 0,
+            ..Settings::default()
+        };
+        let server = start(&settings).await.unwrap();
+        let rpc = Rpc::connect_tcp(server.rpc_addr).await.unwrap();
+        let events = rpc.notifications();
+        rpc.call("listen", vec![]).await.unwrap();
+        Harness {
+            server,
+            rpc,
+            events,
+        }
+    }
+
+    /// Opens a browser and waits until the server has registered it (and
+    /// queued any replay).
+    async fn open(&mut self, query: &str) -> Ws {
+        let url = format!("ws://{}/{query}", self.server.ws_addr);
+        let ws = client::connect(&url).await.unwrap();
+        loop {
+            let event = timeout(WAIT, self.events.recv()).await.unwrap().unwrap();
+            if &event.method[..] == b"on_open" {
+                return ws;
+            }
+        }
+    }
+
+    async fn publish(&self, channel: &str, data: String) {
+        self.rpc
+            .call("publish", vec![Value::from(channel), Value::from(data)])
+            .await
+            .unwrap();
+    }
+}
+
+async fn recv(ws: &mut Ws) -> Message {
+    timeout(WAIT, ws.recv_message())
+        .await
+        .expect("no message in time")
+        .unwrap()
+        .expect("closed")
+}
+
+/// A positioned frame: its JSON header and its data.
+async fn recv_positioned(ws: &mut Ws) -> (Json, String) {
+    let Message::Text(bytes) = recv(ws).await else {
+        panic!("expected text")
+    };
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    let (head, data) = text.split_once('\n').expect("no header line");
+    (serde_json::from_str(head).unwrap(), data.to_owned())
+}
+
+fn seq(h: &Json) -> u64 {
+    h["q"].as_u64().unwrap()
+}
+
+fn epoch(h: &Json) -> String {
+    h["e"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn frames_carry_positions_only_for_clients_that_ask() {
+    let mut h = Harness::start(100).await;
+    let mut raw = h.open("?channel=news").await;
+    let mut positioned = h.open("?channel=news&positions=1").await;
+    h.publish("news", r#"{"a":1}"#.into()).await;
+    h.rpc
+        .call("push_data", vec![Value::Binary(vec![0, 1, 255])])
+        .await
+        .unwrap();
+    assert_eq!(recv(&mut raw).await, Message::text(r#"{"a":1}"#));
+    assert_eq!(recv(&mut raw).await, Message::binary(vec![0u8, 1, 255]));
+    let (head, data) = recv_positioned(&mut positioned).await;
+    assert_eq!(
+        (head["c"].as_str(), seq(&head), data.as_str()),
+        (Some("news"), 1, r#"{"a":1}"#)
+    );
+    let Message::Binary(b) = recv(&mut positioned).await else {
+        panic!("binary stays binary")
+    };
+    let nl = b.iter().position(|c| *c == b'\n').unwrap();
+    let head: Json = serde_json::from_slice(&b[..nl]).unwrap();
+    assert!(head.get("c").is_none(), "broadcast has no channel: {head}");
+    assert_eq!((seq(&head), &b[nl + 1..]), (1, &[0u8, 1, 255][..]));
+    h.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_reconnecting_client_gets_exactly_what_it_missed_then_live() {
+    let mut h = Harness::start(100).await;
+    let mut ws = h.open("?channel=news&positions=1").await;
+    for i in 1..=5 {
+        h.publish("news", format!("m{i}")).await;
+    }
+    let mut last = None;
+    for i in 1..=3 {
+        let (head, data) = recv_positioned(&mut ws).await;
+        assert_eq!((seq(&head), data), (i, format!("m{i}")));
+        last = Some(head);
+    }
+    // Killed mid-stream: m4 and m5 were sent but never processed.
+    drop(ws);
+    for i in 6..=8 {
+        h.publish("news", format!("m{i}")).await;
+    }
+    let last = last.unwrap();
+    let since = format!("{}:{}:news", epoch(&last), seq(&last));
+    let mut ws = h
+        .open(&format!("?channel=news&since={}", urlencode(&since)))
+        .await;
+    h.publish("news", "m9".into()).await;
+    for i in 4..=9 {
+        let (head, data) = recv_positioned(&mut ws).await;
+        assert_eq!(head.get("gap"), None, "{head}");
+        assert_eq!((seq(&head), data), (i, format!("m{i}")));
+        assert_eq!(epoch(&head), epoch(&last));
+    }
+    h.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn history_that_no_longer_covers_the_gap_says_so() {
+    let mut h = Harness::start(3).await;
+    let mut ws = h.open("?channel=c&positions=1").await;
+    h.publish("c", "m1".into()).await;
+    let (first, _) = recv_positioned(&mut ws).await;
+    drop(ws);
+    for i in 2..=10 {
+        h.publish("c", format!("m{i}")).await;
+    }
+    let e = epoch(&first);
+    let mut ws = h.open(&format!("?channel=c&since={e}:1:c")).await;
+    let (notice, data) = recv_positioned(&mut ws).await;
+    assert_eq!(notice["gap"], Json::Bool(true), "{notice}");
+    assert_eq!((seq(&notice), data.as_str()), (7, ""));
+    for i in 8..=10 {
+        let (head, data) = recv_positioned(&mut ws).await;
+        assert_eq!((seq(&head), data), (i, format!("m{i}")));
+    }
+    // A position from another epoch (e.g. before a restart): notice, then what is kept.
+    let mut ws = h.open("?channel=c&since=older:99:c").await;
+    let (notice, _) = recv_positioned(&mut ws).await;
+    assert_eq!((notice["gap"].as_bool(), seq(&notice)), (Some(true), 7));
+    assert_eq!(epoch(&notice), e);
+    h.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn resuming_while_pushes_continue_loses_and_repeats_nothing() {
+    let mut h = Harness::start(1000).await;
+    let mut ws = h.open("?positions=1").await;
+    let publisher = h.rpc.clone();
+    let pushes = tokio::spawn(async move {
+        for i in 1..=400u32 {
+            publisher
+                .call("push_data", vec![Value::from(format!("m{i}"))])
+                .await
+                .unwrap();
+        }
+    });
+    let mut last = None;
+    for i in 1..=50 {
+        let (head, data) = recv_positioned(&mut ws).await;
+        assert_eq!((seq(&head), data), (i, format!("m{i}")));
+        last = Some(head);
+    }
+    drop(ws);
+    let last = last.unwrap();
+    let mut ws = h
+        .open(&format!("?since={}:{}", epoch(&last), seq(&last)))
+        .await;
+    for i in 51..=400 {
+        let (head, data) = recv_positioned(&mut ws).await;
+        assert_eq!(head.get("gap"), None, "{head}");
+        assert_eq!((seq(&head), data), (i, format!("m{i}")));
+    }
+    pushes.await.unwrap();
+    let stats = h.rpc.call("stats", vec![]).await.unwrap();
+    assert!(stats.to_string().contains("\"resumes\": 1"), "{stats}");
+    h.server.shutdown().await.unwrap();
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
