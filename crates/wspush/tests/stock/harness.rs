@@ -54,15 +54,22 @@ pub struct Wspush {
     pub ws: SocketAddr,
     /// The RPC address it bound.
     pub rpc: SocketAddr,
-    _child: Child,
+    child: Child,
 }
 
 impl Wspush {
     /// Starts `wspush serve --ws 127.0.0.1:0 --rpc 127.0.0.1:0` and reads the
     /// bound addresses from its `wspush serving ws=… rpc=…` log line.
     pub async fn spawn() -> Wspush {
+        Wspush::spawn_with(&["--ws", "127.0.0.1:0", "--rpc", "127.0.0.1:0"], &[]).await
+    }
+
+    /// Starts `wspush serve ARGS` with extra environment variables.
+    pub async fn spawn_with(args: &[&str], env: &[(&str, &str)]) -> Wspush {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wspush"))
-            .args(["serve", "--ws", "127.0.0.1:0", "--rpc", "127.0.0.1:0"])
+            .arg("serve")
+            .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -93,11 +100,22 @@ impl Wspush {
         let (ws, rpc) = (addr("ws="), addr("rpc="));
         // Keep the pipe empty so the server never blocks on logging.
         drain_into(lines.into_inner().into_inner());
-        Wspush {
-            ws,
-            rpc,
-            _child: child,
-        }
+        Wspush { ws, rpc, child }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    #[allow(dead_code)]
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("wspush already reaped");
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        timeout(WAIT, self.child.wait())
+            .await
+            .expect("wspush did not exit")
+            .unwrap()
     }
 }
 
