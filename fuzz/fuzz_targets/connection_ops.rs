@@ -13,12 +13,28 @@ use ws_proto::{Config, Connection, Event, Message, PreparedMessage, Role};
 
 #[derive(Debug, Arbitrary)]
 enum Op {
-    SendText { from_client: bool, text: String },
-    SendBinary { from_client: bool, data: Vec<u8> },
+    SendText {
+        from_client: bool,
+        text: String,
+    },
+    SendBinary {
+        from_client: bool,
+        data: Vec<u8>,
+    },
     SendPrepared(String),
-    Ping { from_client: bool, data: Vec<u8> },
-    Close { from_client: bool, code: u16, reason: String },
-    Pump { to_server: bool, chunk: u8 },
+    Ping {
+        from_client: bool,
+        data: Vec<u8>,
+    },
+    Close {
+        from_client: bool,
+        code: u16,
+        reason: String,
+    },
+    Pump {
+        to_server: bool,
+        chunk: u8,
+    },
     /// Raw bytes into the server: may break the protocol, after which the pair stops.
     Garbage(Vec<u8>),
 }
@@ -79,7 +95,11 @@ fuzz_target!(|input: Input| {
                 let (from, _) = pick(&mut client, &mut server, from_client);
                 let _ = from.conn.ping(Bytes::from(data));
             }
-            Op::Close { from_client, code, reason } => {
+            Op::Close {
+                from_client,
+                code,
+                reason,
+            } => {
                 let (from, _) = pick(&mut client, &mut server, from_client);
                 let _ = from.conn.close(code, &reason);
             }

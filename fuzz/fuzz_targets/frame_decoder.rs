@@ -20,7 +20,11 @@ fuzz_target!(|data: &[u8]| {
         client_no_context_takeover: flags & 2 != 0,
         ..DeflateParams::default()
     });
-    let role = if flags & 4 != 0 { Role::Client } else { Role::Server };
+    let role = if flags & 4 != 0 {
+        Role::Client
+    } else {
+        Role::Server
+    };
     let config = Config {
         max_frame_size: 4096,
         max_message_size: 8192,

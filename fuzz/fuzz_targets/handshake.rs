@@ -14,11 +14,14 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(accept) = validate_request(&head) {
             assert_eq!(accept.accept.len(), 28);
             let offers = accept.extension_offers();
-            for cfg in [DeflateConfig::default(), DeflateConfig {
-                server_max_window_bits: 10,
-                client_max_window_bits: 9,
-                ..DeflateConfig::default()
-            }] {
+            for cfg in [
+                DeflateConfig::default(),
+                DeflateConfig {
+                    server_max_window_bits: 10,
+                    client_max_window_bits: 9,
+                    ..DeflateConfig::default()
+                },
+            ] {
                 if let Some((params, response)) = negotiate_deflate(&offers, &cfg) {
                     // Our answer must be acceptable to a client, and mean the same.
                     assert_eq!(parse_deflate_response(&[&response]), Ok(Some(params)));

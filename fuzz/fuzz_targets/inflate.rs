@@ -26,7 +26,9 @@ fuzz_target!(|data: &[u8]| {
     deflater.compress(input, &mut compressed);
     let mut inflater = Inflater::new(false);
     let mut back = Vec::new();
-    inflater.inflate(&compressed, &mut back, usize::MAX).unwrap();
+    inflater
+        .inflate(&compressed, &mut back, usize::MAX)
+        .unwrap();
     inflater.finish(&mut back, usize::MAX).unwrap();
     assert_eq!(back, input);
 });

@@ -20,7 +20,9 @@ fuzz_target!(|data: &[u8]| {
                     let mut again = BytesMut::new();
                     encode(&msg, &mut again);
                     let mut fresh = Decoder::new(usize::MAX);
-                    let back = fresh.decode(&mut again).expect("re-encoded message decodes");
+                    let back = fresh
+                        .decode(&mut again)
+                        .expect("re-encoded message decodes");
                     assert!(back.is_some());
                     assert!(again.is_empty());
                 }
