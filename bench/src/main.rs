@@ -3,8 +3,6 @@
 use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -29,6 +27,11 @@ struct Cli {
 enum Command {
     /// Run scenarios against one server.
     Run(Box<RunArgs>),
+    /// Print the table of runs' JSON lines.
+    Table {
+        /// JSON lines files.
+        files: Vec<PathBuf>,
+    },
     /// Print the ratios of two runs' JSON lines (ours / theirs).
     Compare {
         /// JSON lines of the server being judged (wspush).
@@ -95,6 +98,14 @@ fn main() -> anyhow::Result<()> {
         Command::Compare { ours, theirs } => {
             let (o, t) = (read_jsonl(&ours)?, read_jsonl(&theirs)?);
             print!("{}", report::compare(&o, &t));
+            Ok(())
+        }
+        Command::Table { files } => {
+            let mut all = Vec::new();
+            for f in &files {
+                all.extend(read_jsonl(f)?);
+            }
+            print!("{}", report::table(&all));
             Ok(())
         }
         Command::Run(args) => {
@@ -170,7 +181,6 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         window: args.window,
         lag: args.lag,
         run_id: format!("r{}", std::process::id()),
-        next_source: Arc::new(AtomicUsize::new(0)),
     };
     if pid.is_none() {
         eprintln!("no --server-pid: server memory and CPU are not measured");

@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
@@ -90,9 +90,6 @@ pub struct Bench {
     pub lag: u64,
     /// Makes channel names unique per run (Nchan keeps messages).
     pub run_id: String,
-    /// Next source address to use (rotates so TIME_WAIT of one point does
-    /// not eat the ports of the next).
-    pub next_source: Arc<AtomicUsize>,
 }
 
 impl Bench {
@@ -190,13 +187,35 @@ impl Bench {
         }
     }
 
-    fn source(&self, i: usize, base: usize) -> IpAddr {
+    /// Source addresses for `total` connections: the loopback addresses with
+    /// the fewest sockets now (earlier points and runs leave thousands in
+    /// TIME_WAIT for a minute, which would eat the ports of this one).
+    fn sources(&self, total: usize) -> Vec<IpAddr> {
         if !self.ws.ip().is_loopback() {
-            return IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+            return vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)];
         }
         // 127.0.0.2 … 127.0.0.251: every 127/8 address is local on Linux.
-        let n = ((base + i / PER_SOURCE) % 250) as u8;
-        IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + n))
+        let mut used = [0usize; 250];
+        let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+        for local in tcp
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().nth(1))
+        {
+            // "0200007F:1F90": the address in hex, least significant byte first.
+            let last = local.get(..2).and_then(|h| u8::from_str_radix(h, 16).ok());
+            let is_loop = local.get(6..8) == Some("7F") && local.get(2..6) == Some("0000");
+            if let Some(n) = last.filter(|n| is_loop && (2..252).contains(n)) {
+                used[usize::from(n) - 2] += 1;
+            }
+        }
+        let mut order: Vec<usize> = (0..used.len()).collect();
+        order.sort_by_key(|i| used[*i]);
+        order
+            .into_iter()
+            .take(total.div_ceil(PER_SOURCE).max(1))
+            .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + i as u8)))
+            .collect()
     }
 
     /// Connects every subscriber, stalled ones first; returns the
@@ -209,8 +228,7 @@ impl Bench {
         tasks: &mut JoinSet<()>,
     ) -> Result<Vec<u64>, BenchError> {
         let total = point.subscribers + point.stalled;
-        let sources = total.div_ceil(PER_SOURCE).max(1);
-        let base = self.next_source.fetch_add(sources, Ordering::Relaxed);
+        let sources = self.sources(total);
         let n_ch = channels.len().max(1);
         let mut per_channel = vec![0u64; n_ch];
         for i in 0..total {
@@ -222,7 +240,7 @@ impl Bench {
             let spec = SubSpec {
                 index: i,
                 addr: self.ws,
-                source: self.source(i, base),
+                source: sources[(i / PER_SOURCE).min(sources.len() - 1)],
                 host: self.ws.to_string(),
                 path: self.path(channels.get(ch).and_then(Option::as_deref)),
                 expected: messages_on_channel(point.messages, ch, n_ch),

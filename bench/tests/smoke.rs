@@ -3,9 +3,6 @@
 //! reordered nothing, never any timing.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
-
 use wspush::config::Settings;
 use wspush_bench::publisher::Target;
 use wspush_bench::run::Bench;
@@ -35,7 +32,6 @@ async fn every_scenario_small_and_clean() {
         window: 64,
         lag: 16,
         run_id: "smoke".into(),
-        next_source: Arc::new(AtomicUsize::new(0)),
     };
     let shape = Shape {
         scale: 0.01,
