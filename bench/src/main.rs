@@ -82,7 +82,7 @@ struct RunArgs {
     /// Publish calls in flight.
     #[arg(long, default_value_t = 256)]
     window: usize,
-    /// Messages the publisher may run ahead of what subscribers received.
+    /// Messages per channel the publisher may run ahead of what subscribers received.
     #[arg(long, default_value_t = 32)]
     lag: u64,
     /// Worker threads of the load generator.

@@ -5,27 +5,16 @@ use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
 
+use crate::scenario::Point;
+
 /// Everything measured at one point.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PointResult {
     /// Which server (e.g. `wspush`, `nchan`).
     pub label: String,
-    /// Scenario letter.
-    pub scenario: String,
-    /// Point name, the same for every server (`a-10k-64B`, …).
-    pub point: String,
-    /// Well-behaved subscribers.
-    pub subscribers: usize,
-    /// Subscribers that never read (scenario g).
-    pub stalled: usize,
-    /// Channels (0: broadcast to everyone).
-    pub channels: usize,
-    /// Payload bytes.
-    pub size: usize,
-    /// Messages published.
-    pub messages: u64,
-    /// Publish rate, messages/s (`null`: max rate).
-    pub rate: Option<f64>,
+    /// What was measured (its fields appear at the top level of the JSON).
+    #[serde(flatten)]
+    pub point: Point,
     /// Seconds from the first publish to the last delivery.
     pub seconds: f64,
     /// Messages received by well-behaved subscribers.
@@ -101,13 +90,13 @@ pub fn table(results: &[PointResult]) -> String {
          |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in results {
-        let rate = if r.subscribers == 0 {
+        let rate = if r.point.subscribers == 0 {
             format!("{:.0} calls/s", r.publishes_per_sec)
         } else {
             format!("{:.0}", r.deliveries_per_sec)
         };
-        let mut point = r.point.clone();
-        if let Some(c) = r.overflow_closes.filter(|_| r.stalled > 0) {
+        let mut point = r.point.name.clone();
+        if let Some(c) = r.overflow_closes.filter(|_| r.point.stalled > 0) {
             let _ = write!(point, " (overflow closes {c})");
         }
         let _ = writeln!(
@@ -115,9 +104,9 @@ pub fn table(results: &[PointResult]) -> String {
             "| {} | {} | {}{} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {}/{} | {} | {:.2} | {:.2} | {:.1} |",
             r.label,
             point,
-            r.subscribers,
-            if r.stalled > 0 {
-                format!("+{}", r.stalled)
+            r.point.subscribers,
+            if r.point.stalled > 0 {
+                format!("+{}", r.point.stalled)
             } else {
                 String::new()
             },
@@ -150,16 +139,22 @@ pub fn compare(ours: &[PointResult], theirs: &[PointResult]) -> String {
         }
     };
     for o in ours {
-        let Some(t) = theirs.iter().find(|t| t.point == o.point) else {
+        let Some(t) = theirs.iter().find(|t| t.point.name == o.point.name) else {
             continue;
         };
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} |",
-            o.point,
+            o.point.name,
             ratio(o.deliveries_per_sec, t.deliveries_per_sec),
             ratio(o.p99_ms, t.p99_ms),
-            ratio(o.rss_per_conn, t.rss_per_conn),
+            // Only idle points start from a fresh server; elsewhere memory
+            // freed by earlier points is reused and the figure means little.
+            if o.point.scenario == 'e' {
+                ratio(o.rss_per_conn, t.rss_per_conn)
+            } else {
+                "–".into()
+            },
             ratio(o.server_cpu_per_m, t.server_cpu_per_m),
         );
     }
@@ -174,8 +169,12 @@ mod tests {
     fn table_and_ratios() {
         let a = PointResult {
             label: "wspush".into(),
-            point: "a-10k-64B".into(),
-            subscribers: 10_000,
+            point: Point {
+                scenario: 'e',
+                name: "a-10k-64B".into(),
+                subscribers: 10_000,
+                ..Point::default()
+            },
             deliveries_per_sec: 500_000.0,
             p99_ms: 2.0,
             rss_per_conn: 4096.0,

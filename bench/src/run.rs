@@ -86,7 +86,7 @@ pub struct Bench {
     pub stats_rpc: Option<SocketAddr>,
     /// Publish calls in flight.
     pub window: usize,
-    /// Messages the publisher may run ahead of the subscribers.
+    /// Messages per channel the publisher may run ahead of the subscribers.
     pub lag: u64,
     /// Makes channel names unique per run (Nchan keeps messages).
     pub run_id: String,
@@ -282,14 +282,7 @@ impl Bench {
         let conns = total.max(1) as f64;
         let mut r = PointResult {
             label: self.label.clone(),
-            scenario: point.scenario.to_string(),
-            point: point.name.clone(),
-            subscribers: point.subscribers,
-            stalled: point.stalled,
-            channels: point.channels,
-            size: point.size,
-            messages: point.messages,
-            rate: point.rate,
+            point: point.clone(),
             rss_before: before.rss,
             rss_connected: connected.rss,
             rss_per_conn: connected.rss.saturating_sub(before.rss) as f64 / conns,
@@ -315,7 +308,9 @@ impl Bench {
         let flow = Flow {
             tally,
             per_channel: per_channel.clone(),
-            lag: self.lag,
+            // Per channel: with one lag for all, 100 channels would each hold
+            // a single message in flight and no server could batch writes.
+            lag: self.lag * channels.len().max(1) as u64,
         };
         let cpu0 = self.sample()?;
         let gen0 = procstat::self_cpu_secs();

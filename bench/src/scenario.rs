@@ -15,11 +15,12 @@
 //! test runs everything with a few hundred connections).
 
 /// One benchmark point.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Point {
     /// Scenario letter.
     pub scenario: char,
     /// Name shared by every server in a comparison.
+    #[serde(rename = "point")]
     pub name: String,
     /// Well-behaved subscribers.
     pub subscribers: usize,
@@ -34,6 +35,7 @@ pub struct Point {
     /// Messages per second; `None` for max rate.
     pub rate: Option<f64>,
     /// Connect, measure memory, publish nothing.
+    #[serde(default)]
     pub idle_only: bool,
 }
 
@@ -136,7 +138,9 @@ impl Shape {
                 vec![p]
             }
             'g' => {
-                let base = self.point('g', 1_000, 1024, 3_000);
+                // 8 MiB per stalled socket: more than the server's 1 MiB queue
+                // plus a socket send buffer that may grow to 4 MiB (tcp_wmem).
+                let base = self.point('g', 1_000, 1024, 8_000);
                 let mut stalled = base.clone();
                 stalled.stalled = (base.subscribers / 100).max(1);
                 stalled.name = format!("{}-stall{}", base.name, stalled.stalled);

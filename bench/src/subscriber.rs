@@ -211,71 +211,55 @@ fn handle_frames(
     order: &mut Order,
     pongs: &mut Vec<u8>,
 ) -> Result<usize, SubError> {
-    let mut batch = Batch::default();
-    let result = scan_frames(buf, now, spec, tally, order, pongs, &mut batch);
-    if batch.delivered > 0 {
-        tally.add_delivered(batch.delivered);
+    let (mut delivered, mut finished) = (0u64, false);
+    let mut scan = || -> Result<usize, SubError> {
+        let mut at = 0;
+        while let Some((header, hlen)) =
+            FrameHeader::parse(&buf[at..]).map_err(|e| SubError::Frame(e.to_string()))?
+        {
+            let len = usize::try_from(header.payload_len)
+                .map_err(|_| SubError::Frame("frame larger than memory".into()))?;
+            let Some(body) = buf.get(at + hlen..at + hlen + len) else {
+                break;
+            };
+            at += hlen + len;
+            if header.mask.is_some() || header.rsv1 {
+                return Err(SubError::Frame("masked or compressed server frame".into()));
+            }
+            match header.opcode {
+                OpCode::Text | OpCode::Binary => match payload::parse(body) {
+                    Some(Parsed::Data { seq, sent_ns }) => {
+                        tally.latency.record(now.saturating_sub(sent_ns));
+                        delivered += 1;
+                        finished |= check_order(seq, spec, tally, order);
+                    }
+                    Some(Parsed::Warmup) if !order.ready => {
+                        order.ready = true;
+                        tally.bump(&tally.ready);
+                    }
+                    _ => {}
+                },
+                // Messages are never fragmented by the servers we test; a
+                // continuation carries no header of ours.
+                OpCode::Continuation | OpCode::Pong => {}
+                OpCode::Ping => queue_pong(body, spec.index as u32, pongs),
+                OpCode::Close => {
+                    let code = body.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]));
+                    return Err(SubError::Closed(code));
+                }
+            }
+        }
+        Ok(at)
+    };
+    let result = scan();
+    if delivered > 0 {
+        tally.add_delivered(delivered);
     }
     // Only after the deliveries are counted: the runner reads them once all are done.
-    if batch.finished {
+    if finished {
         tally.bump(&tally.done);
     }
     result
-}
-
-/// What one read's frames add to the tally.
-#[derive(Default)]
-struct Batch {
-    delivered: u64,
-    finished: bool,
-}
-
-fn scan_frames(
-    buf: &[u8],
-    now: u64,
-    spec: &SubSpec,
-    tally: &Tally,
-    order: &mut Order,
-    pongs: &mut Vec<u8>,
-    batch: &mut Batch,
-) -> Result<usize, SubError> {
-    let mut at = 0;
-    while let Some((header, hlen)) =
-        FrameHeader::parse(&buf[at..]).map_err(|e| SubError::Frame(e.to_string()))?
-    {
-        let len = usize::try_from(header.payload_len)
-            .map_err(|_| SubError::Frame("frame larger than memory".into()))?;
-        let Some(body) = buf.get(at + hlen..at + hlen + len) else {
-            break;
-        };
-        at += hlen + len;
-        if header.mask.is_some() || header.rsv1 {
-            return Err(SubError::Frame("masked or compressed server frame".into()));
-        }
-        match header.opcode {
-            OpCode::Text | OpCode::Binary => match payload::parse(body) {
-                Some(Parsed::Data { seq, sent_ns }) => {
-                    tally.latency.record(now.saturating_sub(sent_ns));
-                    batch.delivered += 1;
-                    batch.finished |= check_order(seq, spec, tally, order);
-                }
-                Some(Parsed::Warmup) if !order.ready => {
-                    order.ready = true;
-                    tally.bump(&tally.ready);
-                }
-                _ => {}
-            },
-            // Messages are never fragmented by the servers we test; a
-            // continuation carries no header of ours.
-            OpCode::Continuation | OpCode::Pong => {}
-            OpCode::Ping => queue_pong(body, spec.index as u32, pongs),
-            OpCode::Close => {
-                let code = body.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]));
-                return Err(SubError::Closed(code));
-            }
-        }
-    }
-    Ok(at)
 }
 
 /// Returns whether this was the channel's last message, received in order.
