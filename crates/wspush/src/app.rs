@@ -9,11 +9,13 @@ use bytes::Bytes;
 use msgpack_rpc::Value;
 use ws_server::{CloseInfo, Connection, Handler, Message, Request};
 
+use crate::auth::{Gate, Refusal};
 use crate::broker::{RedisBroker, global_id, node_of};
 use crate::events::Listeners;
 use crate::history::{HistoryRead, plan};
 use crate::hub::{ConnInfo, ConnSnapshot, Hub};
 use crate::query::ClientOptions;
+use crate::rpc_auth::RpcAuth;
 use crate::stats::Stats;
 
 /// State shared by the WebSocket handler and the RPC methods.
@@ -24,6 +26,10 @@ pub struct Shared {
     pub listeners: Listeners,
     /// The Redis broker; `None` with the embedded one.
     pub broker: Option<RedisBroker>,
+    /// Who may connect and join which channels.
+    pub gate: Gate,
+    /// Which RPC connections have given the shared secret.
+    pub rpc_auth: Arc<RpcAuth>,
     started: Instant,
     ws_stats: OnceLock<Arc<ws_server::Stats>>,
 }
@@ -41,9 +47,23 @@ impl Shared {
             hub: Arc::new(hub),
             listeners: Listeners::default(),
             broker,
+            gate: Gate::open(),
+            rpc_auth: Arc::new(RpcAuth::new(None)),
             started: Instant::now(),
             ws_stats: OnceLock::new(),
         }
+    }
+
+    /// The same state with this connect policy.
+    pub fn with_gate(mut self, gate: Gate) -> Self {
+        self.gate = gate;
+        self
+    }
+
+    /// The same state requiring `auth(secret)` from RPC clients.
+    pub fn with_rpc_secret(mut self, secret: Option<String>) -> Self {
+        self.rpc_auth = Arc::new(RpcAuth::new(secret));
+        self
     }
 
     /// This node's number (0 with the embedded broker).
@@ -87,6 +107,9 @@ impl Shared {
             self.started.elapsed().as_secs(),
         );
         stats.node = u64::from(self.node());
+        stats.refused_unauthorized = self.gate.refusals(Refusal::Unauthorized);
+        stats.refused_forbidden = self.gate.refusals(Refusal::Forbidden);
+        stats.rpc_auth_failures = self.rpc_auth.failures();
         if let Some(broker) = &self.broker {
             stats.add_broker(broker.counters());
         }
@@ -115,6 +138,10 @@ fn info_value(info: &ConnInfo, channels: &[String]) -> Vec<(Value, Value)> {
             Value::Array(channels.iter().map(|c| Value::from(c.as_str())).collect()),
         ),
         (Value::from("opened"), Value::from(unix_secs(info.opened))),
+        (
+            Value::from("user"),
+            info.user.as_deref().map_or(Value::Nil, Value::from),
+        ),
     ]
 }
 
@@ -148,6 +175,14 @@ impl Handler for App {
             path: req.path().to_owned(),
             query: query.to_owned(),
             opened: SystemTime::now(),
+            // Checked in on_upgrade; only an expiry in between can fail here.
+            user: match self.shared.gate.admit(req) {
+                Ok(admission) => admission.claims.and_then(|c| c.sub),
+                Err(_) => {
+                    conn.close(ws_proto::close::POLICY, "token expired");
+                    None
+                }
+            },
         };
         tracing::info!(conn = info.id, peer = %info.peer, path = %info.path, ?channels, "open");
         // Subscribe first, then read history: messages published in between
@@ -206,6 +241,16 @@ impl Handler for App {
                 Value::from(close.reason.as_str()),
             ]
         });
+    }
+
+    fn on_upgrade(&self, req: &Request) -> Result<Option<String>, http::StatusCode> {
+        match self.shared.gate.admit(req) {
+            Ok(admission) => Ok(admission.protocol),
+            Err(refusal) => {
+                tracing::info!(peer = %req.peer_addr(), path = req.path(), ?refusal, "upgrade refused");
+                Err(refusal.status())
+            }
+        }
     }
 
     fn on_http(&self, req: &Request) -> Option<http::Response<Bytes>> {

@@ -63,6 +63,22 @@ pub struct Settings {
     pub history_secs: u64,
     /// Milliseconds a publish waits for Redis before it fails.
     pub broker_timeout_ms: u64,
+    /// Serve `wss://` with this PEM certificate chain (with `tls_key`).
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Browsers need a JWT signed HS256 with this secret.
+    pub jwt_secret: Option<String>,
+    /// Browsers need a JWT signed RS256/ES256 by this PEM public key's owner.
+    pub jwt_public_key: Option<PathBuf>,
+    /// Channels any browser may join when auth is on.
+    pub public_channels: Vec<String>,
+    /// Origins browsers may connect from (empty: any).
+    pub allowed_origins: Vec<String>,
+    /// RPC clients must first call `auth(secret)` with this secret.
+    pub rpc_secret: Option<String>,
+    /// Allow a non-loopback RPC address without `rpc_secret`.
+    pub rpc_insecure: bool,
 }
 
 impl Default for Settings {
@@ -92,6 +108,14 @@ impl Default for Settings {
             history_len: 100,
             history_secs: 300,
             broker_timeout_ms: 2000,
+            tls_cert: None,
+            tls_key: None,
+            jwt_secret: None,
+            jwt_public_key: None,
+            public_channels: Vec::new(),
+            allowed_origins: Vec::new(),
+            rpc_secret: None,
+            rpc_insecure: false,
         }
     }
 }
@@ -160,6 +184,60 @@ pub struct ServeArgs {
     /// Milliseconds a publish waits for Redis before failing [default: 2000].
     #[arg(long, env = "WSPUSH_BROKER_TIMEOUT_MS", value_name = "MS")]
     pub broker_timeout_ms: Option<u64>,
+    /// Serve wss:// with this PEM certificate chain; needs --tls-key [default: none].
+    #[arg(
+        long,
+        env = "WSPUSH_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert [default: none].
+    #[arg(
+        long,
+        env = "WSPUSH_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// Browsers must present a JWT (HS256) signed with this secret; prefer the env variable [default: none, auth off].
+    #[arg(
+        long,
+        env = "WSPUSH_JWT_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub jwt_secret: Option<String>,
+    /// Browsers must present a JWT (RS256 or ES256) verified by this PEM public key [default: none, auth off].
+    #[arg(long, env = "WSPUSH_JWT_PUBLIC_KEY", value_name = "FILE")]
+    pub jwt_public_key: Option<PathBuf>,
+    /// Channels every browser may join when auth is on, comma-separated [default: none].
+    #[arg(
+        long,
+        env = "WSPUSH_PUBLIC_CHANNELS",
+        value_name = "LIST",
+        value_delimiter = ','
+    )]
+    pub public_channels: Option<Vec<String>>,
+    /// Origins browsers may connect from, comma-separated; others get 403 [default: any].
+    #[arg(
+        long,
+        env = "WSPUSH_ALLOWED_ORIGINS",
+        value_name = "LIST",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Option<Vec<String>>,
+    /// RPC clients must call auth(secret) first; prefer the env variable [default: none].
+    #[arg(
+        long,
+        env = "WSPUSH_RPC_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub rpc_secret: Option<String>,
+    /// Serve RPC on a non-loopback address without --rpc-secret [default: false].
+    #[arg(long, env = "WSPUSH_RPC_INSECURE", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub rpc_insecure: Option<bool>,
 }
 
 /// Why the settings could not be assembled.
@@ -232,6 +310,14 @@ impl Settings {
             history_len,
             history_secs,
             broker_timeout_ms,
+            tls_cert,
+            tls_key,
+            jwt_secret,
+            jwt_public_key,
+            public_channels,
+            allowed_origins,
+            rpc_secret,
+            rpc_insecure,
         );
         Ok(s)
     }

@@ -43,6 +43,8 @@ pub struct ConnInfo {
     pub query: String,
     /// When the connection opened.
     pub opened: SystemTime,
+    /// The user its token named (`sub`); `None` without auth.
+    pub user: Option<String>,
 }
 
 struct Entry {
@@ -57,6 +59,7 @@ struct State {
     conns: HashMap<u64, Entry>,
     all: Subs,
     channels: HashMap<Arc<str>, Subs>,
+    users: HashMap<Arc<str>, HashSet<u64>>,
 }
 
 /// Counters the hub keeps; read them with [`Hub::counters`].
@@ -138,6 +141,13 @@ impl Hub {
         state
             .all
             .insert(id, conn.clone(), opts.positions, resumes(None));
+        if let Some(user) = &info.user {
+            state
+                .users
+                .entry(Arc::from(user.as_str()))
+                .or_default()
+                .insert(id);
+        }
         state.conns.insert(
             id,
             Entry {
@@ -176,6 +186,9 @@ impl Hub {
         let mut state = self.write();
         if let Some(entry) = state.conns.remove(&id) {
             state.all.remove(id);
+            if let Some(user) = &entry.info.user {
+                forget_user(&mut state, user, id);
+            }
             for channel in entry.channels {
                 unsubscribe_from(&mut state, id, &channel);
             }
@@ -241,6 +254,35 @@ impl Hub {
         tally.send_to(&prepare(payload), std::iter::once(&entry.conn));
         self.push_done(tally);
         true
+    }
+
+    /// Queues `payload` to every connection of `user`; returns how many.
+    pub fn send_user(&self, user: &str, payload: Payload) -> usize {
+        let state = self.read();
+        let entries = state
+            .users
+            .get(user)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| state.conns.get(id));
+        let (mut raw, mut positioned) = (Vec::new(), Vec::new());
+        for e in entries {
+            match e.positioned {
+                true => positioned.push(&e.conn),
+                false => raw.push(&e.conn),
+            }
+        }
+        let mut tally = Tally::default();
+        if !raw.is_empty() {
+            tally.send_to(&prepare(payload.clone()), raw.into_iter());
+        }
+        if !positioned.is_empty() {
+            tally.send_to(
+                &prepare(envelope(&payload, None, None)),
+                positioned.into_iter(),
+            );
+        }
+        self.push_done(tally)
     }
 
     fn push_done(&self, tally: Tally) -> usize {
@@ -378,6 +420,15 @@ fn subscribe_locked(state: &mut State, id: u64, channel: &str, resuming: bool) -
         .or_default()
         .insert(id, conn, positioned, resuming);
     true
+}
+
+fn forget_user(state: &mut State, user: &str, id: u64) {
+    if let Some(ids) = state.users.get_mut(user) {
+        ids.remove(&id);
+        if ids.is_empty() {
+            state.users.remove(user);
+        }
+    }
 }
 
 fn unsubscribe_from(state: &mut State, id: u64, channel: &str) {

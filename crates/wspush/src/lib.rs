@@ -17,14 +17,17 @@
 //! - [`broker`]: embedded or Redis; node ids; the Redis publisher and subscriber.
 //! - [`data`]: how a pushed msgpack value becomes a WebSocket frame.
 //! - [`rpc`]: the MessagePack-RPC methods (`push_data`, `publish`, `send`, …).
+//! - [`rpc_auth`]: the RPC shared secret (`auth(secret)` first).
 //! - [`rpc_cluster`]: the pushing methods through Redis.
 //! - [`events`]: browser events forwarded to listening RPC clients.
+//! - [`auth`]: JWT connect auth, channel permissions, allowed origins.
 //! - [`app`]: the WebSocket handler: browsers in and out of the hub.
 //! - [`web`]: the demo page, `/health`, `/metrics`.
 //! - [`stats`]: one snapshot of the counters for `stats()` and `/metrics`.
 //! - [`serve`]: both listeners on one runtime, with graceful shutdown.
 
 pub mod app;
+pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod data;
@@ -34,6 +37,7 @@ pub mod hub;
 pub mod position;
 pub mod query;
 pub mod rpc;
+pub mod rpc_auth;
 pub mod rpc_cluster;
 pub mod serve;
 pub mod stats;

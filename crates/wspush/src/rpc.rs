@@ -11,13 +11,14 @@
 
 use std::sync::Arc;
 
-use msgpack_rpc::{Context, RpcError, Server, ServerBuilder, Value};
+use msgpack_rpc::{Context, RpcError, Server, Value};
 
 use crate::app::Shared;
 use crate::data::Payload;
+use crate::rpc_auth::GuardedBuilder;
 
 /// Registers every method on `builder`.
-pub fn register(builder: ServerBuilder, shared: &Arc<Shared>) -> ServerBuilder {
+pub fn register(builder: GuardedBuilder, shared: &Arc<Shared>) -> GuardedBuilder {
     let builder = match shared.broker {
         None => register_embedded(builder, shared),
         Some(_) => crate::rpc_cluster::register(builder, shared),
@@ -26,7 +27,7 @@ pub fn register(builder: ServerBuilder, shared: &Arc<Shared>) -> ServerBuilder {
 }
 
 /// The pushing and connection methods with the embedded broker: all inline.
-fn register_embedded(builder: ServerBuilder, shared: &Arc<Shared>) -> ServerBuilder {
+fn register_embedded(builder: GuardedBuilder, shared: &Arc<Shared>) -> GuardedBuilder {
     let s = Arc::clone(shared);
     let builder = builder.method_sync("push_data", 1, move |_, mut p| {
         s.hub.broadcast(Payload::from_value(take(&mut p, 0)));
@@ -45,6 +46,13 @@ fn register_embedded(builder: ServerBuilder, shared: &Arc<Shared>) -> ServerBuil
         let id = conn_id_arg(&p, 0)?;
         Ok(Value::from(
             s.hub.send(id, Payload::from_value(take(&mut p, 1))),
+        ))
+    });
+    let s = Arc::clone(shared);
+    let builder = builder.method_sync("send_user", 2, move |_, mut p| {
+        let user = string_arg(&p, 0, "user")?;
+        Ok(Value::from(
+            s.hub.send_user(&user, Payload::from_value(take(&mut p, 1))),
         ))
     });
     let s = Arc::clone(shared);
@@ -84,7 +92,7 @@ pub(crate) fn disconnect_args(p: &[Value]) -> Result<(u64, u16, String), RpcErro
 }
 
 /// The methods that only read state: the same with every broker.
-fn register_queries(builder: ServerBuilder, shared: &Arc<Shared>) -> ServerBuilder {
+fn register_queries(builder: GuardedBuilder, shared: &Arc<Shared>) -> GuardedBuilder {
     let s = Arc::clone(shared);
     let builder = builder.method_sync("connections", 0, move |_, _| Ok(s.connections_value()));
     let s = Arc::clone(shared);
@@ -109,9 +117,14 @@ fn register_queries(builder: ServerBuilder, shared: &Arc<Shared>) -> ServerBuild
 /// The RPC server with every method and the listener clean-up wired in.
 pub fn server(shared: &Arc<Shared>, config: msgpack_rpc::ServerConfig) -> Server {
     let s = Arc::clone(shared);
-    register(Server::builder(), shared)
+    let guarded = GuardedBuilder::new(Server::builder(), Arc::clone(&shared.rpc_auth));
+    register(guarded, shared)
+        .into_inner()
         .config(config)
-        .on_disconnect(move |rpc_conn| s.listeners.remove(rpc_conn))
+        .on_disconnect(move |rpc_conn| {
+            s.listeners.remove(rpc_conn);
+            s.rpc_auth.handle_disconnect(rpc_conn);
+        })
         .build()
 }
 

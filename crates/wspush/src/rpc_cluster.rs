@@ -14,13 +14,14 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use msgpack_rpc::{RpcError, ServerBuilder, Value};
+use msgpack_rpc::{RpcError, Value};
 
 use crate::app::Shared;
 use crate::broker::bus::NodeCommand;
 use crate::broker::{BrokerError, RedisBroker, node_of};
 use crate::data::Payload;
 use crate::rpc::{conn_id_arg, disconnect_args, string_arg, take};
+use crate::rpc_auth::GuardedBuilder;
 
 fn rpc_error(e: BrokerError) -> RpcError {
     RpcError::message(e.to_string())
@@ -71,7 +72,7 @@ fn node_command(
 }
 
 /// Registers `push_data`, `publish`, `send`, `subscribe`, `unsubscribe`, `disconnect`.
-pub fn register(builder: ServerBuilder, shared: &Arc<Shared>) -> ServerBuilder {
+pub fn register(builder: GuardedBuilder, shared: &Arc<Shared>) -> GuardedBuilder {
     let s = Arc::clone(shared);
     let builder = builder.method("push_data", 1, move |_, mut p| {
         let payload = Payload::from_value(take(&mut p, 0));

@@ -33,6 +33,17 @@ pub enum ServeError {
     /// The broker setting is invalid or Redis cannot be reached at start.
     #[error(transparent)]
     Broker(#[from] crate::broker::BrokerError),
+    /// The JWT key could not be loaded.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+    /// The TLS certificate or key could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] ws_server::TlsError),
+    /// RPC would listen beyond loopback with no secret.
+    #[error(
+        "RPC address {0} is not loopback: set --rpc-secret (clients call auth(secret) first) or pass --rpc-insecure"
+    )]
+    RpcExposed(SocketAddr),
     /// A server task failed.
     #[error("{what} server failed: {source}")]
     Run {
@@ -81,8 +92,11 @@ impl Running {
     }
 }
 
-fn ws_config(s: &Settings) -> ws_server::ServerConfig {
+fn ws_config(s: &Settings) -> Result<ws_server::ServerConfig, ServeError> {
     let mut c = ws_server::ServerConfig::default();
+    if let (Some(cert), Some(key)) = (&s.tls_cert, &s.tls_key) {
+        c.tls = Some(ws_server::TlsConfig::from_pem_files(cert, key)?);
+    }
     c.proto.max_message_size = s.max_message_bytes;
     c.proto.max_frame_size = s.max_message_bytes;
     if !s.compression {
@@ -98,7 +112,7 @@ fn ws_config(s: &Settings) -> ws_server::ServerConfig {
     c.ping_interval = (s.ping_interval > 0).then(|| Duration::from_secs(s.ping_interval));
     c.pong_timeout = Duration::from_secs(s.pong_timeout);
     c.shutdown_timeout = Duration::from_secs(s.shutdown_grace);
-    c
+    Ok(c)
 }
 
 fn rpc_config(s: &Settings) -> msgpack_rpc::ServerConfig {
@@ -120,6 +134,11 @@ async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, Serve
 
 /// Binds both listeners and starts serving in the background.
 pub async fn start(settings: &Settings) -> Result<Running, ServeError> {
+    if !settings.rpc.ip().is_loopback() && settings.rpc_secret.is_none() && !settings.rpc_insecure {
+        return Err(ServeError::RpcExposed(settings.rpc));
+    }
+    let gate = crate::auth::Gate::from_settings(settings)?;
+    let ws_config = ws_config(settings)?;
     let ws_listener = bind("WebSocket", settings.ws).await?;
     let rpc_listener = bind("RPC", settings.rpc).await?;
     let unix_listener = match &settings.rpc_unix {
@@ -143,13 +162,17 @@ pub async fn start(settings: &Settings) -> Result<Running, ServeError> {
 
     let hub = crate::hub::Hub::new(settings.retention());
     let broker = connect_broker(settings).await?;
-    let shared = Arc::new(Shared::new(hub, broker));
+    let shared = Arc::new(
+        Shared::new(hub, broker)
+            .with_gate(gate)
+            .with_rpc_secret(settings.rpc_secret.clone()),
+    );
     let shutdown = CancellationToken::new();
     if let Some(broker) = &shared.broker {
         broker.start_subscriber(Arc::clone(&shared.hub), shutdown.clone());
         tracing::info!(node = broker.node(), broker = %settings.broker, "using the Redis broker");
     }
-    let ws_server = ws_server::Server::new(ws_config(settings), App::new(Arc::clone(&shared)));
+    let ws_server = ws_server::Server::new(ws_config, App::new(Arc::clone(&shared)));
     shared.set_ws_stats(ws_server.stats());
     let rpc_server = crate::rpc::server(&shared, rpc_config(settings));
 
@@ -179,7 +202,14 @@ pub async fn start(settings: &Settings) -> Result<Running, ServeError> {
                 .await
         }),
     ));
-    tracing::info!(ws = %ws_addr, rpc = %rpc_addr, "wspush serving");
+    tracing::info!(
+        ws = %ws_addr,
+        rpc = %rpc_addr,
+        tls = settings.tls_cert.is_some(),
+        auth = shared.gate.auth_on(),
+        rpc_secret = settings.rpc_secret.is_some(),
+        "wspush serving"
+    );
     Ok(Running {
         ws_addr,
         rpc_addr,

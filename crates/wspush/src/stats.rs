@@ -68,6 +68,12 @@ pub struct Stats {
     pub broker_bad_messages: u64,
     /// History reads from Redis that failed.
     pub broker_history_errors: u64,
+    /// Upgrades refused with 401 (missing or invalid token).
+    pub refused_unauthorized: u64,
+    /// Upgrades refused with 403 (origin or channel not allowed).
+    pub refused_forbidden: u64,
+    /// RPC calls refused: wrong secret, or a call before `auth(secret)`.
+    pub rpc_auth_failures: u64,
     /// Close codes since start, with counts.
     pub closes_by_code: BTreeMap<u16, u64>,
 }
@@ -119,8 +125,23 @@ impl Stats {
         self.broker_history_errors = get(&b.history_errors);
     }
 
-    fn scalars(&self) -> [(&'static str, u64, &'static str); 27] {
+    fn scalars(&self) -> [(&'static str, u64, &'static str); 30] {
         [
+            (
+                "rpc_auth_failures",
+                self.rpc_auth_failures,
+                "RPC calls refused for a missing or wrong secret",
+            ),
+            (
+                "refused_unauthorized",
+                self.refused_unauthorized,
+                "Upgrades refused with 401 (token missing or invalid)",
+            ),
+            (
+                "refused_forbidden",
+                self.refused_forbidden,
+                "Upgrades refused with 403 (origin or channel not allowed)",
+            ),
             ("uptime_secs", self.uptime_secs, "Seconds since start"),
             (
                 "connections",

@@ -1,0 +1,263 @@
+//! Who may connect and which channels they may join.
+//!
+//! ```text
+//! upgrade request --Origin in allowlist?--no--> 403
+//!                 --token (?token= or subprotocol) valid JWT?--no--> 401
+//!                 --every ?channel= allowed by the token or public?--no--> 403
+//!                 --> 101, the connection carries the token's `sub` as its user
+//! ```
+//!
+//! Everything here is off by default: with no JWT key and no origin list a
+//! plain `new WebSocket(url)` connects as before.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use ws_server::Request;
+
+use crate::query::ClientOptions;
+
+/// The subprotocol a browser names next to its token:
+/// `new WebSocket(url, ["wspush", token])`; the server answers with it.
+pub const SUBPROTOCOL: &str = "wspush";
+
+/// The claims wspush reads from a token.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Claims {
+    /// The user id: `send_user(user, data)` reaches every connection with it.
+    #[serde(default)]
+    pub sub: Option<String>,
+    /// Expiry, seconds since the Unix epoch (required).
+    pub exp: u64,
+    /// Channels the holder may join (`"*"`: any).
+    #[serde(default)]
+    pub channels: Vec<String>,
+}
+
+/// Why a JWT key could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// The public key file could not be read.
+    #[error("cannot read JWT public key {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file holds neither an RSA nor an EC public key in PEM form.
+    #[error("{0} holds no RSA or EC (P-256) public key in PEM form")]
+    Key(String),
+}
+
+/// How a refused upgrade is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No token, or an invalid, expired or wrongly signed one: 401.
+    Unauthorized,
+    /// The Origin is not allowed, or a channel is not permitted: 403.
+    Forbidden,
+}
+
+impl Refusal {
+    /// The HTTP status of the refusal.
+    pub fn status(self) -> http::StatusCode {
+        match self {
+            Refusal::Unauthorized => http::StatusCode::UNAUTHORIZED,
+            Refusal::Forbidden => http::StatusCode::FORBIDDEN,
+        }
+    }
+}
+
+/// What an admitted browser may do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Admission {
+    /// The token's claims; `None` when auth is off.
+    pub claims: Option<Claims>,
+    /// The subprotocol to answer with, if the token came as one.
+    pub protocol: Option<String>,
+}
+
+/// The connect policy: JWT verification, public channels, allowed origins.
+pub struct Gate {
+    jwt: Option<(DecodingKey, Validation)>,
+    public_channels: Vec<String>,
+    allowed_origins: Vec<String>,
+    unauthorized: AtomicU64,
+    forbidden: AtomicU64,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate")
+            .field("jwt", &self.jwt.is_some())
+            .field("public_channels", &self.public_channels)
+            .field("allowed_origins", &self.allowed_origins)
+            .finish()
+    }
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate::open()
+    }
+}
+
+impl Gate {
+    /// Lets everyone in (auth off, any origin).
+    pub fn open() -> Gate {
+        Gate {
+            jwt: None,
+            public_channels: Vec::new(),
+            allowed_origins: Vec::new(),
+            unauthorized: AtomicU64::new(0),
+            forbidden: AtomicU64::new(0),
+        }
+    }
+
+    /// The policy of these settings.
+    pub fn from_settings(s: &crate::config::Settings) -> Result<Gate, AuthError> {
+        let jwt = match (&s.jwt_secret, &s.jwt_public_key) {
+            (Some(secret), _) => Some(hs256(secret.as_bytes())),
+            (None, Some(path)) => Some(public_key(path)?),
+            (None, None) => None,
+        };
+        Ok(Gate {
+            jwt,
+            public_channels: s.public_channels.clone(),
+            allowed_origins: s.allowed_origins.clone(),
+            ..Gate::open()
+        })
+    }
+
+    /// Whether connecting needs a token.
+    pub fn auth_on(&self) -> bool {
+        self.jwt.is_some()
+    }
+
+    /// Upgrades refused for this reason since start.
+    pub fn refusals(&self, why: Refusal) -> u64 {
+        self.counter(why).load(Ordering::Relaxed)
+    }
+
+    fn counter(&self, why: Refusal) -> &AtomicU64 {
+        match why {
+            Refusal::Unauthorized => &self.unauthorized,
+            Refusal::Forbidden => &self.forbidden,
+        }
+    }
+
+    /// Decides an upgrade request, counting refusals.
+    pub fn admit(&self, req: &Request) -> Result<Admission, Refusal> {
+        self.decide(req).inspect_err(|why| {
+            self.counter(*why).fetch_add(1, Ordering::Relaxed);
+        })
+    }
+
+    fn decide(&self, req: &Request) -> Result<Admission, Refusal> {
+        self.check_origin(req)?;
+        let Some((key, validation)) = &self.jwt else {
+            return Ok(Admission::default());
+        };
+        let (token, protocol) = token_of(req).ok_or(Refusal::Unauthorized)?;
+        let claims = jsonwebtoken::decode::<Claims>(&token, key, validation)
+            .map_err(|_| Refusal::Unauthorized)?
+            .claims;
+        let opts = ClientOptions::from_query(req.query().unwrap_or(""));
+        if !opts.channels.iter().all(|c| self.may_join(&claims, c)) {
+            return Err(Refusal::Forbidden);
+        }
+        Ok(Admission {
+            claims: Some(claims),
+            protocol,
+        })
+    }
+
+    fn check_origin(&self, req: &Request) -> Result<(), Refusal> {
+        if self.allowed_origins.is_empty() {
+            return Ok(());
+        }
+        // Only browsers send Origin, and only they can be made to connect by a
+        // foreign page; other programs could forge any value anyway.
+        let Some(origin) = req.headers().get(http::header::ORIGIN) else {
+            return Ok(());
+        };
+        let allowed = origin.to_str().is_ok_and(|o| {
+            self.allowed_origins
+                .iter()
+                .any(|a| a == "*" || a.eq_ignore_ascii_case(o))
+        });
+        allowed.then_some(()).ok_or(Refusal::Forbidden)
+    }
+
+    fn may_join(&self, claims: &Claims, channel: &str) -> bool {
+        self.public_channels.iter().any(|c| c == channel)
+            || claims.channels.iter().any(|c| c == "*" || c == channel)
+    }
+}
+
+fn hs256(secret: &[u8]) -> (DecodingKey, Validation) {
+    (
+        DecodingKey::from_secret(secret),
+        validation(Algorithm::HS256),
+    )
+}
+
+fn public_key(path: &Path) -> Result<(DecodingKey, Validation), AuthError> {
+    let pem = std::fs::read(path).map_err(|source| AuthError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    if let Ok(key) = DecodingKey::from_rsa_pem(&pem) {
+        return Ok((key, validation(Algorithm::RS256)));
+    }
+    match DecodingKey::from_ec_pem(&pem) {
+        Ok(key) => Ok((key, validation(Algorithm::ES256))),
+        Err(_) => Err(AuthError::Key(path.display().to_string())),
+    }
+}
+
+fn validation(alg: Algorithm) -> Validation {
+    let mut v = Validation::new(alg);
+    v.set_required_spec_claims(&["exp"]);
+    // Room for clocks a little apart, not for old tokens.
+    v.leeway = 5;
+    v
+}
+
+/// The token of a request: `?token=` first, then a subprotocol that looks
+/// like a JWT. With the subprotocol form the answer names `wspush` if the
+/// browser offered it (else the token itself: a browser fails a connection
+/// whose answer names none of its offers).
+fn token_of(req: &Request) -> Option<(String, Option<String>)> {
+    let query = req.query().unwrap_or("");
+    let from_query = query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == "token")
+        .map(|(_, v)| v.to_owned());
+    if let Some(token) = from_query.filter(|t| !t.is_empty()) {
+        return Some((token, None));
+    }
+    let offers: Vec<String> = req
+        .headers()
+        .get_all("sec-websocket-protocol")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|p| p.trim().to_owned())
+        .collect();
+    let token = offers.iter().find(|p| p.split('.').count() == 3)?.clone();
+    let answer = match offers.iter().any(|p| p == SUBPROTOCOL) {
+        true => SUBPROTOCOL.to_owned(),
+        false => token.clone(),
+    };
+    Some((token, Some(answer)))
+}
+
+#[cfg(test)]
+#[path = "auth_tests.rs"]
+mod tests;

@@ -1,0 +1,162 @@
+#![allow(clippy::unwrap_used)]
+use super::*;
+use jsonwebtoken::{EncodingKey, Header, encode};
+use serde::Serialize;
+
+#[derive(Serialize)]
+struct Token<'a> {
+    sub: &'a str,
+    exp: u64,
+    channels: &'a [&'a str],
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn token(secret: &str, exp: u64, channels: &[&str]) -> String {
+    let claims = Token {
+        sub: "alice",
+        exp,
+        channels,
+    };
+    encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn request(target: &str, headers: &[(&'static str, &str)]) -> Request {
+    let mut map = http::HeaderMap::new();
+    for (k, v) in headers {
+        map.append(*k, v.parse().unwrap());
+    }
+    Request::new(
+        http::Method::GET,
+        target.parse().unwrap(),
+        map,
+        "127.0.0.1:1".parse().unwrap(),
+    )
+}
+
+fn gate(secret: Option<&str>, public: &[&str], origins: &[&str]) -> Gate {
+    let s = crate::config::Settings {
+        jwt_secret: secret.map(str::to_owned),
+        public_channels: public.iter().map(|c| c.to_string()).collect(),
+        allowed_origins: origins.iter().map(|c| c.to_string()).collect(),
+        ..Default::default()
+    };
+    Gate::from_settings(&s).unwrap()
+}
+
+#[test]
+fn auth_off_admits_everyone() {
+    let g = gate(None, &[], &[]);
+    assert_eq!(
+        g.admit(&request("/?channel=x", &[])),
+        Ok(Admission::default())
+    );
+}
+
+#[test]
+fn token_in_query_gives_the_user() {
+    let g = gate(Some("k"), &[], &[]);
+    let t = token("k", now() + 60, &["news"]);
+    let a = g
+        .admit(&request(&format!("/?token={t}&channel=news"), &[]))
+        .unwrap();
+    assert_eq!(a.claims.unwrap().sub.as_deref(), Some("alice"));
+    assert_eq!(a.protocol, None);
+}
+
+#[test]
+fn missing_wrong_or_expired_tokens_are_unauthorized() {
+    let g = gate(Some("k"), &[], &[]);
+    assert_eq!(g.admit(&request("/", &[])), Err(Refusal::Unauthorized));
+    let wrong = token("other", now() + 60, &[]);
+    assert_eq!(
+        g.admit(&request(&format!("/?token={wrong}"), &[])),
+        Err(Refusal::Unauthorized)
+    );
+    let expired = token("k", now() - 600, &[]);
+    assert_eq!(
+        g.admit(&request(&format!("/?token={expired}"), &[])),
+        Err(Refusal::Unauthorized)
+    );
+    assert_eq!(g.refusals(Refusal::Unauthorized), 3);
+}
+
+#[test]
+fn token_as_subprotocol_answers_wspush() {
+    let g = gate(Some("k"), &[], &[]);
+    let t = token("k", now() + 60, &[]);
+    let offer = format!("wspush, {t}");
+    let a = g
+        .admit(&request("/", &[("sec-websocket-protocol", &offer)]))
+        .unwrap();
+    assert_eq!(a.protocol.as_deref(), Some(SUBPROTOCOL));
+}
+
+#[test]
+fn channels_need_the_token_or_a_public_list() {
+    let g = gate(Some("k"), &["lobby"], &[]);
+    let t = token("k", now() + 60, &["news"]);
+    let ok = format!("/?token={t}&channel=news&channel=lobby");
+    assert!(g.admit(&request(&ok, &[])).is_ok());
+    let bad = format!("/?token={t}&channel=secret");
+    assert_eq!(g.admit(&request(&bad, &[])), Err(Refusal::Forbidden));
+    let any = token("k", now() + 60, &["*"]);
+    assert!(
+        g.admit(&request(&format!("/?token={any}&channel=secret"), &[]))
+            .is_ok()
+    );
+}
+
+#[test]
+fn origins_outside_the_list_are_forbidden() {
+    let g = gate(None, &[], &["https://app.example"]);
+    assert!(
+        g.admit(&request("/", &[("origin", "https://app.example")]))
+            .is_ok()
+    );
+    assert_eq!(
+        g.admit(&request("/", &[("origin", "https://evil.example")])),
+        Err(Refusal::Forbidden)
+    );
+    // Non-browser clients send no Origin.
+    assert!(g.admit(&request("/", &[])).is_ok());
+}
+
+#[test]
+fn es256_public_key_file_verifies() {
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let dir = std::env::temp_dir().join(format!("wspush-auth-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("pub.pem");
+    std::fs::write(&path, pair.public_key_pem()).unwrap();
+    let s = crate::config::Settings {
+        jwt_public_key: Some(path),
+        ..Default::default()
+    };
+    let g = Gate::from_settings(&s).unwrap();
+    let claims = Token {
+        sub: "bob",
+        exp: now() + 60,
+        channels: &[],
+    };
+    let key = EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).unwrap();
+    let t = encode(&Header::new(Algorithm::ES256), &claims, &key).unwrap();
+    let a = g.admit(&request(&format!("/?token={t}"), &[])).unwrap();
+    assert_eq!(a.claims.unwrap().sub.as_deref(), Some("bob"));
+    let hs = token("k", now() + 60, &[]);
+    assert_eq!(
+        g.admit(&request(&format!("/?token={hs}"), &[])),
+        Err(Refusal::Unauthorized)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,165 @@
+//! The RPC shared secret: with `rpc_secret` set, a connection's first call
+//! must be `auth(secret)`; until it succeeds every other call is answered
+//! with an error and does nothing.
+//!
+//! ```text
+//! call --> GuardedBuilder wrapper --authenticated?--no--> error "unauthenticated: …"
+//!                                  --yes--> the method
+//! ```
+//!
+//! msgpack-rpc has no per-call hook, so every method is wrapped where it is
+//! registered ([`GuardedBuilder`] mirrors `ServerBuilder::method{,_sync}`).
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use msgpack_rpc::{Arity, Context, RpcError, ServerBuilder, Value};
+
+/// Which RPC connections have authenticated.
+#[derive(Debug, Default)]
+pub struct RpcAuth {
+    secret: Option<String>,
+    authed: Mutex<HashSet<u64>>,
+    failures: AtomicU64,
+}
+
+impl RpcAuth {
+    /// Requires `auth(secret)` first when `secret` is set.
+    pub fn new(secret: Option<String>) -> Self {
+        RpcAuth {
+            secret,
+            ..RpcAuth::default()
+        }
+    }
+
+    /// Calls refused since start (wrong secret, or a call before `auth`).
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    fn authed(&self) -> std::sync::MutexGuard<'_, HashSet<u64>> {
+        self.authed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Ok if connection `id` may call methods.
+    pub fn check(&self, id: u64) -> Result<(), RpcError> {
+        if self.secret.is_none() || self.authed().contains(&id) {
+            return Ok(());
+        }
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(rpc_conn = id, "RPC call before auth(secret) refused");
+        Err(RpcError::message(
+            "unauthenticated: call auth(secret) first",
+        ))
+    }
+
+    /// `auth(secret)` on connection `id`.
+    pub fn handle_auth(&self, id: u64, given: &str) -> Result<Value, RpcError> {
+        let Some(secret) = &self.secret else {
+            return Ok(Value::Boolean(true));
+        };
+        if constant_time_eq(secret.as_bytes(), given.as_bytes()) {
+            self.authed().insert(id);
+            return Ok(Value::Boolean(true));
+        }
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(rpc_conn = id, "RPC auth with a wrong secret");
+        Err(RpcError::message("auth failed: wrong secret"))
+    }
+
+    /// Forgets a finished connection.
+    pub fn handle_disconnect(&self, id: u64) {
+        self.authed().remove(&id);
+    }
+}
+
+/// Equal lengths and bytes, in time independent of where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A `ServerBuilder` whose methods first check [`RpcAuth`].
+#[must_use]
+pub struct GuardedBuilder {
+    builder: ServerBuilder,
+    auth: Arc<RpcAuth>,
+}
+
+impl GuardedBuilder {
+    /// Wraps `builder` and registers `auth(secret)` on it.
+    pub fn new(builder: ServerBuilder, auth: Arc<RpcAuth>) -> Self {
+        let a = Arc::clone(&auth);
+        let builder = builder.method_sync("auth", 1, move |ctx, p| {
+            let given = crate::rpc::string_arg(&p, 0, "secret")?;
+            a.handle_auth(ctx.connection_id(), &given)
+        });
+        GuardedBuilder { builder, auth }
+    }
+
+    /// `ServerBuilder::method_sync`, behind the check.
+    pub fn method_sync<F>(self, name: &str, arity: impl Into<Arity>, f: F) -> Self
+    where
+        F: Fn(&Context, Vec<Value>) -> Result<Value, RpcError> + Send + Sync + 'static,
+    {
+        let auth = Arc::clone(&self.auth);
+        let builder = self.builder.method_sync(name, arity, move |ctx, p| {
+            auth.check(ctx.connection_id())?;
+            f(ctx, p)
+        });
+        GuardedBuilder { builder, ..self }
+    }
+
+    /// `ServerBuilder::method`, behind the check.
+    pub fn method<F, Fut>(self, name: &str, arity: impl Into<Arity>, f: F) -> Self
+    where
+        F: Fn(Context, Vec<Value>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value, RpcError>> + Send + 'static,
+    {
+        let auth = Arc::clone(&self.auth);
+        let builder = self.builder.method(name, arity, move |ctx, p| {
+            let call = auth.check(ctx.connection_id()).map(|()| f(ctx, p));
+            async move { call?.await }
+        });
+        GuardedBuilder { builder, ..self }
+    }
+
+    /// The wrapped builder, every method registered.
+    pub fn into_inner(self) -> ServerBuilder {
+        self.builder
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_secret_everything_passes() {
+        let auth = RpcAuth::new(None);
+        assert!(auth.check(1).is_ok());
+        assert!(auth.handle_auth(1, "anything").is_ok());
+    }
+
+    #[test]
+    fn with_a_secret_only_authenticated_connections_pass() {
+        let auth = RpcAuth::new(Some("s3cret".into()));
+        assert!(auth.check(1).is_err());
+        assert!(auth.handle_auth(1, "wrong").is_err());
+        assert!(auth.check(1).is_err());
+        assert!(auth.handle_auth(1, "s3cret").is_ok());
+        assert!(auth.check(1).is_ok());
+        assert!(auth.check(2).is_err());
+        auth.handle_disconnect(1);
+        assert!(auth.check(1).is_err());
+        assert_eq!(auth.failures(), 5);
+    }
+
+    #[test]
+    fn constant_time_eq_compares_whole_strings() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+}

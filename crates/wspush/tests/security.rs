@@ -1,0 +1,296 @@
+//! Who may do what, over 127.0.0.1: JWT connect auth (401 before the
+//! upgrade), channel permissions and origins (403), users and `send_user`,
+//! the RPC shared secret, and `wss://` from certificate files.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::{EncodingKey, Header};
+use msgpack_rpc::{Client as Rpc, Value};
+use tokio::time::timeout;
+use ws_proto::handshake::HandshakeError;
+use ws_server::client::{self, Client as Ws, ClientConfig};
+use ws_server::{ClientError, Message};
+use wspush::config::Settings;
+use wspush::serve::{Running, start};
+
+const WAIT: Duration = Duration::from_secs(10);
+const SECRET: &str = "test-jwt-secret";
+
+fn settings() -> Settings {
+    Settings {
+        ws: "127.0.0.1:0".parse().unwrap(),
+        rpc: "127.0.0.1:0".parse().unwrap(),
+        // The test clients do not answer the shutdown close.
+        shutdown_grace: 0,
+        ..Settings::default()
+    }
+}
+
+fn token(sub: &str, channels: &[&str]) -> String {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let claims = serde_json::json!({ "sub": sub, "exp": exp, "channels": channels });
+    jsonwebtoken::encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn status_of(result: Result<Ws, ClientError>) -> u16 {
+    match result {
+        Err(ClientError::Handshake(HandshakeError::Status(code))) => code,
+        Err(e) => panic!("expected an HTTP refusal, got {e}"),
+        Ok(_) => panic!("expected an HTTP refusal, got a connection"),
+    }
+}
+
+async fn recv(ws: &mut Ws) -> Message {
+    timeout(WAIT, ws.recv_message())
+        .await
+        .expect("no message in time")
+        .unwrap()
+        .expect("closed")
+}
+
+async fn authed_server() -> Running {
+    start(&Settings {
+        jwt_secret: Some(SECRET.into()),
+        public_channels: vec!["lobby".into()],
+        allowed_origins: vec!["https://app.example".into()],
+        ..settings()
+    })
+    .await
+    .unwrap()
+}
+
+/// Waits until the hub lists `n` connections (the 101 may arrive first).
+async fn wait_connections(rpc: &Rpc, n: usize) -> Vec<Value> {
+    for _ in 0..200 {
+        if let Value::Array(list) = rpc.call("connections", vec![]).await.unwrap()
+            && list.len() == n
+        {
+            return list;
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("never saw {n} connections");
+}
+
+fn field<'a>(conn: &'a Value, key: &str) -> &'a Value {
+    let Value::Map(map) = conn else {
+        panic!("not a map: {conn}")
+    };
+    &map.iter().find(|(k, _)| k.as_str() == Some(key)).unwrap().1
+}
+
+#[tokio::test]
+async fn without_a_valid_token_the_upgrade_is_refused_401() {
+    let server = authed_server().await;
+    let base = format!("ws://{}", server.ws_addr);
+    assert_eq!(status_of(client::connect(&format!("{base}/")).await), 401);
+    assert_eq!(
+        status_of(client::connect(&format!("{base}/?token=not.a.jwt")).await),
+        401
+    );
+    let stats = server.shared.stats();
+    assert_eq!(stats.refused_unauthorized, 2);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn channels_need_the_token_or_the_public_list() {
+    let server = authed_server().await;
+    let base = format!("ws://{}", server.ws_addr);
+    let t = token("alice", &["news"]);
+    let ok = client::connect(&format!("{base}/?token={t}&channel=news&channel=lobby")).await;
+    assert!(ok.is_ok());
+    let denied = client::connect(&format!("{base}/?token={t}&channel=admin")).await;
+    assert_eq!(status_of(denied), 403);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn foreign_origins_are_refused_403() {
+    let server = authed_server().await;
+    let url = format!("ws://{}/?token={}", server.ws_addr, token("a", &[]));
+    let with_origin = |origin: &str| {
+        let mut c = ClientConfig::default();
+        c.headers = vec![("Origin".into(), origin.into())];
+        c
+    };
+    let evil = client::connect_with(&url, with_origin("https://evil.example")).await;
+    assert_eq!(status_of(evil), 403);
+    let good = client::connect_with(&url, with_origin("https://app.example")).await;
+    assert!(good.is_ok());
+    assert_eq!(server.shared.stats().refused_forbidden, 1);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn send_user_reaches_every_connection_of_that_user() {
+    let server = authed_server().await;
+    let base = format!("ws://{}", server.ws_addr);
+    let alice = token("alice", &[]);
+    let mut a1 = client::connect(&format!("{base}/?token={alice}"))
+        .await
+        .unwrap();
+    // The subprotocol form, as a browser sends it: new WebSocket(url, ["wspush", token]).
+    let mut cfg = ClientConfig::default();
+    cfg.protocols = vec!["wspush".into(), alice.clone()];
+    let mut a2 = client::connect_with(&format!("{base}/"), cfg)
+        .await
+        .unwrap();
+    assert_eq!(a2.protocol(), Some("wspush"));
+    let bob = token("bob", &[]);
+    let mut b = client::connect(&format!("{base}/?token={bob}"))
+        .await
+        .unwrap();
+
+    let rpc = Rpc::connect_tcp(server.rpc_addr).await.unwrap();
+    let list = wait_connections(&rpc, 3).await;
+    let mut users: Vec<_> = list.iter().map(|c| field(c, "user").to_string()).collect();
+    users.sort();
+    assert_eq!(users, ["\"alice\"", "\"alice\"", "\"bob\""]);
+
+    let n = rpc
+        .call(
+            "send_user",
+            vec![Value::from("alice"), Value::from("hi alice")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, Value::from(2));
+    assert_eq!(recv(&mut a1).await, Message::text("hi alice"));
+    assert_eq!(recv(&mut a2).await, Message::text("hi alice"));
+    rpc.call("send_user", vec![Value::from("bob"), Value::from("hi bob")])
+        .await
+        .unwrap();
+    // Bob's first message is his own: nothing of Alice's reached him.
+    assert_eq!(recv(&mut b).await, Message::text("hi bob"));
+    let none = rpc
+        .call("send_user", vec![Value::from("carol"), Value::from("x")])
+        .await
+        .unwrap();
+    assert_eq!(none, Value::from(0));
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn without_auth_a_plain_connection_still_works() {
+    let server = start(&settings()).await.unwrap();
+    let mut ws = client::connect(&format!("ws://{}/", server.ws_addr))
+        .await
+        .unwrap();
+    let rpc = Rpc::connect_tcp(server.rpc_addr).await.unwrap();
+    let list = wait_connections(&rpc, 1).await;
+    assert_eq!(field(&list[0], "user"), &Value::Nil);
+    // auth() is harmless without a secret, so clients may always call it.
+    assert_eq!(
+        rpc.call("auth", vec![Value::from("x")]).await.unwrap(),
+        Value::Boolean(true)
+    );
+    rpc.call("push_data", vec![Value::from("plain")])
+        .await
+        .unwrap();
+    assert_eq!(recv(&mut ws).await, Message::text("plain"));
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn rpc_secret_is_required_before_any_call() {
+    let server = start(&Settings {
+        rpc_secret: Some("rpc-s3cret".into()),
+        ..settings()
+    })
+    .await
+    .unwrap();
+    let rpc = Rpc::connect_tcp(server.rpc_addr).await.unwrap();
+    let err = rpc.call("stats", vec![]).await.unwrap_err();
+    assert!(err.to_string().contains("unauthenticated"), "{err}");
+    let err = rpc
+        .call("auth", vec![Value::from("wrong")])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("wrong secret"), "{err}");
+    assert_eq!(
+        rpc.call("auth", vec![Value::from("rpc-s3cret")])
+            .await
+            .unwrap(),
+        Value::Boolean(true)
+    );
+    assert!(rpc.call("stats", vec![]).await.is_ok());
+    // Another connection is not authenticated by the first one's auth.
+    let other = Rpc::connect_tcp(server.rpc_addr).await.unwrap();
+    assert!(other.call("push_data", vec![Value::from(1)]).await.is_err());
+    assert_eq!(server.shared.stats().rpc_auth_failures, 3);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_non_loopback_rpc_address_needs_a_secret_or_rpc_insecure() {
+    let exposed = Settings {
+        rpc: "0.0.0.0:0".parse().unwrap(),
+        ..settings()
+    };
+    let err = start(&exposed).await.err().unwrap();
+    assert!(err.to_string().contains("--rpc-secret"), "{err}");
+    let insecure = start(&Settings {
+        rpc_insecure: true,
+        ..exposed.clone()
+    })
+    .await
+    .unwrap();
+    insecure.shutdown().await.unwrap();
+    let with_secret = start(&Settings {
+        rpc_secret: Some("s".into()),
+        ..exposed
+    })
+    .await
+    .unwrap();
+    with_secret.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn wss_from_certificate_files() {
+    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let dir = std::env::temp_dir().join(format!("wspush-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, key.cert.pem()).unwrap();
+    std::fs::write(&key_path, key.key_pair.serialize_pem()).unwrap();
+    let server = start(&Settings {
+        tls_cert: Some(cert_path),
+        tls_key: Some(key_path),
+        ..settings()
+    })
+    .await
+    .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(key.cert.der().clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut cfg = ClientConfig::default();
+    cfg.tls = Some(Arc::new(tls));
+    let url = format!("wss://localhost:{}/", server.ws_addr.port());
+    let mut ws = client::connect_with(&url, cfg).await.unwrap();
+    let rpc = Rpc::connect_tcp(server.rpc_addr).await.unwrap();
+    wait_connections(&rpc, 1).await;
+    rpc.call("push_data", vec![Value::from("secure")])
+        .await
+        .unwrap();
+    assert_eq!(recv(&mut ws).await, Message::text("secure"));
+    server.shutdown().await.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
