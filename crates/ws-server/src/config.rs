@@ -55,6 +55,20 @@ pub struct ServerConfig {
     pub max_events_per_wake: usize,
     /// `Some` serves `wss://` (TLS) instead of `ws://`. Default `None`.
     pub tls: Option<TlsConfig>,
+    /// TCP connections (HTTP or WebSocket) one IP address may hold open; more are answered
+    /// 429 and closed at accept. `0`: no limit. Default 0 (wspush sets its own).
+    pub max_connections_per_ip: usize,
+    /// New TCP connections one IP address may open per second; more are answered 429 and
+    /// closed at accept. `0`: no limit. Default 0 (wspush sets its own).
+    pub connects_per_ip_per_sec: u32,
+    /// Apply the two per-IP limits to loopback peers too. Default `false`: a reverse proxy on
+    /// the same host is one address for all its clients (limit per client in the proxy).
+    pub limit_loopback: bool,
+    /// Largest HTTP request head (request line and headers) in bytes; larger ones get 431.
+    /// At least 8192 (hyper's floor). Default 16 KiB: room for a JWT in the URL or a cookie.
+    pub max_header_bytes: usize,
+    /// Most request headers; more get 431. Default 64 (browsers send about 15).
+    pub max_headers: usize,
 }
 
 impl Default for ServerConfig {
@@ -72,6 +86,11 @@ impl Default for ServerConfig {
             shutdown_timeout: Duration::from_secs(5),
             max_events_per_wake: 16,
             tls: None,
+            max_connections_per_ip: 0,
+            connects_per_ip_per_sec: 0,
+            limit_loopback: false,
+            max_header_bytes: 16 << 10,
+            max_headers: 64,
         }
     }
 }

@@ -16,6 +16,7 @@ use hyper_util::rt::TokioIo;
 use ws_proto::handshake::{self, HandshakeError, RequestHead};
 
 use crate::handler::{Handler, Request};
+use crate::limits::IpSlot;
 use crate::server::Inner;
 use crate::stats::Stats;
 use crate::stream::Stream;
@@ -27,6 +28,7 @@ pub(crate) type Body = Full<Bytes>;
 pub(crate) async fn handle<H: Handler>(
     inner: Arc<Inner<H>>,
     peer: SocketAddr,
+    slot: Option<Arc<IpSlot>>,
     mut req: hyper::Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     if !is_upgrade_attempt(req.headers()) {
@@ -77,6 +79,8 @@ pub(crate) async fn handle<H: Handler>(
     drop(request);
     let task_inner = Arc::clone(&inner);
     inner.tracker.spawn(async move {
+        // The WebSocket counts against its address until it ends.
+        let _slot = slot;
         let timeout = task_inner.config.handshake_timeout;
         let upgraded = match tokio::time::timeout(timeout, on_upgrade).await {
             Ok(Ok(upgraded)) => upgraded,

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! TcpListener ──accept──▶ [TLS] ──▶ hyper HTTP/1.1 (keep-alive, pipelining)
+//!     │ per-IP limits ──▶ 429        │ head too big   ──▶ 431
 //!                                    │ not an upgrade ──▶ Handler::on_http / 404
 //!                                    │ broken upgrade ──▶ 426 + Sec-WebSocket-Version: 13
 //!                                    │ cap reached    ──▶ 503
@@ -44,6 +45,7 @@ mod connection;
 mod error;
 mod handler;
 mod http;
+mod limits;
 mod pump;
 mod server;
 mod stats;

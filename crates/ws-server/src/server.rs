@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::ServerConfig;
 use crate::connection::Connection;
 use crate::handler::Handler;
+use crate::limits::{IpLimits, IpRefusal, IpSlot};
 use crate::stats::Stats;
 use crate::stream::Stream;
 
@@ -60,12 +61,19 @@ pub(crate) struct Inner<H> {
     pub(crate) tracker: TaskTracker,
     /// Cancelled at shutdown: HTTP connections finish their request and close.
     stop_http: CancellationToken,
+    /// Open connections and connection rate per peer address.
+    ip_limits: Arc<IpLimits>,
 }
 
 impl<H: Handler> Server<H> {
     /// A server with this configuration and application.
     pub fn new(config: ServerConfig, handler: H) -> Self {
         let permits = Arc::new(Semaphore::new(config.max_connections));
+        let ip_limits = Arc::new(IpLimits::new(
+            config.max_connections_per_ip,
+            config.connects_per_ip_per_sec,
+            config.limit_loopback,
+        ));
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -77,6 +85,7 @@ impl<H: Handler> Server<H> {
                 shutting_down: AtomicBool::new(false),
                 tracker: TaskTracker::new(),
                 stop_http: CancellationToken::new(),
+                ip_limits,
             }),
         }
     }
@@ -110,10 +119,13 @@ impl<H: Handler> Server<H> {
             tokio::select! {
                 () = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
-                    Ok((tcp, peer)) => {
-                        let inner = Arc::clone(&self.inner);
-                        self.inner.tracker.spawn(serve_http(inner, tcp, peer));
-                    }
+                    Ok((tcp, peer)) => match self.inner.ip_limits.admit(peer.ip(), Instant::now()) {
+                        Ok(slot) => {
+                            let inner = Arc::clone(&self.inner);
+                            self.inner.tracker.spawn(serve_http(inner, tcp, peer, slot));
+                        }
+                        Err(why) => refuse_ip(&self.inner.stats, &tcp, peer, why),
+                    },
                     Err(e) => {
                         // Out of file descriptors or a connection reset before accept: keep the
                         // listener, back off a little so the loop does not spin.
@@ -184,8 +196,28 @@ impl<H> Inner<H> {
     }
 }
 
+/// Answers a refused peer `429` if its socket takes it now (never waits), then drops it.
+fn refuse_ip(stats: &Stats, tcp: &TcpStream, peer: SocketAddr, why: IpRefusal) {
+    let counter = match why {
+        IpRefusal::TooMany => &stats.rejected_per_ip,
+        IpRefusal::TooFast => &stats.rejected_rate,
+    };
+    Stats::add(counter, 1);
+    tracing::info!(%peer, ?why, "connection refused by the per-IP limits");
+    let _ = tcp.try_write(
+        b"HTTP/1.1 429 Too Many Requests\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
+    );
+}
+
 /// One TCP connection: optional TLS handshake, then HTTP/1.1 until it ends or is upgraded.
-async fn serve_http<H: Handler>(inner: Arc<Inner<H>>, tcp: TcpStream, peer: SocketAddr) {
+/// `slot` (its address's share of the per-IP count) lives until the last task of it ends.
+async fn serve_http<H: Handler>(
+    inner: Arc<Inner<H>>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    slot: Option<IpSlot>,
+) {
+    let slot = slot.map(Arc::new);
     // Small frames (pings, short pushes) must not wait for Nagle.
     let _ = tcp.set_nodelay(true);
     let timeout = inner.config.handshake_timeout;
@@ -198,17 +230,23 @@ async fn serve_http<H: Handler>(inner: Arc<Inner<H>>, tcp: TcpStream, peer: Sock
                 return;
             }
             Err(_) => {
-                tracing::debug!(%peer, "TLS handshake timed out");
+                Stats::add(&inner.stats.handshake_timeouts, 1);
+                tracing::info!(%peer, "TLS handshake timed out");
                 return;
             }
         },
     };
     let stop = inner.stop_http.clone();
     let service_inner = Arc::clone(&inner);
-    let service = service_fn(move |req| crate::http::handle(Arc::clone(&service_inner), peer, req));
+    let service = service_fn(move |req| {
+        crate::http::handle(Arc::clone(&service_inner), peer, slot.clone(), req)
+    });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(timeout)
+        // hyper panics below 8192.
+        .max_buf_size(inner.config.max_header_bytes.max(8192))
+        .max_headers(inner.config.max_headers)
         .keep_alive(true)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
@@ -220,7 +258,16 @@ async fn serve_http<H: Handler>(inner: Arc<Inner<H>>, tcp: TcpStream, peer: Sock
             conn.await
         }
     };
-    if let Err(e) = result {
-        tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
+    match result {
+        Err(e) if e.is_parse_too_large() => {
+            Stats::add(&inner.stats.rejected_head, 1);
+            tracing::info!(%peer, "request head too large: 431");
+        }
+        Err(e) if e.is_timeout() => {
+            Stats::add(&inner.stats.handshake_timeouts, 1);
+            tracing::info!(%peer, "request head not received within the handshake timeout");
+        }
+        Err(e) => tracing::debug!(%peer, error = %e, "HTTP connection ended with an error"),
+        Ok(()) => {}
     }
 }

@@ -18,6 +18,10 @@ pub struct Stats {
     pub(crate) dropped_messages: AtomicU64,
     pub(crate) overflow_closes: AtomicU64,
     pub(crate) rejected_full: AtomicU64,
+    pub(crate) rejected_per_ip: AtomicU64,
+    pub(crate) rejected_rate: AtomicU64,
+    pub(crate) rejected_head: AtomicU64,
+    pub(crate) handshake_timeouts: AtomicU64,
     /// Close codes are few and closes are rare compared to messages: a small locked list is enough.
     closes_by_code: Mutex<Vec<(u16, u64)>>,
 }
@@ -44,6 +48,14 @@ pub struct StatsSnapshot {
     pub overflow_closes: u64,
     /// Upgrade requests answered 503 because `max_connections` was reached.
     pub rejected_full: u64,
+    /// TCP connections answered 429 because their address held `max_connections_per_ip`.
+    pub rejected_per_ip: u64,
+    /// TCP connections answered 429 because their address exceeded `connects_per_ip_per_sec`.
+    pub rejected_rate: u64,
+    /// Requests answered 431 (head larger than `max_header_bytes` or too many headers).
+    pub rejected_head: u64,
+    /// Connections dropped because the TLS handshake or request head missed `handshake_timeout`.
+    pub handshake_timeouts: u64,
     /// How many connections ended with each close code (1006 for an abnormal end), sorted by code.
     pub closes_by_code: Vec<(u16, u64)>,
 }
@@ -76,6 +88,10 @@ impl Stats {
             dropped_messages: self.dropped_messages.load(Relaxed),
             overflow_closes: self.overflow_closes.load(Relaxed),
             rejected_full: self.rejected_full.load(Relaxed),
+            rejected_per_ip: self.rejected_per_ip.load(Relaxed),
+            rejected_rate: self.rejected_rate.load(Relaxed),
+            rejected_head: self.rejected_head.load(Relaxed),
+            handshake_timeouts: self.handshake_timeouts.load(Relaxed),
             closes_by_code: self
                 .closes_by_code
                 .lock()

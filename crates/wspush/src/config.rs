@@ -79,6 +79,16 @@ pub struct Settings {
     pub rpc_secret: Option<String>,
     /// Allow a non-loopback RPC address without `rpc_secret`.
     pub rpc_insecure: bool,
+    /// TCP connections one IP address may hold open (0: no limit).
+    pub max_connections_per_ip: usize,
+    /// New TCP connections one IP address may open per second (0: no limit).
+    pub connects_per_ip_per_sec: u32,
+    /// Apply the per-IP limits to loopback peers (a local proxy) too.
+    pub limit_loopback: bool,
+    /// Largest HTTP request head in bytes (431 beyond).
+    pub max_header_bytes: usize,
+    /// Largest WebSocket frame accepted from a browser, in bytes.
+    pub max_frame_bytes: usize,
 }
 
 impl Default for Settings {
@@ -116,6 +126,13 @@ impl Default for Settings {
             allowed_origins: Vec::new(),
             rpc_secret: None,
             rpc_insecure: false,
+            // Generous for offices behind one NAT address, tight enough that one
+            // host cannot take the whole connection cap or the fd table.
+            max_connections_per_ip: 1000,
+            connects_per_ip_per_sec: 100,
+            limit_loopback: false,
+            max_header_bytes: 16 << 10,
+            max_frame_bytes: 1 << 20,
         }
     }
 }
@@ -238,6 +255,21 @@ pub struct ServeArgs {
     /// Serve RPC on a non-loopback address without --rpc-secret [default: false].
     #[arg(long, env = "WSPUSH_RPC_INSECURE", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub rpc_insecure: Option<bool>,
+    /// TCP connections one IP address may hold open, 0 for no limit; more get 429 [default: 1000].
+    #[arg(long, env = "WSPUSH_MAX_CONNECTIONS_PER_IP", value_name = "N")]
+    pub max_connections_per_ip: Option<usize>,
+    /// New TCP connections per second from one IP address, 0 for no limit; more get 429 [default: 100].
+    #[arg(long, env = "WSPUSH_CONNECTS_PER_IP_PER_SEC", value_name = "N")]
+    pub connects_per_ip_per_sec: Option<u32>,
+    /// Apply the per-IP limits to loopback peers too (off: a local reverse proxy is one address) [default: false].
+    #[arg(long, env = "WSPUSH_LIMIT_LOOPBACK", value_name = "BOOL")]
+    pub limit_loopback: Option<bool>,
+    /// Largest HTTP request head, at least 8192; larger get 431 [default: 16384].
+    #[arg(long, env = "WSPUSH_MAX_HEADER_BYTES", value_name = "BYTES")]
+    pub max_header_bytes: Option<usize>,
+    /// Largest WebSocket frame from a browser; larger close with 1009 [default: 1048576].
+    #[arg(long, env = "WSPUSH_MAX_FRAME_BYTES", value_name = "BYTES")]
+    pub max_frame_bytes: Option<usize>,
 }
 
 /// Why the settings could not be assembled.
@@ -318,6 +350,11 @@ impl Settings {
             allowed_origins,
             rpc_secret,
             rpc_insecure,
+            max_connections_per_ip,
+            connects_per_ip_per_sec,
+            limit_loopback,
+            max_header_bytes,
+            max_frame_bytes,
         );
         Ok(s)
     }

@@ -98,7 +98,11 @@ fn ws_config(s: &Settings) -> Result<ws_server::ServerConfig, ServeError> {
         c.tls = Some(ws_server::TlsConfig::from_pem_files(cert, key)?);
     }
     c.proto.max_message_size = s.max_message_bytes;
-    c.proto.max_frame_size = s.max_message_bytes;
+    c.proto.max_frame_size = s.max_frame_bytes;
+    c.max_connections_per_ip = s.max_connections_per_ip;
+    c.connects_per_ip_per_sec = s.connects_per_ip_per_sec;
+    c.limit_loopback = s.limit_loopback;
+    c.max_header_bytes = s.max_header_bytes;
     if !s.compression {
         c.deflate = None;
     }

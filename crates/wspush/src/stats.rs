@@ -72,6 +72,14 @@ pub struct Stats {
     pub refused_unauthorized: u64,
     /// Upgrades refused with 403 (origin or channel not allowed).
     pub refused_forbidden: u64,
+    /// TCP connections refused (429): their address held too many.
+    pub refused_per_ip: u64,
+    /// TCP connections refused (429): their address connected too fast.
+    pub refused_rate: u64,
+    /// Requests refused (431): head too large.
+    pub refused_head: u64,
+    /// Connections dropped for missing the handshake timeout.
+    pub handshake_timeouts: u64,
     /// RPC calls refused: wrong secret, or a call before `auth(secret)`.
     pub rpc_auth_failures: u64,
     /// Close codes since start, with counts.
@@ -105,6 +113,10 @@ impl Stats {
             messages_in: get(&c.messages_in),
             bytes_in: get(&c.bytes_in),
             refused_full: ws.rejected_full,
+            refused_per_ip: ws.rejected_per_ip,
+            refused_rate: ws.rejected_rate,
+            refused_head: ws.rejected_head,
+            handshake_timeouts: ws.handshake_timeouts,
             listeners: listeners.count() as u64,
             events_dropped: listeners.dropped(),
             resumes: get(&c.resumes),
@@ -125,8 +137,28 @@ impl Stats {
         self.broker_history_errors = get(&b.history_errors);
     }
 
-    fn scalars(&self) -> [(&'static str, u64, &'static str); 30] {
+    fn scalars(&self) -> [(&'static str, u64, &'static str); 34] {
         [
+            (
+                "refused_per_ip",
+                self.refused_per_ip,
+                "Connections refused (429): too many from one address",
+            ),
+            (
+                "refused_rate",
+                self.refused_rate,
+                "Connections refused (429): one address connected too fast",
+            ),
+            (
+                "refused_head",
+                self.refused_head,
+                "Requests refused (431): request head too large",
+            ),
+            (
+                "handshake_timeouts",
+                self.handshake_timeouts,
+                "Connections dropped: handshake not done in time",
+            ),
             (
                 "rpc_auth_failures",
                 self.rpc_auth_failures,

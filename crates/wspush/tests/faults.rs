@@ -1,0 +1,450 @@
+//! The fault battery, over 127.0.0.1: broken, slow, abrupt and hostile peers
+//! on both ports. After each: no panic, a healthy browser still gets a push
+//! end to end, and this process's open fds (server and clients are in it)
+//! come back to within a small margin of the baseline.
+//!
+//! The tests take turns (one lock) so that fd counts are not mixed up.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use msgpack_rpc::{Client as Rpc, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::Mutex;
+use tokio::time::timeout;
+use ws_proto::Event;
+use ws_server::Message;
+use ws_server::client::{self, Client as Ws, ClientConfig};
+use wspush::config::Settings;
+use wspush::serve::{Running, start};
+
+const WAIT: Duration = Duration::from_secs(15);
+/// fds that may legitimately differ from the baseline (runtime internals, a
+/// socket still in the kernel's hands for a moment).
+const FD_MARGIN: usize = 8;
+
+static TURN: Mutex<()> = Mutex::const_new(());
+static HEALTH: AtomicU64 = AtomicU64::new(0);
+
+fn settings() -> Settings {
+    Settings {
+        ws: "127.0.0.1:0".parse().unwrap(),
+        rpc: "127.0.0.1:0".parse().unwrap(),
+        shutdown_grace: 0,
+        handshake_timeout: 1,
+        ping_interval: 1,
+        pong_timeout: 1,
+        max_message_bytes: 64 << 10,
+        max_frame_bytes: 64 << 10,
+        rpc_max_message_bytes: 64 << 10,
+        ..Settings::default()
+    }
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// A running server with its RPC client and the fd count once both are warm.
+struct Bench {
+    server: Running,
+    rpc: Rpc,
+    baseline: usize,
+}
+
+impl Bench {
+    async fn start(settings: Settings) -> Bench {
+        let server = start(&settings).await.unwrap();
+        let rpc = Rpc::connect_tcp(server.rpc_addr).await.unwrap();
+        let bench = Bench {
+            server,
+            rpc,
+            baseline: 0,
+        };
+        bench.healthy().await;
+        Bench {
+            baseline: open_fds(),
+            ..bench
+        }
+    }
+
+    /// A fresh browser joins its own channel and receives a publish.
+    async fn healthy(&self) {
+        let channel = format!("health-{}", HEALTH.fetch_add(1, Ordering::Relaxed));
+        let url = format!("ws://{}/?channel={channel}", self.server.ws_addr);
+        let mut ws = timeout(WAIT, client::connect(&url)).await.unwrap().unwrap();
+        let mut delivered = false;
+        // The 101 can arrive a moment before the hub lists the browser.
+        for _ in 0..500 {
+            let n = self
+                .rpc
+                .call(
+                    "publish",
+                    vec![Value::from(channel.as_str()), Value::from("ok")],
+                )
+                .await
+                .unwrap();
+            if n == Value::from(1) {
+                delivered = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(delivered, "the healthy browser never joined");
+        let msg = timeout(WAIT, ws.recv_message()).await.unwrap().unwrap();
+        assert_eq!(msg, Some(Message::text("ok")));
+        ws.close(1000, "").await.unwrap();
+    }
+
+    /// Waits (bounded) until no browser is left and fds are back near the baseline.
+    async fn settled(&self) {
+        let mut fds = 0;
+        for _ in 0..1500 {
+            fds = open_fds();
+            if self.server.shared.hub.connection_count() == 0 && fds <= self.baseline + FD_MARGIN {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "not settled: {} connections, {fds} fds (baseline {})",
+            self.server.shared.hub.connection_count(),
+            self.baseline
+        );
+    }
+
+    async fn after(self) {
+        self.settled().await;
+        self.healthy().await;
+        self.settled().await;
+        self.server.shutdown().await.unwrap();
+    }
+
+    fn ws_url(&self) -> String {
+        format!("ws://{}/", self.server.ws_addr)
+    }
+}
+
+/// The close code the server sends, or `None` if the socket just ends.
+async fn server_close_code(ws: &mut Ws) -> Option<u16> {
+    timeout(WAIT, async {
+        loop {
+            match ws.recv().await {
+                Ok(Some(Event::Close(frame))) => return Some(frame.code),
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => return None,
+            }
+        }
+    })
+    .await
+    .expect("the server neither closed nor dropped the connection")
+}
+
+/// A client frame header with mask key 0 (the payload then goes as is).
+fn frame_head(opcode: u8, fin: bool, len: u64) -> Vec<u8> {
+    let mut head = vec![if fin { 0x80 } else { 0 } | opcode];
+    match len {
+        0..=125 => head.push(0x80 | len as u8),
+        126..=0xffff => {
+            head.push(0x80 | 126);
+            head.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            head.push(0x80 | 127);
+            head.extend_from_slice(&len.to_be_bytes());
+        }
+    }
+    head.extend_from_slice(&[0, 0, 0, 0]);
+    head
+}
+
+/// Drops a socket with RST instead of FIN.
+// Deprecated because a nonzero linger blocks the thread on drop; zero never does.
+#[allow(deprecated)]
+fn reset(tcp: TcpStream) {
+    tcp.set_linger(Some(Duration::ZERO)).unwrap();
+    drop(tcp);
+}
+
+#[tokio::test]
+async fn half_a_frame_then_silence() {
+    let _turn = TURN.lock().await;
+    let bench = Bench::start(settings()).await;
+    let mut ws = client::connect(&bench.ws_url()).await.unwrap();
+    let mut half = frame_head(1, true, 100);
+    half.extend_from_slice(&[b'x'; 50]);
+    ws.send_raw(&half).await.unwrap();
+    // Not reading, the client answers no ping: the pong deadline must end it
+    // rather than the server waiting for the other half forever.
+    let closed = timeout(WAIT, async {
+        loop {
+            if bench.server.shared.hub.connection_count() == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "a silent half frame kept its connection");
+    drop(ws);
+    bench.after().await;
+}
+
+#[tokio::test]
+async fn handshake_one_byte_per_second_is_cut_off() {
+    let _turn = TURN.lock().await;
+    let bench = Bench::start(settings()).await;
+    let mut tcp = TcpStream::connect(bench.server.ws_addr).await.unwrap();
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        bench.server.ws_addr
+    );
+    let mut sent = 0;
+    let mut buf = [0u8; 256];
+    for byte in request.as_bytes() {
+        if tcp.write_all(&[*byte]).await.is_err() {
+            break;
+        }
+        sent += 1;
+        // The slowloris pace: one byte a second, unless the server hangs up.
+        if let Ok(Ok(0) | Err(_)) = timeout(Duration::from_secs(1), tcp.read(&mut buf)).await {
+            break;
+        }
+    }
+    assert!(
+        sent < request.len(),
+        "the whole slow handshake was accepted"
+    );
+    assert!(bench.server.shared.stats().handshake_timeouts >= 1);
+    drop(tcp);
+    bench.after().await;
+}
+
+#[tokio::test]
+async fn a_thousand_connections_reset_abruptly() {
+    let _turn = TURN.lock().await;
+    let bench = Bench::start(settings()).await;
+    let addr = bench.server.ws_addr;
+    let upgrade = format!(
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    for batch in 0..12 {
+        let mut tasks = Vec::new();
+        for i in 0..100 {
+            let upgrade = upgrade.clone();
+            tasks.push(tokio::spawn(async move {
+                let socket = TcpSocket::new_v4().unwrap();
+                let mut tcp = socket.connect(addr).await.unwrap();
+                match (batch * 100 + i) % 3 {
+                    // Connect, then reset before a byte.
+                    0 => {}
+                    // Half a request head.
+                    1 => tcp.write_all(&upgrade.as_bytes()[..40]).await.unwrap(),
+                    // A full upgrade, half a frame, reset.
+                    _ => {
+                        tcp.write_all(upgrade.as_bytes()).await.unwrap();
+                        let mut head = [0u8; 512];
+                        let _ = timeout(WAIT, tcp.read(&mut head)).await;
+                        let mut frame = frame_head(2, true, 1000);
+                        frame.extend_from_slice(&[7; 300]);
+                        let _ = tcp.write_all(&frame).await;
+                    }
+                }
+                reset(tcp);
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    }
+    bench.after().await;
+}
+
+#[tokio::test]
+async fn clients_killed_mid_message() {
+    let _turn = TURN.lock().await;
+    let bench = Bench::start(settings()).await;
+    for fragments in [false, true] {
+        let ws = client::connect(&bench.ws_url()).await.unwrap();
+        let mut ws = ws;
+        if fragments {
+            let mut first = frame_head(1, false, 5);
+            first.extend_from_slice(b"hello");
+            ws.send_raw(&first).await.unwrap();
+        }
+        let mut partial = frame_head(if fragments { 0 } else { 1 }, true, 4000);
+        partial.extend_from_slice(&[b'a'; 1000]);
+        ws.send_raw(&partial).await.unwrap();
+        drop(ws);
+    }
+    bench.after().await;
+}
+
+#[tokio::test]
+async fn decompression_bomb_is_refused_1009() {
+    let _turn = TURN.lock().await;
+    let bench = Bench::start(settings()).await;
+    let mut cfg = ClientConfig::default();
+    cfg.deflate = Some(ws_proto::handshake::DeflateConfig::default());
+    let mut ws = client::connect_with(&bench.ws_url(), cfg).await.unwrap();
+    assert!(ws.is_compressed());
+    // 16 MiB of zeros deflates to a few KiB: small on the wire, huge inflated.
+    ws.send_binary(vec![0u8; 16 << 20]).await.unwrap();
+    assert_eq!(server_close_code(&mut ws).await, Some(1009));
+    drop(ws);
+    bench.after().await;
+}
+
+#[tokio::test]
+async fn invalid_utf8_in_text_and_close_reason_is_refused_1007() {
+    let _turn = TURN.lock().await;
+    let bench = Bench::start(settings()).await;
+    let mut ws = client::connect(&bench.ws_url()).await.unwrap();
+    let mut text = frame_head(1, true, 4);
+    text.extend_from_slice(&[b'o', b'k', 0xff, 0xfe]);
+    ws.send_raw(&text).await.unwrap();
+    assert_eq!(server_close_code(&mut ws).await, Some(1007));
+    drop(ws);
+
+    let mut ws = client::connect(&bench.ws_url()).await.unwrap();
+    let mut close = frame_head(8, true, 4);
+    close.extend_from_slice(&[0x03, 0xe8, 0xc3, 0x28]);
+    ws.send_raw(&close).await.unwrap();
+    assert_eq!(server_close_code(&mut ws).await, Some(1007));
+    drop(ws);
+    bench.after().await;
+}
+
+#[tokio::test]
+async fn oversize_frames_are_refused_1009() {
+    let _turn = TURN.lock().await;
+    let bench = Bench::start(settings()).await;
+    for len in [(64 << 10) + 1, 1 << 40, u64::MAX >> 1] {
+        let mut ws = client::connect(&bench.ws_url()).await.unwrap();
+        ws.send_raw(&frame_head(2, true, len)).await.unwrap();
+        assert_eq!(server_close_code(&mut ws).await, Some(1009), "{len}");
+    }
+    bench.after().await;
+}
+
+/// Writes `bytes` on a fresh RPC connection and expects the server to hang up.
+async fn rpc_hangs_up_on(bench: &Bench, bytes: &[u8]) {
+    let mut tcp = TcpStream::connect(bench.server.rpc_addr).await.unwrap();
+    let _ = tcp.write_all(bytes).await;
+    let mut sink = vec![0u8; 4096];
+    let ended = timeout(WAIT, async {
+        loop {
+            match tcp.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the RPC server kept a connection that sent {bytes:02x?}"
+    );
+}
+
+#[tokio::test]
+async fn garbage_truncated_and_oversize_msgpack_on_the_rpc_port() {
+    let _turn = TURN.lock().await;
+    let bench = Bench::start(settings()).await;
+    // 0xc1 is never used in MessagePack; a map where an array must be; a
+    // request whose method is a number.
+    rpc_hangs_up_on(&bench, &[0xc1, 0xc1, 0xc1]).await;
+    rpc_hangs_up_on(&bench, &[0x81, 0x01, 0x02]).await;
+    rpc_hangs_up_on(&bench, &[0x94, 0x00, 0x01, 0x02, 0x90]).await;
+    // A bin32 announcing 256 MiB (over the 64 KiB limit): refused from the header.
+    rpc_hangs_up_on(&bench, &[0x94, 0x00, 0x01, 0xc6, 0x10, 0, 0, 0]).await;
+    // Truncated: half a valid request, then the client leaves.
+    let mut tcp = TcpStream::connect(bench.server.rpc_addr).await.unwrap();
+    tcp.write_all(&[0x94, 0x00, 0x01, 0xa9, b'p', b'u'])
+        .await
+        .unwrap();
+    reset(tcp);
+    bench.after().await;
+}
+
+#[tokio::test]
+async fn an_rpc_client_that_never_reads_its_replies() {
+    let _turn = TURN.lock().await;
+    let bench = Bench::start(settings()).await;
+    let mut tcp = TcpStream::connect(bench.server.rpc_addr).await.unwrap();
+    // stats(): a small request, a larger reply.
+    let request = [0x94, 0x00, 0x01, 0xa5, b's', b't', b'a', b't', b's', 0x90];
+    let chunk: Vec<u8> = request
+        .iter()
+        .copied()
+        .cycle()
+        .take(request.len() * 1000)
+        .collect();
+    let mut stalled = false;
+    for _ in 0..2000 {
+        match timeout(Duration::from_secs(2), tcp.write_all(&chunk)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => break,
+            Err(_) => {
+                stalled = true;
+                break;
+            }
+        }
+    }
+    assert!(
+        stalled,
+        "the server kept reading requests it could not answer"
+    );
+    // Other programs are not held up meanwhile.
+    bench.healthy().await;
+    reset(tcp);
+    bench.after().await;
+}
+
+#[tokio::test]
+async fn per_ip_limit_and_large_heads_are_refused() {
+    let _turn = TURN.lock().await;
+    let bench = Bench::start(Settings {
+        max_connections_per_ip: 5,
+        limit_loopback: true,
+        ..settings()
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(client::connect(&bench.ws_url()).await.unwrap());
+    }
+    // The 5th slot is the healthy check's; the 6th connection is refused.
+    let fifth = TcpStream::connect(bench.server.ws_addr).await.unwrap();
+    let mut sixth = TcpStream::connect(bench.server.ws_addr).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = timeout(WAIT, sixth.read_to_end(&mut answer)).await.unwrap();
+    assert!(
+        answer.starts_with(b"HTTP/1.1 429"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert_eq!(bench.server.shared.stats().refused_per_ip, 1);
+    drop((fifth, sixth));
+
+    let mut big = TcpStream::connect(bench.server.ws_addr).await.unwrap();
+    // More headers than allowed (small enough that the server reads them all,
+    // so its answer is not lost to a reset).
+    let headers: String = (0..100).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let head = format!("GET / HTTP/1.1\r\nHost: x\r\n{headers}\r\n");
+    let _ = big.write_all(head.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = timeout(WAIT, big.read_to_end(&mut answer)).await.unwrap();
+    assert!(
+        answer.starts_with(b"HTTP/1.1 431"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    drop(big);
+    drop(held);
+    bench.after().await;
+}
