@@ -188,6 +188,12 @@ impl Shared {
                 OverflowPolicy::Drop => Stats::add(&self.stats.dropped_messages, 1),
                 OverflowPolicy::Close => {
                     Stats::add(&self.stats.overflow_closes, 1);
+                    tracing::info!(
+                        id = self.id,
+                        queued = q.bytes,
+                        limit = self.limit,
+                        "outbound queue full: closing 1008"
+                    );
                     let freed: usize = q.items.drain(..).map(|i| i.size()).sum();
                     q.bytes -= freed;
                     q.closing = true;

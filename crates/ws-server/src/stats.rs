@@ -22,6 +22,7 @@ pub struct Stats {
     pub(crate) rejected_rate: AtomicU64,
     pub(crate) rejected_head: AtomicU64,
     pub(crate) handshake_timeouts: AtomicU64,
+    pub(crate) ping_timeouts: AtomicU64,
     /// Close codes are few and closes are rare compared to messages: a small locked list is enough.
     closes_by_code: Mutex<Vec<(u16, u64)>>,
 }
@@ -56,6 +57,8 @@ pub struct StatsSnapshot {
     pub rejected_head: u64,
     /// Connections dropped because the TLS handshake or request head missed `handshake_timeout`.
     pub handshake_timeouts: u64,
+    /// Connections dropped because they did not answer a ping within `pong_timeout`.
+    pub ping_timeouts: u64,
     /// How many connections ended with each close code (1006 for an abnormal end), sorted by code.
     pub closes_by_code: Vec<(u16, u64)>,
 }
@@ -92,6 +95,7 @@ impl Stats {
             rejected_rate: self.rejected_rate.load(Relaxed),
             rejected_head: self.rejected_head.load(Relaxed),
             handshake_timeouts: self.handshake_timeouts.load(Relaxed),
+            ping_timeouts: self.ping_timeouts.load(Relaxed),
             closes_by_code: self
                 .closes_by_code
                 .lock()

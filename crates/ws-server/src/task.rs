@@ -355,7 +355,7 @@ impl<'a> Driver<'a> {
         self.last_rx = Instant::now();
         self.pong_deadline = None;
         if let Err(e) = self.proto.handle_input(data) {
-            tracing::debug!(id = self.conn.id(), error = %e, "protocol violation");
+            tracing::info!(id = self.conn.id(), code = e.close_code(), error = %e, "protocol violation or limit: closing");
             self.conn.shared.mark_closing();
             self.failure = Some((e.close_code(), e.to_string()));
         }
@@ -385,6 +385,8 @@ impl<'a> Driver<'a> {
             return;
         }
         if self.pong_deadline.is_some_and(|d| d <= now) {
+            Stats::add(&self.stats.ping_timeouts, 1);
+            tracing::info!(id = self.conn.id(), "no pong before the deadline: dropping");
             self.lost = Some("no pong before the deadline");
             return;
         }

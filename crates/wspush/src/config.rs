@@ -406,6 +406,28 @@ mod tests {
     }
 
     #[test]
+    fn security_and_limit_settings_parse_from_toml() {
+        let s = Settings::from_toml(
+            "jwt_secret = \"k\"\npublic_channels = [\"lobby\"]\nallowed_origins = [\"https://a\"]\n\
+             rpc_secret = \"r\"\nrpc_insecure = true\nmax_connections_per_ip = 7\n\
+             connects_per_ip_per_sec = 3\nmax_header_bytes = 9000\nmax_frame_bytes = 100\n",
+        )
+        .unwrap();
+        assert_eq!(s.jwt_secret.as_deref(), Some("k"));
+        assert_eq!(s.public_channels, ["lobby"]);
+        assert_eq!(s.allowed_origins, ["https://a"]);
+        assert!(s.rpc_insecure);
+        assert_eq!(
+            (s.max_connections_per_ip, s.connects_per_ip_per_sec),
+            (7, 3)
+        );
+        assert_eq!((s.max_header_bytes, s.max_frame_bytes), (9000, 100));
+        let d = Settings::default();
+        assert!(d.jwt_secret.is_none() && d.rpc_secret.is_none() && d.tls_cert.is_none());
+        assert!(d.allowed_origins.is_empty() && !d.rpc_insecure);
+    }
+
+    #[test]
     fn unknown_keys_are_rejected() {
         let err = Settings::from_toml("bogus = 1").unwrap_err();
         assert!(err.to_string().contains("bogus"), "{err}");

@@ -80,6 +80,8 @@ pub struct Stats {
     pub refused_head: u64,
     /// Connections dropped for missing the handshake timeout.
     pub handshake_timeouts: u64,
+    /// Connections dropped for not answering a ping in time.
+    pub ping_timeouts: u64,
     /// RPC calls refused: wrong secret, or a call before `auth(secret)`.
     pub rpc_auth_failures: u64,
     /// Close codes since start, with counts.
@@ -117,6 +119,7 @@ impl Stats {
             refused_rate: ws.rejected_rate,
             refused_head: ws.rejected_head,
             handshake_timeouts: ws.handshake_timeouts,
+            ping_timeouts: ws.ping_timeouts,
             listeners: listeners.count() as u64,
             events_dropped: listeners.dropped(),
             resumes: get(&c.resumes),
@@ -137,8 +140,13 @@ impl Stats {
         self.broker_history_errors = get(&b.history_errors);
     }
 
-    fn scalars(&self) -> [(&'static str, u64, &'static str); 34] {
+    fn scalars(&self) -> [(&'static str, u64, &'static str); 35] {
         [
+            (
+                "ping_timeouts",
+                self.ping_timeouts,
+                "Connections dropped: no pong in time",
+            ),
             (
                 "refused_per_ip",
                 self.refused_per_ip,

@@ -188,6 +188,7 @@ async fn half_a_frame_then_silence() {
     })
     .await;
     assert!(closed.is_ok(), "a silent half frame kept its connection");
+    assert!(bench.server.shared.stats().ping_timeouts >= 1);
     drop(ws);
     bench.after().await;
 }
