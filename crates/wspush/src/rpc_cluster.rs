@@ -71,7 +71,9 @@ fn node_command(
     )
 }
 
-/// Registers `push_data`, `publish`, `send`, `subscribe`, `unsubscribe`, `disconnect`.
+/// Registers `push_data`, `publish`, `send`, `subscribe`, `unsubscribe`, `send_user`,
+/// `disconnect`. `send_user` goes to every node on the shared bus and answers how many nodes
+/// listen.
 pub fn register(builder: GuardedBuilder, shared: &Arc<Shared>) -> GuardedBuilder {
     let s = Arc::clone(shared);
     let builder = builder.method("push_data", 1, move |_, mut p| {
@@ -112,6 +114,12 @@ pub fn register(builder: GuardedBuilder, shared: &Arc<Shared>) -> GuardedBuilder
                 string_arg(&p, 1, "channel")?,
             ))
         })
+    });
+    let s = Arc::clone(shared);
+    let builder = builder.method("send_user", 2, move |_, mut p| {
+        let user = string_arg(&p, 0, "user");
+        let payload = Payload::from_value(take(&mut p, 1));
+        call(&s, |b| Ok(boxed(b.send_user(&user?, payload))), Value::from)
     });
     let s = Arc::clone(shared);
     builder.method("disconnect", 1..=3, move |_, p| {

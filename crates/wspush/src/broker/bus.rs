@@ -6,7 +6,7 @@
 //! ```text
 //! wspush:m:S      hash {epoch, seq}: the stream's numbering
 //! wspush:h:S      stream of {k: t|b, d: data, t: unix ms}, entry id SEQ-0, XADD MAXLEN
-//! wspush:bus      pub/sub: every stream message, to every node
+//! wspush:bus      pub/sub: every stream message and send_user, to every node
 //! wspush:node:N   pub/sub: commands for the connections of node N
 //! wspush:nodes    counter handing out node numbers
 //! ```
@@ -94,12 +94,30 @@ impl NodeCommand {
             NodeCommand::Unsubscribe(id, c) => (format!("U {id}"), c.as_bytes()),
             NodeCommand::Disconnect(id, code, r) => (format!("D {id} {code}"), r.as_bytes()),
         };
-        let mut out = Vec::with_capacity(head.len() + 1 + body.len());
-        out.extend_from_slice(head.as_bytes());
-        out.push(b'\n');
-        out.extend_from_slice(body);
-        out
+        frame(&head, &[body])
     }
+}
+
+/// `head\n` then the parts, back to back.
+fn frame(head: &str, parts: &[&[u8]]) -> Vec<u8> {
+    let len = parts.iter().map(|p| p.len()).sum::<usize>();
+    let mut out = Vec::with_capacity(head.len() + 1 + len);
+    out.extend_from_slice(head.as_bytes());
+    out.push(b'\n');
+    for part in parts {
+        out.extend_from_slice(part);
+    }
+    out
+}
+
+/// `send_user(user, data)` for the shared bus, where every node serves its
+/// own connections of that user: `V|W <user length>\n<user><data>`.
+pub fn encode_user(user: &str, payload: &Payload) -> Vec<u8> {
+    let (kind, data) = match payload {
+        Payload::Text(b) => ('V', b),
+        Payload::Binary(b) => ('W', b),
+    };
+    frame(&format!("{kind} {}", user.len()), &[user.as_bytes(), data])
 }
 
 /// A message received from Redis.
@@ -109,6 +127,8 @@ pub enum BusMessage {
     Stream(Option<String>, Position, Payload),
     /// A command for a connection of this node.
     Node(NodeCommand),
+    /// `send_user(user, data)`: this node's connections of that user.
+    User(String, Payload),
 }
 
 /// Why a pub/sub payload was not understood (it is dropped and counted).
@@ -199,6 +219,18 @@ impl BusMessage {
                     utf8(body)?,
                 )))
             }
+            'V' | 'W' => {
+                let len = usize::try_from(number()?).map_err(|_| BusError::Header)?;
+                if len > body.len() {
+                    return Err(BusError::Header);
+                }
+                let (user, data) = body.split_at(len);
+                let payload = match kind {
+                    'V' => text(data)?,
+                    _ => Payload::Binary(Bytes::copy_from_slice(data)),
+                };
+                Ok(BusMessage::User(utf8(user)?, payload))
+            }
             other => Err(BusError::Kind(other)),
         }
     }
@@ -229,6 +261,21 @@ mod tests {
                 Payload::Binary(Bytes::from_static(&[0, 255]))
             )
         );
+    }
+
+    #[test]
+    fn send_user_round_trips() {
+        for (user, payload) in [
+            ("al ice\n", Payload::Text(Bytes::from_static(b"x\ny"))),
+            ("", Payload::Binary(Bytes::from_static(&[0, 10]))),
+        ] {
+            let wire = encode_user(user, &payload);
+            assert_eq!(
+                BusMessage::parse(&wire).unwrap(),
+                BusMessage::User(user.into(), payload)
+            );
+        }
+        assert!(BusMessage::parse(b"V 9\nab").is_err());
     }
 
     #[test]

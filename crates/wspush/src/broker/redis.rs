@@ -168,6 +168,17 @@ impl RedisBroker {
         self.submit(cmd)
     }
 
+    /// Queues `send_user` on the shared bus; resolves to how many nodes listen.
+    pub fn send_user(
+        &self,
+        user: &str,
+        payload: Payload,
+    ) -> impl Future<Output = Result<u64, BrokerError>> + Send + 'static {
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(BUS).arg(bus::encode_user(user, &payload));
+        self.submit(cmd)
+    }
+
     fn submit(&self, cmd: Cmd) -> impl Future<Output = Result<u64, BrokerError>> + Send + 'static {
         let (reply, rx) = oneshot::channel();
         let sent = self.jobs.send(Job { cmd, reply }).is_ok();
@@ -412,6 +423,9 @@ impl Subscriber {
         match BusMessage::parse(msg) {
             Ok(BusMessage::Stream(stream, pos, payload)) => {
                 hub.deliver(stream.as_deref(), &pos, payload);
+            }
+            Ok(BusMessage::User(user, payload)) => {
+                hub.send_user(&user, payload);
             }
             Ok(BusMessage::Node(cmd)) => match cmd {
                 NodeCommand::Send(id, payload) => {

@@ -1,0 +1,125 @@
+//! `send_user` with the Redis broker: a user's connections on two nodes both
+//! receive it, whichever node the program calls. Needs `redis-server`
+//! (`scripts/test-deps.sh` installs it).
+#![allow(clippy::unwrap_used)]
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use jsonwebtoken::{EncodingKey, Header};
+use msgpack_rpc::{Client as Rpc, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::time::timeout;
+use ws_server::Message;
+use ws_server::client::{self, Client as Ws};
+use wspush::config::Settings;
+use wspush::serve::{Running, start};
+
+const WAIT: Duration = Duration::from_secs(15);
+const SECRET: &str = "cluster-jwt";
+
+/// A throwaway redis-server on a free port, killed on drop.
+async fn redis() -> (Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("no redis-server ({e}): run scripts/test-deps.sh"));
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    timeout(WAIT, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("Ready to accept connections") {
+                return;
+            }
+        }
+        panic!("redis-server ended before it was ready");
+    })
+    .await
+    .unwrap();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, port)
+}
+
+async fn node(port: u16) -> (Running, Rpc) {
+    let server = start(&Settings {
+        ws: "127.0.0.1:0".parse().unwrap(),
+        rpc: "127.0.0.1:0".parse().unwrap(),
+        broker: format!("redis://127.0.0.1:{port}"),
+        jwt_secret: Some(SECRET.into()),
+        shutdown_grace: 0,
+        ..Settings::default()
+    })
+    .await
+    .unwrap();
+    let rpc = Rpc::connect_tcp(server.rpc_addr).await.unwrap();
+    // Bounded wait for the node's Redis subscription, so a bus message finds it.
+    for _ in 0..500 {
+        if server.shared.stats().broker_connected == 1 {
+            return (server, rpc);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the node never subscribed to Redis");
+}
+
+fn token(sub: &str) -> String {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let claims = serde_json::json!({ "sub": sub, "exp": exp });
+    jsonwebtoken::encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+async fn open(server: &Running, rpc: &Rpc, user: &str) -> Ws {
+    let url = format!("ws://{}/?token={}", server.ws_addr, token(user));
+    let ws = client::connect(&url).await.unwrap();
+    // Bounded wait until the node lists it (the 101 may come first).
+    for _ in 0..500 {
+        if let Value::Array(list) = rpc.call("connections", vec![]).await.unwrap()
+            && !list.is_empty()
+        {
+            return ws;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("connection never registered");
+}
+
+#[tokio::test]
+async fn send_user_reaches_the_user_on_every_node() {
+    let (_redis, port) = redis().await;
+    let (a, rpc_a) = node(port).await;
+    let (b, rpc_b) = node(port).await;
+    let mut on_a = open(&a, &rpc_a, "alice").await;
+    let mut on_b = open(&b, &rpc_b, "alice").await;
+
+    let nodes = rpc_a
+        .call(
+            "send_user",
+            vec![Value::from("alice"), Value::from("hello")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(nodes, Value::from(2), "both nodes listen on the bus");
+    for ws in [&mut on_a, &mut on_b] {
+        let msg = timeout(WAIT, ws.recv_message()).await.unwrap().unwrap();
+        assert_eq!(msg, Some(Message::text("hello")));
+    }
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
