@@ -173,7 +173,8 @@ impl Handler for App {
             id,
             peer: conn.peer_addr(),
             path: req.path().to_owned(),
-            query: query.to_owned(),
+            // connections() and on_open show the query: not the bearer token.
+            query: crate::auth::redact_token(query),
             opened: SystemTime::now(),
             // Checked in on_upgrade; only an expiry in between can fail here.
             user: match self.shared.gate.admit(req) {

@@ -228,6 +228,18 @@ fn validation(alg: Algorithm) -> Validation {
     v
 }
 
+/// `query` with the value of `token=` replaced by `REDACTED`.
+pub fn redact_token(query: &str) -> String {
+    query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some(("token", _)) => "token=REDACTED",
+            _ => pair,
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// The token of a request: `?token=` first, then a subprotocol that looks
 /// like a JWT. With the subprotocol form the answer names `wspush` if the
 /// browser offered it (else the token itself: a browser fails a connection

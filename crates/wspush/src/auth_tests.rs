@@ -160,3 +160,13 @@ fn es256_public_key_file_verifies() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn tokens_are_redacted_from_shown_queries() {
+    assert_eq!(
+        redact_token("channel=a&token=x.y.z&positions=1"),
+        "channel=a&token=REDACTED&positions=1"
+    );
+    assert_eq!(redact_token("channel=a"), "channel=a");
+    assert_eq!(redact_token(""), "");
+}

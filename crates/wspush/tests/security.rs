@@ -159,6 +159,13 @@ async fn send_user_reaches_every_connection_of_that_user() {
     let mut users: Vec<_> = list.iter().map(|c| field(c, "user").to_string()).collect();
     users.sort();
     assert_eq!(users, ["\"alice\"", "\"alice\"", "\"bob\""]);
+    let queries: Vec<_> = list.iter().map(|c| field(c, "query").to_string()).collect();
+    assert!(
+        queries
+            .iter()
+            .all(|q| !q.contains(&alice) && !q.contains(&bob)),
+        "{queries:?}"
+    );
 
     let n = rpc
         .call(
