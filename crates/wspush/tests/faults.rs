@@ -47,11 +47,22 @@ fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
+/// Resident memory of this process, KiB.
+fn rss_kib() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// RSS may stay above the baseline by allocator caches, not by what a fault left.
+const RSS_MARGIN_KIB: usize = 32 << 10;
+
 /// A running server with its RPC client and the fd count once both are warm.
 struct Bench {
     server: Running,
     rpc: Rpc,
     baseline: usize,
+    rss_baseline: usize,
 }
 
 impl Bench {
@@ -62,10 +73,12 @@ impl Bench {
             server,
             rpc,
             baseline: 0,
+            rss_baseline: 0,
         };
         bench.healthy().await;
         Bench {
             baseline: open_fds(),
+            rss_baseline: rss_kib(),
             ..bench
         }
     }
@@ -98,20 +111,24 @@ impl Bench {
         ws.close(1000, "").await.unwrap();
     }
 
-    /// Waits (bounded) until no browser is left and fds are back near the baseline.
+    /// Waits (bounded) until no browser is left and fds and RSS are back near the baseline.
     async fn settled(&self) {
-        let mut fds = 0;
+        let (mut fds, mut rss) = (0, 0);
         for _ in 0..1500 {
-            fds = open_fds();
-            if self.server.shared.hub.connection_count() == 0 && fds <= self.baseline + FD_MARGIN {
+            (fds, rss) = (open_fds(), rss_kib());
+            if self.server.shared.hub.connection_count() == 0
+                && fds <= self.baseline + FD_MARGIN
+                && rss <= self.rss_baseline + RSS_MARGIN_KIB
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         panic!(
-            "not settled: {} connections, {fds} fds (baseline {})",
+            "not settled: {} connections, {fds} fds (baseline {}), RSS {rss} KiB (baseline {})",
             self.server.shared.hub.connection_count(),
-            self.baseline
+            self.baseline,
+            self.rss_baseline
         );
     }
 
@@ -448,4 +465,31 @@ async fn per_ip_limit_and_large_heads_are_refused() {
     drop(big);
     drop(held);
     bench.after().await;
+}
+
+#[tokio::test]
+async fn connecting_too_fast_from_one_address_is_refused_429() {
+    let _turn = TURN.lock().await;
+    let server = start(&Settings {
+        connects_per_ip_per_sec: 2,
+        limit_loopback: true,
+        ..settings()
+    })
+    .await
+    .unwrap();
+    // Ten connections back to back: at most two per one-second window pass.
+    let mut refused = 0;
+    let mut held = Vec::new();
+    for _ in 0..10 {
+        let mut tcp = TcpStream::connect(server.ws_addr).await.unwrap();
+        let mut answer = [0u8; 12];
+        match timeout(Duration::from_millis(200), tcp.read(&mut answer)).await {
+            Ok(Ok(12)) if answer.starts_with(b"HTTP/1.1 429") => refused += 1,
+            _ => held.push(tcp),
+        }
+    }
+    assert!(refused > 0, "no connection was refused");
+    assert_eq!(server.shared.stats().refused_rate, refused);
+    drop(held);
+    server.shutdown().await.unwrap();
 }
