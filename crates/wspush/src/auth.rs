@@ -159,10 +159,15 @@ impl Gate {
 
     fn decide(&self, req: &Request) -> Result<Admission, Refusal> {
         self.check_origin(req)?;
+        let offers = offers(req);
+        let protocol = answer(&offers);
         let Some((key, validation)) = &self.jwt else {
-            return Ok(Admission::default());
+            return Ok(Admission {
+                claims: None,
+                protocol,
+            });
         };
-        let (token, protocol) = token_of(req).ok_or(Refusal::Unauthorized)?;
+        let token = token_of(req, &offers).ok_or(Refusal::Unauthorized)?;
         let claims = jsonwebtoken::decode::<Claims>(&token, key, validation)
             .map_err(|_| Refusal::Unauthorized)?
             .claims;
@@ -240,34 +245,43 @@ pub fn redact_token(query: &str) -> String {
         .join("&")
 }
 
-/// The token of a request: `?token=` first, then a subprotocol that looks
-/// like a JWT. With the subprotocol form the answer names `wspush` if the
-/// browser offered it (else the token itself: a browser fails a connection
-/// whose answer names none of its offers).
-fn token_of(req: &Request) -> Option<(String, Option<String>)> {
-    let query = req.query().unwrap_or("");
-    let from_query = query
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .find(|(k, _)| *k == "token")
-        .map(|(_, v)| v.to_owned());
-    if let Some(token) = from_query.filter(|t| !t.is_empty()) {
-        return Some((token, None));
-    }
-    let offers: Vec<String> = req
-        .headers()
+/// The subprotocols a browser offered, in order.
+fn offers(req: &Request) -> Vec<String> {
+    req.headers()
         .get_all("sec-websocket-protocol")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(|p| p.trim().to_owned())
-        .collect();
-    let token = offers.iter().find(|p| p.split('.').count() == 3)?.clone();
-    let answer = match offers.iter().any(|p| p == SUBPROTOCOL) {
-        true => SUBPROTOCOL.to_owned(),
-        false => token.clone(),
-    };
-    Some((token, Some(answer)))
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// The subprotocol to answer: `wspush` if offered, else an offered token
+/// (a browser fails a connection whose answer names none of its offers).
+fn answer(offers: &[String]) -> Option<String> {
+    offers
+        .iter()
+        .find(|p| *p == SUBPROTOCOL)
+        .or_else(|| offers.iter().find(|p| looks_like_jwt(p)))
+        .cloned()
+}
+
+fn looks_like_jwt(p: &str) -> bool {
+    p.split('.').count() == 3
+}
+
+/// The token of a request: `?token=` first, then an offered subprotocol
+/// that looks like a JWT.
+fn token_of(req: &Request, offers: &[String]) -> Option<String> {
+    let from_query = req
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, v)| *k == "token" && !v.is_empty())
+        .map(|(_, v)| v.to_owned());
+    from_query.or_else(|| offers.iter().find(|p| looks_like_jwt(p)).cloned())
 }
 
 #[cfg(test)]

@@ -72,6 +72,10 @@ fn token_in_query_gives_the_user() {
         .unwrap();
     assert_eq!(a.claims.unwrap().sub.as_deref(), Some("alice"));
     assert_eq!(a.protocol, None);
+    let only_token = g
+        .admit(&request("/", &[("sec-websocket-protocol", &t)]))
+        .unwrap();
+    assert_eq!(only_token.protocol.as_deref(), Some(t.as_str()));
 }
 
 #[test]
