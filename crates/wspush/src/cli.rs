@@ -34,6 +34,14 @@ pub async fn connect(addr: SocketAddr, unix: Option<&Path>) -> anyhow::Result<Cl
     }
 }
 
+/// Authenticates with the server's RPC secret (`auth(secret)`).
+pub async fn auth(rpc: &Client, secret: &str) -> anyhow::Result<()> {
+    rpc.call("auth", vec![Value::from(secret)])
+        .await
+        .context("the server refused the RPC secret (--rpc-secret / WSPUSH_RPC_SECRET)")?;
+    Ok(())
+}
+
 /// `wspush push`.
 pub async fn push(rpc: &Client, to: PushTo, data: Vec<u8>, binary: bool) -> anyhow::Result<()> {
     let data = if binary {

@@ -35,6 +35,14 @@ struct RpcTarget {
     /// Talk to the server over this Unix socket instead.
     #[arg(long, env = "WSPUSH_RPC_UNIX", value_name = "PATH")]
     rpc_unix: Option<PathBuf>,
+    /// The server's RPC secret (`serve --rpc-secret`); prefer the env variable.
+    #[arg(
+        long,
+        env = "WSPUSH_RPC_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    rpc_secret: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -123,7 +131,11 @@ fn main() -> anyhow::Result<()> {
 
 impl RpcTarget {
     async fn connect(&self) -> anyhow::Result<msgpack_rpc::Client> {
-        cli::connect(self.rpc, self.rpc_unix.as_deref()).await
+        let rpc = cli::connect(self.rpc, self.rpc_unix.as_deref()).await?;
+        if let Some(secret) = &self.rpc_secret {
+            cli::auth(&rpc, secret).await?;
+        }
+        Ok(rpc)
     }
 }
 

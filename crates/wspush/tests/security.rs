@@ -301,3 +301,47 @@ async fn wss_from_certificate_files() {
     server.shutdown().await.unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn the_cli_authenticates_with_the_rpc_secret() {
+    let server = start(&Settings {
+        rpc_secret: Some("cli-s3cret".into()),
+        ..settings()
+    })
+    .await
+    .unwrap();
+    let stats = |secret: Option<&str>| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_wspush"));
+        cmd.args(["stats", "--rpc", &server.rpc_addr.to_string()])
+            .env_remove("WSPUSH_RPC_SECRET")
+            .kill_on_drop(true);
+        if let Some(s) = secret {
+            cmd.env("WSPUSH_RPC_SECRET", s);
+        }
+        cmd
+    };
+    let without = timeout(WAIT, stats(None).output()).await.unwrap().unwrap();
+    assert!(!without.status.success());
+    assert!(
+        String::from_utf8_lossy(&without.stderr).contains("unauthenticated"),
+        "{}",
+        String::from_utf8_lossy(&without.stderr)
+    );
+    let wrong = timeout(WAIT, stats(Some("nope")).output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("refused the RPC secret"));
+    let with = timeout(WAIT, stats(Some("cli-s3cret")).output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        with.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with.stderr)
+    );
+    assert!(String::from_utf8_lossy(&with.stdout).contains("pushes"));
+    server.shutdown().await.unwrap();
+}
