@@ -138,8 +138,11 @@ async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, Serve
 
 /// Binds both listeners and starts serving in the background.
 pub async fn start(settings: &Settings) -> Result<Running, ServeError> {
-    if !settings.rpc.ip().is_loopback() && settings.rpc_secret.is_none() && !settings.rpc_insecure {
-        return Err(ServeError::RpcExposed(settings.rpc));
+    if !settings.rpc.ip().is_loopback() && settings.rpc_secret.is_none() {
+        if !settings.rpc_insecure {
+            return Err(ServeError::RpcExposed(settings.rpc));
+        }
+        tracing::warn!(rpc = %settings.rpc, "RPC without a secret beyond loopback (--rpc-insecure): anyone who reaches it can push");
     }
     let gate = crate::auth::Gate::from_settings(settings)?;
     let ws_config = ws_config(settings)?;
