@@ -25,6 +25,7 @@ use crate::error::{DecodeError, RpcError};
 use crate::message::Message;
 use crate::methods::{CallFuture, Dispatch, Reply};
 use crate::server::Inner;
+use crate::stats::Counters;
 
 /// Rounds of the poll loop before yielding to other tasks.
 const BUDGET: usize = 32;
@@ -55,6 +56,8 @@ pub(crate) struct Connection<R, W> {
     /// False after EOF or once graceful shutdown began.
     reading: bool,
     stopping: bool,
+    /// Reading is paused by backpressure (counted once per pause).
+    paused: bool,
 }
 
 impl<R, W> Connection<R, W>
@@ -85,6 +88,7 @@ where
             stop,
             reading: true,
             stopping: false,
+            paused: false,
         }
     }
 
@@ -142,8 +146,17 @@ where
         let mut progress = self.handle_buffered(cx)?;
         if !self.reading || self.is_full() {
             // Backpressure: a flooding client waits in its own send buffer.
+            if self.reading && !self.paused {
+                self.paused = true;
+                Counters::add(&self.server.counters.backpressure_pauses, 1);
+                tracing::debug!(
+                    conn = self.id,
+                    "reading paused: in-flight or output cap reached"
+                );
+            }
             return Ok(progress);
         }
+        self.paused = false;
         if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
             self.rbuf.reserve(READ_CHUNK);
         }
@@ -192,8 +205,14 @@ where
                 msgid,
                 method,
                 params,
-            } => (Some(msgid), method, params),
-            Message::Notification { method, params } => (None, method, params),
+            } => {
+                Counters::add(&self.server.counters.requests, 1);
+                (Some(msgid), method, params)
+            }
+            Message::Notification { method, params } => {
+                Counters::add(&self.server.counters.notifications, 1);
+                (None, method, params)
+            }
             Message::Response { msgid, .. } => {
                 tracing::debug!(
                     conn = self.id,

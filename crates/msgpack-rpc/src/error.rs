@@ -71,6 +71,20 @@ pub enum DecodeError {
     BadParams,
 }
 
+impl DecodeError {
+    /// Whether the message broke a configured limit (size, depth, element
+    /// count) rather than the format.
+    #[must_use]
+    pub fn is_limit(&self) -> bool {
+        matches!(
+            self,
+            DecodeError::TooLarge { .. }
+                | DecodeError::TooDeep { .. }
+                | DecodeError::TooManyElements { .. }
+        )
+    }
+}
+
 /// The error a method handler returns; the server sends it to the caller in
 /// the error field of the response (with a nil result).
 ///

@@ -84,6 +84,8 @@ mod hash;
 mod methods;
 #[cfg(feature = "tokio")]
 mod server;
+#[cfg(feature = "tokio")]
+mod stats;
 
 pub use codec::{Decoder, Limits};
 pub use encode::{encode, encode_notification, encode_request, encode_value};
@@ -99,3 +101,5 @@ pub use context::{Context, Notifier, NotifyError};
 pub use methods::Arity;
 #[cfg(feature = "tokio")]
 pub use server::{DEFAULT_TCP_ADDR, Server, ServerBuilder, ServerConfig};
+#[cfg(feature = "tokio")]
+pub use stats::{ServerStats, StatsHandle};

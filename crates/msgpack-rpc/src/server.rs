@@ -19,6 +19,7 @@ use crate::connection::{ConnError, Connection};
 use crate::context::{Context, Notifier};
 use crate::error::RpcError;
 use crate::methods::{Arity, Registry};
+use crate::stats::{Counters, ServerStats, StatsHandle};
 
 /// The address the product listens on by default (the library takes any
 /// listener).
@@ -60,6 +61,7 @@ pub(crate) struct Inner {
     pub(crate) config: ServerConfig,
     on_disconnect: Option<DisconnectFn>,
     next_id: AtomicU64,
+    pub(crate) counters: Arc<Counters>,
 }
 
 /// Registers methods and settings; [`ServerBuilder::build`] makes the
@@ -120,6 +122,7 @@ impl ServerBuilder {
             config: self.config,
             on_disconnect: self.on_disconnect,
             next_id: AtomicU64::new(1),
+            counters: Arc::default(),
         };
         Server {
             inner: Arc::new(inner),
@@ -135,6 +138,19 @@ pub struct Server {
 }
 
 impl Server {
+    /// A snapshot of the server's counters (all listeners together).
+    #[must_use]
+    pub fn stats(&self) -> ServerStats {
+        self.inner.counters.snapshot()
+    }
+
+    /// A handle that reads the counters without keeping the server (and the
+    /// state its methods capture) alive.
+    #[must_use]
+    pub fn stats_handle(&self) -> StatsHandle {
+        StatsHandle(Arc::clone(&self.inner.counters))
+    }
+
     /// Starts registering methods.
     pub fn builder() -> ServerBuilder {
         ServerBuilder {
@@ -209,6 +225,8 @@ async fn run_connection<R, W>(
     W: AsyncWrite + Unpin + Send + 'static,
 {
     tracing::debug!(conn = id, "connection opened");
+    Counters::add(&server.counters.connections_open, 1);
+    Counters::add(&server.counters.connections_total, 1);
     let (tx, notes) = mpsc::channel(server.config.notification_queue.max(1));
     let ctx = Context::new(Notifier::new(id, tx));
     let stop = Box::pin(async move {
@@ -220,9 +238,14 @@ async fn run_connection<R, W>(
         Ok(()) => tracing::debug!(conn = id, "connection closed"),
         Err(ConnError::Io(e)) => tracing::debug!(conn = id, error = %e, "connection lost"),
         Err(ConnError::Decode(e)) => {
+            server.counters.record_decode_error(&e);
             tracing::warn!(conn = id, error = %e, "closing connection: malformed input");
         }
     }
+    server
+        .counters
+        .connections_open
+        .fetch_sub(1, Ordering::Relaxed);
     // Dropping the connection closes its notification queue first, so
     // `Notifier::closed` has fired by the time the callback runs.
     drop(conn);

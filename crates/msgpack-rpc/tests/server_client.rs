@@ -339,3 +339,42 @@ async fn notifications_to_a_client_that_does_not_read_fail_with_full() {
         Err(msgpack_rpc::NotifyError::Full)
     );
 }
+
+#[tokio::test]
+async fn stats_count_calls_pauses_and_malformed_closes() {
+    let mut limits = msgpack_rpc::Limits::default();
+    limits.max_message_size = 1024;
+    let config = ServerConfig {
+        limits,
+        max_in_flight: 4,
+        ..ServerConfig::default()
+    };
+    let mut srv = start_with(config).await;
+    let c = Client::connect_tcp(srv.addr).await.unwrap();
+    c.notify("echo", vec![Value::Nil]).unwrap();
+    let results = join_all((0..100).map(|_| c.call("gate", vec![]))).await;
+    assert!(results.iter().all(Result::is_ok));
+
+    let mut bad = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    bad.write_all(&[0x94, 0x00, 0x00, 0xc1]).await.unwrap();
+    timeout(WAIT, srv.disconnects.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    // A str32 header claiming 1 MiB: refused from the header, over the 1 KiB limit.
+    let mut big = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    big.write_all(&[0x94, 0x00, 0x00, 0xdb, 0x00, 0x10, 0x00, 0x00])
+        .await
+        .unwrap();
+    timeout(WAIT, srv.disconnects.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    c.call("echo", vec![Value::Nil]).await.unwrap();
+
+    let s = srv.server.stats();
+    assert_eq!((s.requests, s.notifications), (101, 1), "{s:?}");
+    assert_eq!((s.malformed_closes, s.limit_closes), (2, 1), "{s:?}");
+    assert_eq!((s.connections_total, s.connections_open), (3, 1), "{s:?}");
+    assert!(s.backpressure_pauses >= 1, "{s:?}");
+}

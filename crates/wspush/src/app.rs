@@ -32,6 +32,7 @@ pub struct Shared {
     pub rpc_auth: Arc<RpcAuth>,
     started: Instant,
     ws_stats: OnceLock<Arc<ws_server::Stats>>,
+    rpc_stats: OnceLock<msgpack_rpc::StatsHandle>,
 }
 
 impl Default for Shared {
@@ -51,6 +52,7 @@ impl Shared {
             rpc_auth: Arc::new(RpcAuth::new(None)),
             started: Instant::now(),
             ws_stats: OnceLock::new(),
+            rpc_stats: OnceLock::new(),
         }
     }
 
@@ -93,6 +95,11 @@ impl Shared {
         let _ = self.ws_stats.set(stats);
     }
 
+    /// Attaches the RPC server's counters (once, at start).
+    pub fn set_rpc_stats(&self, stats: msgpack_rpc::StatsHandle) {
+        let _ = self.rpc_stats.set(stats);
+    }
+
     /// A snapshot of every counter.
     pub fn stats(&self) -> Stats {
         let ws = self
@@ -110,6 +117,9 @@ impl Shared {
         stats.refused_unauthorized = self.gate.refusals(Refusal::Unauthorized);
         stats.refused_forbidden = self.gate.refusals(Refusal::Forbidden);
         stats.rpc_auth_failures = self.rpc_auth.failures();
+        if let Some(rpc) = self.rpc_stats.get() {
+            stats.add_rpc(&rpc.snapshot());
+        }
         if let Some(broker) = &self.broker {
             stats.add_broker(broker.counters());
         }

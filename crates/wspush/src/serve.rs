@@ -182,6 +182,7 @@ pub async fn start(settings: &Settings) -> Result<Running, ServeError> {
     let ws_server = ws_server::Server::new(ws_config, App::new(Arc::clone(&shared)));
     shared.set_ws_stats(ws_server.stats());
     let rpc_server = crate::rpc::server(&shared, rpc_config(settings));
+    shared.set_rpc_stats(rpc_server.stats_handle());
 
     let mut tasks = Vec::new();
     let token = shutdown.clone();

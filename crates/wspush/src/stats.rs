@@ -84,6 +84,16 @@ pub struct Stats {
     pub ping_timeouts: u64,
     /// RPC calls refused: wrong secret, or a call before `auth(secret)`.
     pub rpc_auth_failures: u64,
+    /// RPC connections open now.
+    pub rpc_connections: u64,
+    /// RPC requests and notifications received.
+    pub rpc_calls: u64,
+    /// RPC connections closed for malformed input.
+    pub rpc_malformed_closes: u64,
+    /// Of those, closed for breaking a size, depth or element limit.
+    pub rpc_limit_closes: u64,
+    /// Times an RPC connection stopped reading at its in-flight or output cap.
+    pub rpc_backpressure_pauses: u64,
     /// Close codes since start, with counts.
     pub closes_by_code: BTreeMap<u16, u64>,
 }
@@ -129,6 +139,15 @@ impl Stats {
         }
     }
 
+    /// Adds the RPC server's counters.
+    pub fn add_rpc(&mut self, r: &msgpack_rpc::ServerStats) {
+        self.rpc_connections = r.connections_open;
+        self.rpc_calls = r.requests + r.notifications;
+        self.rpc_malformed_closes = r.malformed_closes;
+        self.rpc_limit_closes = r.limit_closes;
+        self.rpc_backpressure_pauses = r.backpressure_pauses;
+    }
+
     /// Adds the Redis broker's counters.
     pub fn add_broker(&mut self, b: &BrokerCounters) {
         let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
@@ -140,7 +159,7 @@ impl Stats {
         self.broker_history_errors = get(&b.history_errors);
     }
 
-    fn scalars(&self) -> [(&'static str, u64, &'static str); 35] {
+    fn scalars(&self) -> [(&'static str, u64, &'static str); 40] {
         [
             (
                 "ping_timeouts",
@@ -171,6 +190,31 @@ impl Stats {
                 "rpc_auth_failures",
                 self.rpc_auth_failures,
                 "RPC calls refused for a missing or wrong secret",
+            ),
+            (
+                "rpc_connections",
+                self.rpc_connections,
+                "RPC connections open",
+            ),
+            (
+                "rpc_calls",
+                self.rpc_calls,
+                "RPC requests and notifications received",
+            ),
+            (
+                "rpc_malformed_closes",
+                self.rpc_malformed_closes,
+                "RPC connections closed for malformed input",
+            ),
+            (
+                "rpc_limit_closes",
+                self.rpc_limit_closes,
+                "RPC connections closed for a message over a limit",
+            ),
+            (
+                "rpc_backpressure_pauses",
+                self.rpc_backpressure_pauses,
+                "RPC connections paused at their in-flight or output cap",
             ),
             (
                 "refused_unauthorized",
@@ -321,6 +365,7 @@ impl Stats {
                     | "uptime_secs"
                     | "node"
                     | "broker_connected"
+                    | "rpc_connections"
             ) {
                 "gauge"
             } else {

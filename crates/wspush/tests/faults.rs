@@ -387,6 +387,9 @@ async fn garbage_truncated_and_oversize_msgpack_on_the_rpc_port() {
         .await
         .unwrap();
     reset(tcp);
+    // Each refusal is counted: four malformed closes, one of them over the size limit.
+    let stats = bench.server.shared.stats();
+    assert_eq!((stats.rpc_malformed_closes, stats.rpc_limit_closes), (4, 1));
     bench.after().await;
 }
 

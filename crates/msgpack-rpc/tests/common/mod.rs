@@ -23,6 +23,7 @@ pub struct Probe {
 
 pub struct TestServer {
     pub addr: std::net::SocketAddr,
+    pub server: Server,
     pub probe: Arc<Probe>,
     pub disconnects: mpsc::UnboundedReceiver<u64>,
     pub stop: Option<oneshot::Sender<()>>,
@@ -107,6 +108,7 @@ pub fn server(config: ServerConfig, probe: Arc<Probe>) -> (Server, mpsc::Unbound
 pub async fn start_with(config: ServerConfig) -> TestServer {
     let probe = Arc::new(Probe::default());
     let (server, disconnects) = server(config, probe.clone());
+    let handle = server.clone();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -119,6 +121,7 @@ pub async fn start_with(config: ServerConfig) -> TestServer {
     });
     TestServer {
         addr,
+        server: handle,
         probe,
         disconnects,
         stop: Some(stop),
