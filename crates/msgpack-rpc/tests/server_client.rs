@@ -342,10 +342,11 @@ async fn notifications_to_a_client_that_does_not_read_fail_with_full() {
 
 #[tokio::test]
 async fn stats_count_calls_pauses_and_malformed_closes() {
-    let mut limits = msgpack_rpc::Limits::default();
-    limits.max_message_size = 1024;
     let config = ServerConfig {
-        limits,
+        limits: msgpack_rpc::Limits {
+            max_message_size: 1024,
+            ..Default::default()
+        },
         max_in_flight: 4,
         ..ServerConfig::default()
     };
