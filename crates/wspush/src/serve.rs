@@ -126,14 +126,19 @@ fn rpc_config(s: &Settings) -> msgpack_rpc::ServerConfig {
     c
 }
 
-async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, ServeError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServeError::Bind {
-            what,
-            addr: addr.to_string(),
-            source,
-        })
+/// Binds `addr` and reads back the address the kernel gave (port 0 picks one).
+async fn bind(
+    what: &'static str,
+    addr: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), ServeError> {
+    let error = |source| ServeError::Bind {
+        what,
+        addr: addr.to_string(),
+        source,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(error)?;
+    let bound = listener.local_addr().map_err(error)?;
+    Ok((listener, bound))
 }
 
 /// Binds both listeners and starts serving in the background.
@@ -146,26 +151,12 @@ pub async fn start(settings: &Settings) -> Result<Running, ServeError> {
     }
     let gate = crate::auth::Gate::from_settings(settings)?;
     let ws_config = ws_config(settings)?;
-    let ws_listener = bind("WebSocket", settings.ws).await?;
-    let rpc_listener = bind("RPC", settings.rpc).await?;
+    let (ws_listener, ws_addr) = bind("WebSocket", settings.ws).await?;
+    let (rpc_listener, rpc_addr) = bind("RPC", settings.rpc).await?;
     let unix_listener = match &settings.rpc_unix {
         Some(path) => Some((bind_unix(path)?, path.clone())),
         None => None,
     };
-    let ws_addr = ws_listener
-        .local_addr()
-        .map_err(|source| ServeError::Bind {
-            what: "WebSocket",
-            addr: settings.ws.to_string(),
-            source,
-        })?;
-    let rpc_addr = rpc_listener
-        .local_addr()
-        .map_err(|source| ServeError::Bind {
-            what: "RPC",
-            addr: settings.rpc.to_string(),
-            source,
-        })?;
 
     let hub = crate::hub::Hub::new(settings.retention());
     let broker = connect_broker(settings).await?;

@@ -2,89 +2,20 @@
 //! browsers, MessagePack-RPC clients as programs.
 #![allow(clippy::unwrap_used)]
 
-use std::time::Duration;
+mod common;
 
-use msgpack_rpc::{Client as Rpc, Notification, Value};
+use common::{Harness, WAIT, local_settings, recv, recv_text};
+
+use msgpack_rpc::{Client as Rpc, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tokio::time::timeout;
 use ws_server::Message;
-use ws_server::client::{self, Client as Ws};
+use ws_server::client::{self};
 use wspush::config::{Overflow, Settings};
-use wspush::serve::{Running, start};
-
-const WAIT: Duration = Duration::from_secs(10);
 
 fn settings() -> Settings {
-    Settings {
-        ws: "127.0.0.1:0".parse().unwrap(),
-        rpc: "127.0.0.1:0".parse().unwrap(),
-        ..Settings::default()
-    }
-}
-
-/// A server plus a listening RPC client, so tests wait on events, not time.
-struct Harness {
-    server: Running,
-    rpc: Rpc,
-    events: mpsc::Receiver<Notification>,
-}
-
-impl Harness {
-    async fn start(settings: Settings) -> Harness {
-        let server = start(&settings).await.unwrap();
-        let rpc = Rpc::connect_tcp(server.rpc_addr).await.unwrap();
-        let events = rpc.notifications();
-        assert_eq!(
-            rpc.call("listen", vec![]).await.unwrap(),
-            Value::Boolean(true)
-        );
-        Harness {
-            server,
-            rpc,
-            events,
-        }
-    }
-
-    fn url(&self, path_and_query: &str) -> String {
-        format!("ws://{}{}", self.server.ws_addr, path_and_query)
-    }
-
-    /// Opens a browser and waits until the server has registered it.
-    async fn open(&mut self, path_and_query: &str) -> (Ws, u64) {
-        let ws = client::connect(&self.url(path_and_query)).await.unwrap();
-        let event = self.next_event("on_open").await;
-        (ws, event.params[0].as_u64().unwrap())
-    }
-
-    async fn next_event(&mut self, method: &str) -> Notification {
-        let event = timeout(WAIT, self.events.recv())
-            .await
-            .expect("no event in time")
-            .expect("event stream ended");
-        assert_eq!(&event.method[..], method.as_bytes(), "{event:?}");
-        event
-    }
-
-    async fn call(&self, method: &str, params: Vec<Value>) -> Value {
-        self.rpc.call(method, params).await.unwrap()
-    }
-}
-
-async fn recv(ws: &mut Ws) -> Message {
-    timeout(WAIT, ws.recv_message())
-        .await
-        .expect("no message in time")
-        .unwrap()
-        .expect("closed")
-}
-
-async fn recv_text(ws: &mut Ws) -> String {
-    match recv(ws).await {
-        Message::Text(t) => String::from_utf8(t.to_vec()).unwrap(),
-        other => panic!("expected text, got {other:?}"),
-    }
+    local_settings()
 }
 
 fn map_get<'a>(map: &'a Value, key: &str) -> &'a Value {

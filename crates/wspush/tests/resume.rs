@@ -2,73 +2,29 @@
 //! frames, exactly the missed messages after a reconnect, gap notices.
 #![allow(clippy::unwrap_used)]
 
-use std::time::Duration;
+mod common;
 
-use msgpack_rpc::{Client as Rpc, Notification, Value};
+use common::{Harness, local_settings, recv};
+
+use msgpack_rpc::Value;
 use serde_json::Value as Json;
-use tokio::sync::mpsc;
-use tokio::time::timeout;
 use ws_server::Message;
-use ws_server::client::{self, Client as Ws};
+use ws_server::client::Client as Ws;
 use wspush::config::Settings;
-use wspush::serve::{Running, start};
 
-const WAIT: Duration = Duration::from_secs(10);
-
-/// A server plus a listening RPC client, so tests wait on events, not time.
-struct Harness {
-    server: Running,
-    rpc: Rpc,
-    events: mpsc::Receiver<Notification>,
+/// A server keeping `history_len` messages per stream.
+async fn harness(history_len: usize) -> Harness {
+    Harness::start(Settings {
+        history_len,
+        shutdown_grace: 0,
+        ..local_settings()
+    })
+    .await
 }
 
-impl Harness {
-    async fn start(history_len: usize) -> Harness {
-        let settings = Settings {
-            ws: "127.0.0.1:0".parse().unwrap(),
-            rpc: "127.0.0.1:0".parse().unwrap(),
-            history_len,
-            shutdown_grace: 0,
-            ..Settings::default()
-        };
-        let server = start(&settings).await.unwrap();
-        let rpc = Rpc::connect_tcp(server.rpc_addr).await.unwrap();
-        let events = rpc.notifications();
-        rpc.call("listen", vec![]).await.unwrap();
-        Harness {
-            server,
-            rpc,
-            events,
-        }
-    }
-
-    /// Opens a browser and waits until the server has registered it (and
-    /// queued any replay).
-    async fn open(&mut self, query: &str) -> Ws {
-        let url = format!("ws://{}/{query}", self.server.ws_addr);
-        let ws = client::connect(&url).await.unwrap();
-        loop {
-            let event = timeout(WAIT, self.events.recv()).await.unwrap().unwrap();
-            if &event.method[..] == b"on_open" {
-                return ws;
-            }
-        }
-    }
-
-    async fn publish(&self, channel: &str, data: String) {
-        self.rpc
-            .call("publish", vec![Value::from(channel), Value::from(data)])
-            .await
-            .unwrap();
-    }
-}
-
-async fn recv(ws: &mut Ws) -> Message {
-    timeout(WAIT, ws.recv_message())
-        .await
-        .expect("no message in time")
-        .unwrap()
-        .expect("closed")
+async fn publish(h: &Harness, channel: &str, data: String) {
+    h.call("publish", vec![Value::from(channel), Value::from(data)])
+        .await;
 }
 
 /// A positioned frame: its JSON header and its data.
@@ -91,10 +47,10 @@ fn epoch(h: &Json) -> String {
 
 #[tokio::test]
 async fn frames_carry_positions_only_for_clients_that_ask() {
-    let mut h = Harness::start(100).await;
-    let mut raw = h.open("?channel=news").await;
-    let mut positioned = h.open("?channel=news&positions=1").await;
-    h.publish("news", r#"{"a":1}"#.into()).await;
+    let mut h = harness(100).await;
+    let mut raw = h.open("/?channel=news").await.0;
+    let mut positioned = h.open("/?channel=news&positions=1").await.0;
+    publish(&h, "news", r#"{"a":1}"#.into()).await;
     h.rpc
         .call("push_data", vec![Value::Binary(vec![0, 1, 255])])
         .await
@@ -118,10 +74,10 @@ async fn frames_carry_positions_only_for_clients_that_ask() {
 
 #[tokio::test]
 async fn a_reconnecting_client_gets_exactly_what_it_missed_then_live() {
-    let mut h = Harness::start(100).await;
-    let mut ws = h.open("?channel=news&positions=1").await;
+    let mut h = harness(100).await;
+    let mut ws = h.open("/?channel=news&positions=1").await.0;
     for i in 1..=5 {
-        h.publish("news", format!("m{i}")).await;
+        publish(&h, "news", format!("m{i}")).await;
     }
     let mut last = None;
     for i in 1..=3 {
@@ -132,14 +88,15 @@ async fn a_reconnecting_client_gets_exactly_what_it_missed_then_live() {
     // Killed mid-stream: m4 and m5 were sent but never processed.
     drop(ws);
     for i in 6..=8 {
-        h.publish("news", format!("m{i}")).await;
+        publish(&h, "news", format!("m{i}")).await;
     }
     let last = last.unwrap();
     let since = format!("{}:{}:news", epoch(&last), seq(&last));
     let mut ws = h
-        .open(&format!("?channel=news&since={}", urlencode(&since)))
-        .await;
-    h.publish("news", "m9".into()).await;
+        .open(&format!("/?channel=news&since={}", urlencode(&since)))
+        .await
+        .0;
+    publish(&h, "news", "m9".into()).await;
     for i in 4..=9 {
         let (head, data) = recv_positioned(&mut ws).await;
         assert_eq!(head.get("gap"), None, "{head}");
@@ -151,16 +108,16 @@ async fn a_reconnecting_client_gets_exactly_what_it_missed_then_live() {
 
 #[tokio::test]
 async fn history_that_no_longer_covers_the_gap_says_so() {
-    let mut h = Harness::start(3).await;
-    let mut ws = h.open("?channel=c&positions=1").await;
-    h.publish("c", "m1".into()).await;
+    let mut h = harness(3).await;
+    let mut ws = h.open("/?channel=c&positions=1").await.0;
+    publish(&h, "c", "m1".into()).await;
     let (first, _) = recv_positioned(&mut ws).await;
     drop(ws);
     for i in 2..=10 {
-        h.publish("c", format!("m{i}")).await;
+        publish(&h, "c", format!("m{i}")).await;
     }
     let e = epoch(&first);
-    let mut ws = h.open(&format!("?channel=c&since={e}:1:c")).await;
+    let mut ws = h.open(&format!("/?channel=c&since={e}:1:c")).await.0;
     let (notice, data) = recv_positioned(&mut ws).await;
     assert_eq!(notice["gap"], Json::Bool(true), "{notice}");
     assert_eq!((seq(&notice), data.as_str()), (7, ""));
@@ -169,7 +126,7 @@ async fn history_that_no_longer_covers_the_gap_says_so() {
         assert_eq!((seq(&head), data), (i, format!("m{i}")));
     }
     // A position from another epoch (e.g. before a restart): notice, then what is kept.
-    let mut ws = h.open("?channel=c&since=older:99:c").await;
+    let mut ws = h.open("/?channel=c&since=older:99:c").await.0;
     let (notice, _) = recv_positioned(&mut ws).await;
     assert_eq!((notice["gap"].as_bool(), seq(&notice)), (Some(true), 7));
     assert_eq!(epoch(&notice), e);
@@ -178,8 +135,8 @@ async fn history_that_no_longer_covers_the_gap_says_so() {
 
 #[tokio::test]
 async fn resuming_while_pushes_continue_loses_and_repeats_nothing() {
-    let mut h = Harness::start(1000).await;
-    let mut ws = h.open("?positions=1").await;
+    let mut h = harness(1000).await;
+    let mut ws = h.open("/?positions=1").await.0;
     let publisher = h.rpc.clone();
     let pushes = tokio::spawn(async move {
         for i in 1..=400u32 {
@@ -198,8 +155,9 @@ async fn resuming_while_pushes_continue_loses_and_repeats_nothing() {
     drop(ws);
     let last = last.unwrap();
     let mut ws = h
-        .open(&format!("?since={}:{}", epoch(&last), seq(&last)))
-        .await;
+        .open(&format!("/?since={}:{}", epoch(&last), seq(&last)))
+        .await
+        .0;
     for i in 51..=400 {
         let (head, data) = recv_positioned(&mut ws).await;
         assert_eq!(head.get("gap"), None, "{head}");

@@ -3,6 +3,10 @@
 //! the RPC shared secret, and `wss://` from certificate files.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{WAIT, recv};
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +19,6 @@ use ws_server::{ClientError, Message};
 use wspush::config::Settings;
 use wspush::serve::{Running, start};
 
-const WAIT: Duration = Duration::from_secs(10);
 const SECRET: &str = "test-jwt-secret";
 
 fn settings() -> Settings {
@@ -49,14 +52,6 @@ fn status_of(result: Result<Ws, ClientError>) -> u16 {
         Err(e) => panic!("expected an HTTP refusal, got {e}"),
         Ok(_) => panic!("expected an HTTP refusal, got a connection"),
     }
-}
-
-async fn recv(ws: &mut Ws) -> Message {
-    timeout(WAIT, ws.recv_message())
-        .await
-        .expect("no message in time")
-        .unwrap()
-        .expect("closed")
 }
 
 async fn authed_server() -> Running {
