@@ -26,6 +26,8 @@ pub struct Shared {
     pub listeners: Listeners,
     /// The Redis broker; `None` with the embedded one.
     pub broker: Option<RedisBroker>,
+    /// The cluster-wide sums of the last stats share (Redis mode).
+    cluster: std::sync::Mutex<Option<Value>>,
     /// Who may connect and join which channels.
     pub gate: Gate,
     /// Which RPC connections have given the shared secret.
@@ -48,6 +50,7 @@ impl Shared {
             hub: Arc::new(hub),
             listeners: Listeners::default(),
             broker,
+            cluster: std::sync::Mutex::new(None),
             gate: Gate::open(),
             rpc_auth: Arc::new(RpcAuth::new(None)),
             started: Instant::now(),
@@ -98,6 +101,47 @@ impl Shared {
     /// Attaches the RPC server's counters (once, at start).
     pub fn set_rpc_stats(&self, stats: msgpack_rpc::StatsHandle) {
         let _ = self.rpc_stats.set(stats);
+    }
+
+    /// RPC `stats()`: this node's counters, and in Redis mode a `cluster`
+    /// map summing every live node's (refreshed every second).
+    pub fn stats_value(&self) -> Value {
+        let mut value = self.stats().to_value();
+        let cluster = self
+            .cluster
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let (Value::Map(map), Some(cluster)) = (&mut value, cluster) {
+            map.push((Value::from("cluster"), cluster));
+        }
+        value
+    }
+
+    /// Shares this node's counters through the broker and keeps the
+    /// cluster-wide sums for `stats()`, every second until `shutdown`.
+    pub async fn share_stats(self: Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
+        const EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+        // A node silent for this long has stopped: it drops out of the sums.
+        const STALE: std::time::Duration = std::time::Duration::from_secs(5);
+        let Some(broker) = &self.broker else {
+            return;
+        };
+        let mut tick = tokio::time::interval(EVERY);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let mine = self.stats().counters();
+            match broker.share_stats(&mine, STALE).await {
+                Ok(nodes) => {
+                    let sums = crate::stats::cluster_value(&nodes);
+                    *self.cluster.lock().unwrap_or_else(|e| e.into_inner()) = Some(sums);
+                }
+                Err(e) => tracing::debug!(error = %e, "cluster stats not shared"),
+            }
+        }
     }
 
     /// A snapshot of every counter.

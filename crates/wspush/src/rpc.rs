@@ -106,7 +106,7 @@ fn register_queries(builder: GuardedBuilder, shared: &Arc<Shared>) -> GuardedBui
         Ok(Value::Map(map))
     });
     let s = Arc::clone(shared);
-    let builder = builder.method_sync("stats", 0, move |_, _| Ok(s.stats().to_value()));
+    let builder = builder.method_sync("stats", 0, move |_, _| Ok(s.stats_value()));
     let s = Arc::clone(shared);
     builder.method_sync("listen", 0, move |ctx: &Context, _| {
         s.listeners.add(ctx.notifier().clone());

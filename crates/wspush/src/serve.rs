@@ -168,6 +168,7 @@ pub async fn start(settings: &Settings) -> Result<Running, ServeError> {
     let shutdown = CancellationToken::new();
     if let Some(broker) = &shared.broker {
         broker.start_subscriber(Arc::clone(&shared.hub), shutdown.clone());
+        tokio::spawn(Arc::clone(&shared).share_stats(shutdown.clone()));
         tracing::info!(node = broker.node(), broker = %settings.broker, "using the Redis broker");
     }
     let ws_server = ws_server::Server::new(ws_config, App::new(Arc::clone(&shared)));

@@ -336,6 +336,14 @@ impl Stats {
         ]
     }
 
+    /// Every scalar counter by name (shared with the other nodes in Redis mode).
+    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+        self.scalars()
+            .iter()
+            .map(|(name, v, _)| (*name, *v))
+            .collect()
+    }
+
     /// The map returned by RPC `stats()`: plain names a person can read.
     pub fn to_value(&self) -> Value {
         let mut map: Vec<(Value, Value)> = self
@@ -418,6 +426,62 @@ mod tests {
             entries
                 .iter()
                 .any(|(k, _)| k.as_str() == Some("closes_by_code"))
+        );
+    }
+}
+
+/// Sums the counters several nodes shared: the `cluster` part of `stats()`.
+/// Per-node facts (`node`, `uptime_secs`, `broker_connected`) are not summed.
+pub fn cluster_value(nodes: &[(u32, Vec<(String, u64)>)]) -> Value {
+    let mut sums: BTreeMap<&str, u64> = BTreeMap::new();
+    for (_, counters) in nodes {
+        for (name, v) in counters {
+            if !matches!(name.as_str(), "node" | "uptime_secs" | "broker_connected") {
+                *sums.entry(name.as_str()).or_default() += v;
+            }
+        }
+    }
+    let mut ids: Vec<u32> = nodes.iter().map(|(id, _)| *id).collect();
+    ids.sort_unstable();
+    let mut map = vec![(
+        Value::from("nodes"),
+        Value::Array(ids.into_iter().map(Value::from).collect()),
+    )];
+    map.extend(
+        sums.into_iter()
+            .map(|(k, v)| (Value::from(k), Value::from(v))),
+    );
+    Value::Map(map)
+}
+
+#[cfg(test)]
+mod cluster_tests {
+    use super::*;
+
+    #[test]
+    fn cluster_sums_counters_but_not_per_node_facts() {
+        let nodes = vec![
+            (
+                2,
+                vec![("deliveries".to_owned(), 5), ("node".to_owned(), 2)],
+            ),
+            (
+                1,
+                vec![("deliveries".to_owned(), 7), ("node".to_owned(), 1)],
+            ),
+        ];
+        let Value::Map(map) = cluster_value(&nodes) else {
+            panic!("not a map")
+        };
+        assert_eq!(
+            map,
+            vec![
+                (
+                    Value::from("nodes"),
+                    Value::Array(vec![Value::from(1), Value::from(2)])
+                ),
+                (Value::from("deliveries"), Value::from(12)),
+            ]
         );
     }
 }

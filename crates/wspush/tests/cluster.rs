@@ -327,3 +327,57 @@ async fn a_redis_restart_fails_publishes_loudly_then_delivery_resumes_with_a_gap
     assert!(!stats.contains("\"broker_disconnects\": 0"), "{stats}");
     assert!(stats.contains("\"broker_connected\": 1"), "{stats}");
 }
+
+/// The value under `key` in a msgpack map.
+fn field<'a>(map: &'a Value, key: &str) -> Option<&'a Value> {
+    map.as_map()?
+        .iter()
+        .find(|(k, _)| k.as_str() == Some(key))
+        .map(|(_, v)| v)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_aggregate_across_nodes() {
+    let redis = Redis::start().await;
+    let mut nodes = cluster(&redis).await;
+    let mut browsers = Vec::new();
+    for node in nodes.iter_mut() {
+        browsers.push(node.open("").await.0);
+    }
+    // One broadcast reaches the three browsers, one per node.
+    nodes[0]
+        .call("push_data", vec![Value::from("x")])
+        .await
+        .unwrap();
+    for ws in browsers.iter_mut() {
+        assert_eq!(recv_text(ws).await, "x");
+    }
+    // Each node shares its counters every second; wait (bounded) until
+    // node 0's cluster view counts all three browsers and deliveries.
+    let cluster = timeout(WAIT, async {
+        loop {
+            let stats = nodes[0].call("stats", vec![]).await.unwrap();
+            if let Some(cluster) = field(&stats, "cluster") {
+                let nodes_seen = field(cluster, "nodes")
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len);
+                let connections = field(cluster, "connections").and_then(Value::as_u64);
+                let deliveries = field(cluster, "deliveries").and_then(Value::as_u64);
+                if nodes_seen == 3 && connections == Some(3) && deliveries >= Some(3) {
+                    return cluster.clone();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the cluster view never counted all three nodes");
+    // The per-node view of node 0 still shows only its own browser.
+    let own = nodes[0].call("stats", vec![]).await.unwrap();
+    assert_eq!(field(&own, "connections"), Some(&Value::from(1)));
+    assert_eq!(
+        field(&cluster, "node"),
+        None,
+        "per-node facts are not summed"
+    );
+}

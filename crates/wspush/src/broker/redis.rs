@@ -53,6 +53,9 @@ struct Job {
     reply: oneshot::Sender<Result<RValue, BrokerError>>,
 }
 
+/// Where nodes share their counters (field: node number).
+const STATS_KEY: &str = "wspush:stats";
+
 /// A node's link to Redis.
 pub struct RedisBroker {
     node: u32,
@@ -230,6 +233,52 @@ impl RedisBroker {
             .max_age
             .map(|age| unix_ms().saturating_sub(age.as_millis()));
         parse_history(reply, oldest_ms)
+    }
+
+    /// Shares this node's counters and reads every node's: the `cluster`
+    /// part of `stats()`. Entries older than `max_age` (a node that stopped)
+    /// are left out.
+    pub async fn share_stats(
+        &self,
+        mine: &[(&'static str, u64)],
+        max_age: Duration,
+    ) -> Result<Vec<(u32, Vec<(String, u64)>)>, BrokerError> {
+        let now = unix_ms();
+        let entry = serde_json::json!({
+            "t": now as u64,
+            "s": mine.iter().map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v))).collect::<serde_json::Map<_, _>>(),
+        });
+        let mut pipe = redis::pipe();
+        pipe.cmd("HSET")
+            .arg(STATS_KEY)
+            .arg(self.node)
+            .arg(entry.to_string())
+            .ignore()
+            .cmd("HGETALL")
+            .arg(STATS_KEY);
+        let mut conn = self.conn.clone();
+        let (all,): (Vec<(u32, String)>,) =
+            tokio::time::timeout(self.timeout, pipe.query_async(&mut conn))
+                .await
+                .map_err(|_| BrokerError::Timeout(self.timeout))?
+                .map_err(unavailable)?;
+        let oldest = now.saturating_sub(max_age.as_millis()) as u64;
+        Ok(all
+            .into_iter()
+            .filter_map(|(node, text)| {
+                let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+                if v.get("t")?.as_u64()? < oldest {
+                    return None;
+                }
+                let counters = v
+                    .get("s")?
+                    .as_object()?
+                    .iter()
+                    .filter_map(|(k, n)| Some((k.clone(), n.as_u64()?)))
+                    .collect();
+                Some((node, counters))
+            })
+            .collect())
     }
 
     /// Starts the subscriber task: delivers to `hub` until `shutdown`.
