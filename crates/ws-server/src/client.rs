@@ -47,6 +47,25 @@ pub struct ClientConfig {
     pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
+impl ClientConfig {
+    /// Sets [`ClientConfig::tls`] to trust exactly `root` (a self-signed server
+    /// certificate or a private CA), the usual case for tests and tools.
+    pub fn trust_root(
+        &mut self,
+        root: rustls::pki_types::CertificateDer<'static>,
+    ) -> Result<(), rustls::Error> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(root)?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        self.tls = Some(Arc::new(tls));
+        Ok(())
+    }
+}
+
 /// Where to connect, from a `ws://` or `wss://` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {

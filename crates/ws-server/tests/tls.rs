@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use common::{TestServer, config, python};
 use ws_proto::Message;
 use ws_server::TlsConfig;
@@ -52,16 +50,8 @@ async fn tls_server(pki: &Pki) -> TestServer {
 async fn rust_client_over_wss() {
     let pki = pki("rust");
     let srv = tls_server(&pki).await;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(pki.cert_der.clone()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
     let mut cfg = ClientConfig::default();
-    cfg.tls = Some(Arc::new(tls));
+    cfg.trust_root(pki.cert_der.clone()).unwrap();
     let url = format!("wss://localhost:{}/secure", srv.addr.port());
     let mut ws = client::connect_with(&url, cfg).await.unwrap();
     let text = "over TLS ".repeat(5000);

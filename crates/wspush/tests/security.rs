@@ -7,7 +7,6 @@ mod common;
 
 use common::{WAIT, recv};
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::{EncodingKey, Header};
@@ -275,16 +274,8 @@ async fn wss_from_certificate_files() {
     })
     .await
     .unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(key.cert.der().clone()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
     let mut cfg = ClientConfig::default();
-    cfg.tls = Some(Arc::new(tls));
+    cfg.trust_root(key.cert.der().clone()).unwrap();
     let url = format!("wss://localhost:{}/", server.ws_addr.port());
     let mut ws = client::connect_with(&url, cfg).await.unwrap();
     let rpc = Rpc::connect_tcp(server.rpc_addr).await.unwrap();
