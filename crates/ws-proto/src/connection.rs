@@ -15,7 +15,7 @@ use crate::deflate::{DeflateParams, Deflater, Inflater};
 use crate::error::{ProtocolError, SendError};
 use crate::frame::{FrameHeader, MAX_HEADER_LEN, OpCode, apply_mask};
 use crate::message::{Config, Event, Message, Role, State};
-use crate::prepared::PreparedMessage;
+use crate::prepared::{FrameChoice, PreparedMessage};
 use crate::recv::Receiver;
 
 /// Payloads at least this long are queued as their own `Bytes` (no copy) instead of
@@ -209,18 +209,25 @@ impl Connection {
         if self.role == Role::Client {
             return self.send(msg.message());
         }
-        let frame = match self.deflate.as_deref() {
-            Some(d)
-                if d.tx_no_context_takeover
-                    && d.deflater.is_usable()
-                    && msg.payload_len() >= self.config.compression_threshold =>
-            {
-                msg.compressed_frame(d.tx_window_bits).clone()
-            }
-            _ => msg.plain_frame().clone(),
-        };
+        let frame = self.frame_choice().frame(msg).clone();
         self.push_shared(frame);
         Ok(())
+    }
+
+    /// Which variant of a [`PreparedMessage`] this connection sends: compressed only when
+    /// our compressor starts every message from an empty window (the shared variants do).
+    #[must_use]
+    pub fn frame_choice(&self) -> FrameChoice {
+        match self.deflate.as_deref() {
+            Some(d)
+                if self.role == Role::Server
+                    && d.tx_no_context_takeover
+                    && d.deflater.is_usable() =>
+            {
+                FrameChoice::compressed(d.tx_window_bits, self.config.compression_threshold)
+            }
+            _ => FrameChoice::PLAIN,
+        }
     }
 
     /// Queue a ping (payload at most 125 bytes).

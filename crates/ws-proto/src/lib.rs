@@ -58,7 +58,7 @@ pub use close::CloseFrame;
 pub use connection::Connection;
 pub use error::{HandshakeError, ProtocolError, SendError};
 pub use message::{Config, Event, Message, Role, State};
-pub use prepared::PreparedMessage;
+pub use prepared::{FrameChoice, PreparedMessage};
 
 #[cfg(test)]
 mod tests;

@@ -21,6 +21,35 @@ use bytes::{Bytes, BytesMut};
 /// zlib level of the shared compressed variants: zlib's default balance.
 const COMPRESSION_LEVEL: u32 = 6;
 
+/// Which variant of a [`PreparedMessage`] one server connection sends: fixed for the
+/// connection's life by its negotiated extension, so it can be computed once and used by
+/// code that writes the connection's socket without its [`crate::Connection`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FrameChoice {
+    /// Compress messages of at least `.1` bytes with a `.0`-bit empty window; `None`: never.
+    compress: Option<(u8, usize)>,
+}
+
+impl FrameChoice {
+    /// Always the plain frame.
+    pub const PLAIN: FrameChoice = FrameChoice { compress: None };
+
+    pub(crate) fn compressed(window_bits: u8, threshold: usize) -> Self {
+        FrameChoice {
+            compress: Some((window_bits, threshold)),
+        }
+    }
+
+    /// The frame of `msg` this connection sends.
+    #[must_use]
+    pub fn frame<'m>(&self, msg: &'m PreparedMessage) -> &'m Bytes {
+        match self.compress {
+            Some((bits, threshold)) if msg.payload_len() >= threshold => msg.compressed_frame(bits),
+            _ => msg.plain_frame(),
+        }
+    }
+}
+
 /// A server data message encoded once, shared by any number of connections
 /// (`Send + Sync`; wrap it in an `Arc`).
 #[derive(Debug)]

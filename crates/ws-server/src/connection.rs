@@ -5,6 +5,11 @@
 //! many messages to many connections costs one wake-up per connection per batch. The queue is
 //! bounded in bytes; the bytes of a batch stay counted until the task has written them, so a
 //! stalled socket fills the queue and triggers the [`OverflowPolicy`].
+//!
+//! [`Connection::send_prepared_now`] skips the task when it can: if nothing is queued and the
+//! task is not writing, the sender writes the frame to the socket itself, under the queue
+//! lock. An isolated message then costs one `write` and no wake-up; the rest of a frame the
+//! socket took only in part is handed to the task, which writes it before anything else.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -12,8 +17,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
-use ws_proto::{Message, PreparedMessage};
+use ws_proto::{FrameChoice, Message, PreparedMessage};
 
 use crate::config::OverflowPolicy;
 use crate::error::SendError;
@@ -59,6 +65,19 @@ struct Queue {
     abort: bool,
     /// The task ended.
     closed: bool,
+    /// The socket, for senders' direct writes (plain TCP only, set once upgraded).
+    direct: Option<Direct>,
+    /// The task is writing: it may have sent part of a frame, so senders must queue.
+    writer_busy: bool,
+    /// The unwritten rest of a frame a sender wrote in part; the task sends it first.
+    /// Its bytes are counted in `bytes`.
+    partial: Option<Bytes>,
+}
+
+#[derive(Debug)]
+struct Direct {
+    socket: Arc<TcpStream>,
+    choice: FrameChoice,
 }
 
 /// State shared by the handles of one connection and its task.
@@ -141,6 +160,17 @@ impl Connection {
         self.shared.push(Outbound::Prepared(Arc::clone(msg)))
     }
 
+    /// Like [`send_prepared`](Self::send_prepared), but when nothing is queued and the
+    /// connection task is not writing, writes the frame to the socket on the calling thread:
+    /// no wake-up, no task switch, the bytes leave now. Otherwise (TLS, a busy or full
+    /// socket) it queues as `send_prepared` does; order is kept either way.
+    ///
+    /// Use it for a message that is not followed at once by others; for a burst,
+    /// `send_prepared` lets the task coalesce many frames into one write.
+    pub fn send_prepared_now(&self, msg: &Arc<PreparedMessage>) -> Result<(), SendError> {
+        self.shared.push_now(msg)
+    }
+
     /// Starts the close handshake after the messages already queued. Later sends are refused.
     /// Does nothing if a close was already requested.
     pub fn close(&self, code: u16, reason: &str) {
@@ -177,11 +207,39 @@ impl Shared {
     }
 
     fn push(&self, item: Outbound) -> Result<(), SendError> {
-        let size = item.size();
+        let q = self.lock();
+        if q.closing || q.closed {
+            return Err(SendError::Closed);
+        }
+        self.enqueue(q, item)
+    }
+
+    fn push_now(&self, msg: &Arc<PreparedMessage>) -> Result<(), SendError> {
         let mut q = self.lock();
         if q.closing || q.closed {
             return Err(SendError::Closed);
         }
+        if let (0, false, Some(direct)) = (q.bytes, q.writer_busy, &q.direct) {
+            let frame = direct.choice.frame(msg);
+            // An error other than WouldBlock is left for the task to find on its own I/O.
+            if let Ok(n) = direct.socket.try_write(frame) {
+                Stats::add(&self.stats.messages_sent, 1);
+                Stats::add(&self.stats.bytes_sent, n as u64);
+                if n < frame.len() {
+                    let rest = frame.slice(n..);
+                    q.bytes += rest.len();
+                    q.partial = Some(rest);
+                    drop(q);
+                    self.wake();
+                }
+                return Ok(());
+            }
+        }
+        self.enqueue(q, Outbound::Prepared(Arc::clone(msg)))
+    }
+
+    fn enqueue(&self, mut q: MutexGuard<'_, Queue>, item: Outbound) -> Result<(), SendError> {
+        let size = item.size();
         if q.bytes > 0 && q.bytes + size > self.limit {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             match self.policy {
@@ -239,16 +297,41 @@ impl Shared {
         self.notified.store(false, Ordering::Release);
     }
 
-    /// Task side: takes every queued message; their bytes stay counted until [`Self::release`].
-    pub(crate) fn take(&self, into: &mut VecDeque<Outbound>) -> usize {
+    /// Task side: the socket is plain TCP; senders may write to it directly from now on.
+    pub(crate) fn attach_direct(&self, socket: Arc<TcpStream>, choice: FrameChoice) {
+        self.lock().direct = Some(Direct { socket, choice });
+    }
+
+    /// Task side: no more direct writes (the task is about to shut the socket down).
+    pub(crate) fn detach_direct(&self) {
+        self.lock().direct = None;
+    }
+
+    /// Task side: the task starts writing; senders queue until [`Self::end_write`]. Returns
+    /// the rest of a frame a sender wrote in part, which must be written first.
+    pub(crate) fn begin_write(&self) -> Option<Bytes> {
         let mut q = self.lock();
+        q.writer_busy = true;
+        q.partial.take()
+    }
+
+    /// Task side: everything the task had is written.
+    pub(crate) fn end_write(&self) {
+        self.lock().writer_busy = false;
+    }
+
+    /// Task side: takes every queued message; their bytes stay counted until [`Self::release`].
+    /// The rest of a partly written frame, if any, comes back separately: it goes first.
+    pub(crate) fn take(&self, into: &mut VecDeque<Outbound>) -> (usize, Option<Bytes>) {
+        let mut q = self.lock();
+        let partial = q.partial.take();
         let taken: usize = q.items.iter().map(Outbound::size).sum();
         if into.is_empty() {
             std::mem::swap(into, &mut q.items);
         } else {
             into.extend(q.items.drain(..));
         }
-        taken
+        (taken, partial)
     }
 
     /// Task side: a taken batch is fully written.
@@ -277,6 +360,8 @@ impl Shared {
         q.closed = true;
         q.items = VecDeque::new();
         q.bytes = 0;
+        q.partial = None;
+        q.direct = None;
     }
 }
 
@@ -300,7 +385,7 @@ mod tests {
         assert_eq!(c.dropped_messages(), 1);
         assert_eq!(c.shared.stats.snapshot().dropped_messages, 1);
         let mut batch = VecDeque::new();
-        assert_eq!(c.shared.take(&mut batch), 10);
+        assert_eq!(c.shared.take(&mut batch).0, 10);
         assert_eq!(batch.len(), 2);
         // Taken but not yet written: still counted.
         assert_eq!(c.send_binary(vec![0; 1]), Err(SendError::Full));

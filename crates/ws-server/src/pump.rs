@@ -57,6 +57,9 @@ pub(crate) fn poll_io(d: &mut Driver<'_>, cx: &mut Context<'_>) -> Poll<()> {
 /// `Ready(Ok(true))`: some bytes went out; `Ready(Ok(false))`: nothing to write.
 fn poll_write(d: &mut Driver<'_>, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
     let mut progress = false;
+    if !d.out.is_empty() {
+        d.begin_write();
+    }
     while !d.out.is_empty() {
         let mut slices = [IoSlice::new(&[]); MAX_IOV];
         let mut n = 0;
@@ -86,6 +89,7 @@ fn poll_write(d: &mut Driver<'_>, cx: &mut Context<'_>) -> Poll<io::Result<bool>
             Poll::Pending => return Poll::Pending,
         }
     }
+    d.end_write();
     Poll::Ready(Ok(progress))
 }
 

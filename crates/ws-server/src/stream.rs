@@ -3,10 +3,16 @@
 //! Hyper gets this type wrapped in `TokioIo`, so after an upgrade
 //! `Upgraded::downcast::<TokioIo<Stream>>()` always succeeds and the connection task owns the
 //! socket directly (vectored writes, no boxed trait object in between).
+//!
+//! After the upgrade a plain socket becomes [`Stream::Shared`]: the connection task still
+//! reads and writes it, and senders may write a whole frame to it directly when the task has
+//! nothing to write (see `Connection::send_prepared_now`). Both go through tokio's
+//! `&self` readiness API, so readiness stays coherent whoever writes.
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -17,6 +23,23 @@ pub(crate) enum Stream {
     Plain(TcpStream),
     /// Boxed: a rustls session is a few hundred bytes, plain connections should not pay for it.
     Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
+    /// A plain socket shared with the connection's senders.
+    Shared(Arc<TcpStream>),
+}
+
+/// Retries `op` until the socket is ready for it (`try_*` clears readiness on `WouldBlock`).
+fn poll_shared<T>(
+    cx: &mut Context<'_>,
+    mut ready: impl FnMut(&mut Context<'_>) -> Poll<io::Result<()>>,
+    mut op: impl FnMut() -> io::Result<T>,
+) -> Poll<io::Result<T>> {
+    loop {
+        ready!(ready(cx))?;
+        match op() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            done => return Poll::Ready(done),
+        }
+    }
 }
 
 impl AsyncRead for Stream {
@@ -28,6 +51,16 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Shared(s) => {
+                // The buffer is zeroed only once the socket is readable: waiting costs nothing.
+                let n = ready!(poll_shared(
+                    cx,
+                    |cx| s.poll_read_ready(cx),
+                    || s.try_read(buf.initialize_unfilled())
+                ))?;
+                buf.advance(n);
+                Poll::Ready(Ok(()))
+            }
         }
     }
 }
@@ -41,6 +74,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Shared(s) => poll_shared(cx, |cx| s.poll_write_ready(cx), || s.try_write(buf)),
         }
     }
 
@@ -52,6 +86,11 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            Stream::Shared(s) => poll_shared(
+                cx,
+                |cx| s.poll_write_ready(cx),
+                || s.try_write_vectored(bufs),
+            ),
         }
     }
 
@@ -59,6 +98,7 @@ impl AsyncWrite for Stream {
         match self {
             Stream::Plain(s) => s.is_write_vectored(),
             Stream::Tls(s) => s.is_write_vectored(),
+            Stream::Shared(_) => true,
         }
     }
 
@@ -66,6 +106,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Shared(_) => Poll::Ready(Ok(())),
         }
     }
 
@@ -73,6 +114,12 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            // The task detaches the senders' handle before it shuts down; were one still
+            // alive, dropping the socket would close it instead.
+            Stream::Shared(s) => match Arc::get_mut(s) {
+                Some(s) => Pin::new(s).poll_shutdown(cx),
+                None => Poll::Ready(Ok(())),
+            },
         }
     }
 }

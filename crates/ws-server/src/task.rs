@@ -105,6 +105,15 @@ pub(crate) async fn run<H: Handler>(
     let conn = admitted.conn.clone();
     let cfg = &inner.config;
     let proto = ws_proto::Connection::new(Role::Server, cfg.proto.clone(), deflate);
+    let io = match io {
+        Stream::Plain(tcp) => {
+            let tcp = Arc::new(tcp);
+            conn.shared
+                .attach_direct(Arc::clone(&tcp), proto.frame_choice());
+            Stream::Shared(tcp)
+        }
+        other => other,
+    };
     let mut driver = Driver::new(io, proto, conn.clone(), cfg, &inner.stats);
     if !read_buf.is_empty() {
         driver.input(&read_buf);
@@ -143,6 +152,10 @@ pub(crate) struct Driver<'a> {
     pub(crate) out: VecDeque<Bytes>,
     pub(crate) out_bytes: usize,
     pub(crate) needs_flush: bool,
+    /// Senders may write to the socket directly (see `Connection::send_prepared_now`).
+    direct: bool,
+    /// The task told senders it is writing (`Shared::begin_write`).
+    writing: bool,
     /// Messages taken from the connection's queue, not yet encoded.
     pending: VecDeque<Outbound>,
     /// Payload bytes taken from the queue and still counted there until written.
@@ -172,6 +185,8 @@ impl<'a> Driver<'a> {
     ) -> Self {
         let now = Instant::now();
         Self {
+            direct: matches!(io, Stream::Shared(_)),
+            writing: false,
             io,
             proto,
             conn,
@@ -291,7 +306,36 @@ impl<'a> Driver<'a> {
     }
 
     fn pull(&mut self) {
-        self.in_flight += self.conn.shared.take(&mut self.pending);
+        let (taken, partial) = self.conn.shared.take(&mut self.pending);
+        self.in_flight += taken;
+        self.claim_partial(partial);
+    }
+
+    /// The rest of a frame a sender wrote in part: nothing of `out` is written yet (senders
+    /// write only while the task does not), and the rest must be next on the wire.
+    fn claim_partial(&mut self, rest: Option<Bytes>) {
+        if let Some(rest) = rest {
+            self.in_flight += rest.len();
+            self.out_bytes += rest.len();
+            self.out.push_front(rest);
+        }
+    }
+
+    /// Before writing: stop senders' direct writes (and put what one left first).
+    pub(crate) fn begin_write(&mut self) {
+        if self.direct && !self.writing {
+            self.writing = true;
+            let rest = self.conn.shared.begin_write();
+            self.claim_partial(rest);
+        }
+    }
+
+    /// Everything in `out` is written: senders may write directly again.
+    pub(crate) fn end_write(&mut self) {
+        if self.writing {
+            self.writing = false;
+            self.conn.shared.end_write();
+        }
     }
 
     /// Moves pending messages into the protocol core while the socket keeps up.
@@ -358,6 +402,9 @@ impl<'a> Driver<'a> {
             tracing::info!(id = self.conn.id(), code = e.close_code(), error = %e, "protocol violation or limit: closing");
             self.conn.shared.mark_closing();
             self.failure = Some((e.close_code(), e.to_string()));
+        } else if self.proto.state() != ws_proto::State::Open && !self.conn.is_closed() {
+            // The peer's close is echoed: no data frame may follow ours, direct ones included.
+            self.conn.shared.mark_closing();
         }
         self.transmit();
     }
@@ -430,6 +477,7 @@ impl<'a> Driver<'a> {
     /// Closes the socket (after a completed or failed close handshake: FIN first, as RFC 6455
     /// §7.1.1 asks of servers) and describes the end.
     async fn finish(&mut self) -> CloseInfo {
+        self.conn.shared.detach_direct();
         if self.lost.is_none() {
             let close = self.io.shutdown();
             let _ = tokio::time::timeout(self.cfg.close_timeout, close).await;
@@ -442,5 +490,53 @@ impl<'a> Driver<'a> {
             return CloseInfo::new(code, reason, false);
         }
         CloseInfo::new(1006, self.lost.unwrap_or("connection lost"), false)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::config::OverflowPolicy;
+    use ws_proto::{Message, PreparedMessage};
+
+    /// A frame the task produced (a pong) but has not started writing, then a sender's
+    /// direct write taken only in part: the rest of that frame must go out first.
+    #[tokio::test]
+    async fn the_rest_of_a_direct_write_goes_before_unwritten_task_frames() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (tcp, peer) = listener.accept().await.unwrap();
+        let cfg = ServerConfig::default();
+        let stats = Arc::new(Stats::default());
+        let conn = Connection::new(1, peer, 64 << 20, OverflowPolicy::Close, stats.clone());
+        let tcp = Arc::new(tcp);
+        let proto = ws_proto::Connection::new(Role::Server, cfg.proto.clone(), None);
+        conn.shared
+            .attach_direct(Arc::clone(&tcp), proto.frame_choice());
+        let mut d = Driver::new(Stream::Shared(tcp), proto, conn.clone(), &cfg, &stats);
+        let task_frame = Bytes::from_static(b"\x8a\x00");
+        d.out.push_back(task_frame.clone());
+        d.out_bytes += task_frame.len();
+
+        let big = Arc::new(PreparedMessage::new(Message::binary(vec![1u8; 16 << 20])));
+        conn.send_prepared_now(&big).unwrap();
+        let rest = conn.queued_bytes();
+        assert!(rest > 0, "16 MiB must not fit the socket buffers");
+        d.pull();
+        assert_eq!(d.out.len(), 2);
+        assert_eq!(
+            d.out[0],
+            big.plain_frame().slice(big.plain_frame().len() - rest..)
+        );
+        assert_eq!(d.out[1], task_frame);
+
+        // While the task writes, senders queue instead of writing.
+        d.begin_write();
+        let small = Arc::new(PreparedMessage::new(Message::text("queued")));
+        conn.send_prepared_now(&small).unwrap();
+        assert_eq!(conn.queued_bytes(), rest + small.plain_frame().len());
     }
 }
