@@ -193,6 +193,7 @@ where
             let Some(msg) = self.decoder.decode(&mut self.rbuf)? else {
                 break;
             };
+            self.ctx.set_more_buffered(!self.rbuf.is_empty());
             self.handle_message(msg, cx);
             progress = true;
         }

@@ -80,11 +80,28 @@ impl Notifier {
 #[derive(Debug, Clone)]
 pub struct Context {
     notifier: Notifier,
+    more_buffered: bool,
 }
 
 impl Context {
     pub(crate) fn new(notifier: Notifier) -> Self {
-        Context { notifier }
+        Context {
+            notifier,
+            more_buffered: false,
+        }
+    }
+
+    pub(crate) fn set_more_buffered(&mut self, more: bool) {
+        self.more_buffered = more;
+    }
+
+    /// Whether the caller had already sent more (part of a next message) when this call
+    /// was dispatched: it is pipelining. A handler may then leave its output to be
+    /// batched with what the next calls produce, as Nagle's algorithm does, and flush
+    /// at once otherwise.
+    #[must_use]
+    pub fn more_buffered(&self) -> bool {
+        self.more_buffered
     }
 
     /// The id of the caller's connection, unique per [`Server`](crate::Server).

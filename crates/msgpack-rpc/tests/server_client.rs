@@ -379,3 +379,33 @@ async fn stats_count_calls_pauses_and_malformed_closes() {
     assert_eq!((s.connections_total, s.connections_open), (3, 1), "{s:?}");
     assert!(s.backpressure_pauses >= 1, "{s:?}");
 }
+
+/// A handler learns whether the caller had already sent more: two requests in one write
+/// see `true` then `false`; a lone request sees `false`.
+#[tokio::test]
+async fn handlers_see_whether_more_requests_are_buffered() {
+    let srv = start().await;
+    let mut raw = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    // [0, msgid, "more", []] twice, in one write.
+    let request = |id: u8| [0x94, 0x00, id, 0xa4, b'm', b'o', b'r', b'e', 0x90];
+    let mut two = request(1).to_vec();
+    two.extend_from_slice(&request(2));
+    raw.write_all(&two).await.unwrap();
+    // [1, msgid, nil, bool]: 0xc3 is true, 0xc2 false.
+    let mut reply = [0u8; 10];
+    timeout(WAIT, raw.read_exact(&mut reply))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        reply,
+        [0x94, 0x01, 1, 0xc0, 0xc3, 0x94, 0x01, 2, 0xc0, 0xc2]
+    );
+    raw.write_all(&request(3)).await.unwrap();
+    let mut reply = [0u8; 5];
+    timeout(WAIT, raw.read_exact(&mut reply))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reply, [0x94, 0x01, 3, 0xc0, 0xc2]);
+}

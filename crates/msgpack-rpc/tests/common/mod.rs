@@ -52,6 +52,7 @@ pub fn server(config: ServerConfig, probe: Arc<Probe>) -> (Server, mpsc::Unbound
         .method_sync("push_data", 1, |_, _| Ok(Value::Nil))
         .method_sync("count", 1..=3, |_, params| Ok(Value::from(params.len())))
         .method_sync("any", 0.., |_, params| Ok(Value::Array(params)))
+        .method_sync("more", 0, |ctx, _| Ok(Value::from(ctx.more_buffered())))
         .method("fail", 0, |_, _| async { Err(RpcError::message("boom")) })
         .method("panic", 0, |_, _| async { panic!("kaboom") })
         .method_sync("panic_sync", 0, |_, _| panic!("sync kaboom"))
