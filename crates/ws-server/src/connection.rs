@@ -224,6 +224,7 @@ impl Shared {
             // An error other than WouldBlock is left for the task to find on its own I/O.
             if let Ok(n) = direct.socket.try_write(frame) {
                 Stats::add(&self.stats.messages_sent, 1);
+                Stats::add(&self.stats.direct_writes, 1);
                 Stats::add(&self.stats.bytes_sent, n as u64);
                 if n < frame.len() {
                     let rest = frame.slice(n..);

@@ -12,6 +12,7 @@ pub struct Stats {
     pub(crate) connections_open: AtomicU64,
     pub(crate) connections_total: AtomicU64,
     pub(crate) messages_sent: AtomicU64,
+    pub(crate) direct_writes: AtomicU64,
     pub(crate) bytes_sent: AtomicU64,
     pub(crate) messages_received: AtomicU64,
     pub(crate) bytes_received: AtomicU64,
@@ -37,6 +38,9 @@ pub struct StatsSnapshot {
     pub connections_total: u64,
     /// Messages handed to the protocol core for sending (including prepared ones).
     pub messages_sent: u64,
+    /// Of those, messages a sender wrote to the socket itself (`send_prepared_now` on an
+    /// idle connection), with no wake-up of the connection task.
+    pub direct_writes: u64,
     /// Bytes written to sockets after the upgrade (frame headers and compression included).
     pub bytes_sent: u64,
     /// Whole messages received from peers.
@@ -85,6 +89,7 @@ impl Stats {
             connections_open: self.connections_open.load(Relaxed),
             connections_total: self.connections_total.load(Relaxed),
             messages_sent: self.messages_sent.load(Relaxed),
+            direct_writes: self.direct_writes.load(Relaxed),
             bytes_sent: self.bytes_sent.load(Relaxed),
             messages_received: self.messages_received.load(Relaxed),
             bytes_received: self.bytes_received.load(Relaxed),

@@ -26,7 +26,7 @@ use crate::data::Payload;
 use crate::history::{MemoryHistory, Replay};
 use crate::position::{Position, envelope};
 use crate::query::{ClientOptions, Since};
-use crate::stream::{Subs, Tally, prepare};
+use crate::stream::{Flush, Pacer, Subs, Tally, prepare};
 
 pub use crate::query::channels_from_query;
 
@@ -90,6 +90,7 @@ pub struct Hub {
     state: RwLock<State>,
     counters: Counters,
     history: MemoryHistory,
+    pacer: Pacer,
 }
 
 impl Default for Hub {
@@ -108,6 +109,7 @@ impl Hub {
             state: RwLock::default(),
             counters: Counters::default(),
             history: MemoryHistory::new(retention),
+            pacer: Pacer::default(),
         }
     }
 
@@ -205,22 +207,26 @@ impl Hub {
 
     /// Embedded broker: numbers `payload` in the broadcast stream, keeps it
     /// and queues it to every connection. Returns how many it was queued to.
-    pub fn broadcast(&self, payload: Payload) -> usize {
+    pub fn broadcast(&self, payload: Payload, flush: Flush) -> usize {
+        let flush = self.pacer.flush(flush);
         let state = self.read();
         let mut ring = self.history.broadcast();
         let pos = ring.append(&payload, self.history.retention(), Instant::now());
-        self.push_done(state.all.fan_out(None, Some(&pos), payload, false))
+        self.push_done(state.all.fan_out(None, Some(&pos), payload, false, flush))
     }
 
     /// Embedded broker: numbers `payload` in `channel`, keeps it and queues it
     /// to the channel's subscribers; returns how many.
-    pub fn publish(&self, channel: &str, payload: Payload) -> usize {
+    pub fn publish(&self, channel: &str, payload: Payload, flush: Flush) -> usize {
+        let flush = self.pacer.flush(flush);
         let state = self.read();
         let ring = self.history.channel(channel);
         let mut ring = ring.lock().unwrap_or_else(|e| e.into_inner());
         let pos = ring.append(&payload, self.history.retention(), Instant::now());
         match state.channels.get(channel) {
-            Some(subs) => self.push_done(subs.fan_out(Some(channel), Some(&pos), payload, false)),
+            Some(subs) => {
+                self.push_done(subs.fan_out(Some(channel), Some(&pos), payload, false, flush))
+            }
             None => self.push_done(Tally::default()),
         }
     }
@@ -228,20 +234,28 @@ impl Hub {
     /// Broker mode: queues a message numbered by the broker to this node's
     /// subscribers of `stream` (`None`: everyone). Positioned subscribers get a
     /// gap notice first if messages of the stream were missed.
-    pub fn deliver(&self, stream: Option<&str>, pos: &Position, payload: Payload) -> usize {
+    pub fn deliver(
+        &self,
+        stream: Option<&str>,
+        pos: &Position,
+        payload: Payload,
+        flush: Flush,
+    ) -> usize {
+        let flush = self.pacer.flush(flush);
         let state = self.read();
         let subs = match stream {
             None => Some(&state.all),
             Some(name) => state.channels.get(name),
         };
         match subs {
-            Some(subs) => self.push_done(subs.fan_out(stream, Some(pos), payload, true)),
+            Some(subs) => self.push_done(subs.fan_out(stream, Some(pos), payload, true, flush)),
             None => self.push_done(Tally::default()),
         }
     }
 
     /// Queues `payload` to one connection; false if there is no such connection.
-    pub fn send(&self, id: u64, payload: Payload) -> bool {
+    pub fn send(&self, id: u64, payload: Payload, flush: Flush) -> bool {
+        let flush = self.pacer.flush(flush);
         let state = self.read();
         let Some(entry) = state.conns.get(&id) else {
             return false;
@@ -251,13 +265,14 @@ impl Hub {
             false => payload,
         };
         let mut tally = Tally::default();
-        tally.send_to(&prepare(payload), std::iter::once(&entry.conn));
+        tally.send_to(&prepare(payload), std::iter::once(&entry.conn), flush);
         self.push_done(tally);
         true
     }
 
     /// Queues `payload` to every connection of `user`; returns how many.
-    pub fn send_user(&self, user: &str, payload: Payload) -> usize {
+    pub fn send_user(&self, user: &str, payload: Payload, flush: Flush) -> usize {
+        let flush = self.pacer.flush(flush);
         let state = self.read();
         let entries = state
             .users
@@ -274,12 +289,13 @@ impl Hub {
         }
         let mut tally = Tally::default();
         if !raw.is_empty() {
-            tally.send_to(&prepare(payload.clone()), raw.into_iter());
+            tally.send_to(&prepare(payload.clone()), raw.into_iter(), flush);
         }
         if !positioned.is_empty() {
             tally.send_to(
                 &prepare(envelope(&payload, None, None)),
                 positioned.into_iter(),
+                flush,
             );
         }
         self.push_done(tally)

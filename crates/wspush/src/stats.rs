@@ -38,6 +38,8 @@ pub struct Stats {
     pub queued_bytes: u64,
     /// Messages written to browser sockets.
     pub messages_written: u64,
+    /// Of those, written at once by the pushing thread (a lone push to an idle browser).
+    pub direct_writes: u64,
     /// Bytes written to browser sockets.
     pub bytes_written: u64,
     /// Upgrades refused with 503 because the connection cap was reached.
@@ -121,6 +123,7 @@ impl Stats {
             to_closed: get(&c.to_closed),
             queued_bytes: hub.queued_bytes() as u64,
             messages_written: ws.messages_sent,
+            direct_writes: ws.direct_writes,
             bytes_written: ws.bytes_sent,
             messages_in: get(&c.messages_in),
             bytes_in: get(&c.bytes_in),
@@ -159,7 +162,7 @@ impl Stats {
         self.broker_history_errors = get(&b.history_errors);
     }
 
-    fn scalars(&self) -> [(&'static str, u64, &'static str); 40] {
+    fn scalars(&self) -> [(&'static str, u64, &'static str); 41] {
         [
             (
                 "ping_timeouts",
@@ -269,6 +272,11 @@ impl Stats {
                 "messages_written",
                 self.messages_written,
                 "Messages written to browser sockets",
+            ),
+            (
+                "direct_writes",
+                self.direct_writes,
+                "Messages written by the pushing thread itself (idle browser, lone push)",
             ),
             (
                 "bytes_written",

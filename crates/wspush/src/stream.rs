@@ -24,6 +24,68 @@ const MAX_PENDING: usize = 65_536;
 
 type Buffered = Vec<(Position, Arc<PreparedMessage>)>;
 
+/// Whether a push stands alone or more follow at once: the Nagle rule of the fan-out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flush {
+    /// More pushes follow at once (a pipelining caller, a burst from the broker): queue,
+    /// so each connection task coalesces them into one write.
+    Batch,
+    /// Nothing follows yet: idle connections get the frame written on the calling thread
+    /// (`Connection::send_prepared_now`), with no wake-up in between.
+    Now,
+}
+
+impl Flush {
+    /// [`Flush::Batch`] when more input is already waiting behind this push.
+    pub fn after(more_waiting: bool) -> Self {
+        if more_waiting {
+            Flush::Batch
+        } else {
+            Flush::Now
+        }
+    }
+}
+
+/// A push this soon after the previous one is part of a burst, whatever its caller said:
+/// connection tasks coalescing the burst write less than one write per push would.
+const QUIET: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// Turns callers' hints into the [`Flush`] of each push, watching the gaps between pushes
+/// (a caller may pipeline without its requests ever queueing up at the server).
+#[derive(Debug)]
+pub struct Pacer {
+    epoch: std::time::Instant,
+    /// Nanoseconds after `epoch` (plus [`QUIET`]) of the last push; 0: none yet.
+    last: std::sync::atomic::AtomicU64,
+}
+
+impl Default for Pacer {
+    fn default() -> Self {
+        Pacer {
+            epoch: std::time::Instant::now(),
+            last: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
+impl Pacer {
+    /// The flush for a push happening now.
+    pub fn flush(&self, hint: Flush) -> Flush {
+        self.flush_at(hint, self.epoch.elapsed())
+    }
+
+    /// The flush for a push happening `elapsed` after the pacer was made.
+    fn flush_at(&self, hint: Flush, elapsed: std::time::Duration) -> Flush {
+        let quiet = QUIET.as_nanos() as u64;
+        let now = (elapsed.as_nanos() as u64).saturating_add(quiet);
+        let last = self.last.swap(now, std::sync::atomic::Ordering::Relaxed);
+        match hint {
+            Flush::Now if now.saturating_sub(last) >= quiet => Flush::Now,
+            _ => Flush::Batch,
+        }
+    }
+}
+
 /// What one fan-out did, for the hub's counters.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Tally {
@@ -40,15 +102,69 @@ pub struct Tally {
 }
 
 impl Tally {
-    /// Queues `frame` to each of `conns`, counting the outcomes.
+    /// Queues (or with [`Flush::Now`] writes) `frame` to each of `conns`, counting the
+    /// outcomes.
     pub fn send_to<'a>(
         &mut self,
         frame: &Arc<PreparedMessage>,
         conns: impl Iterator<Item = &'a Connection>,
+        flush: Flush,
+    ) {
+        if flush == Flush::Now {
+            let conns: Vec<&Connection> = conns.collect();
+            let lanes = lanes(conns.len());
+            if lanes > 1 {
+                // Each direct write is a system call of several microseconds: spread a
+                // large fan-out over the cores, the caller taking the first share.
+                let share = conns.len().div_ceil(lanes);
+                let mut chunks = conns.chunks(share);
+                let first = chunks.next().unwrap_or_default();
+                std::thread::scope(|scope| {
+                    let helpers: Vec<_> = chunks
+                        .map(|chunk| {
+                            scope.spawn(move || {
+                                let mut t = Tally::default();
+                                t.send_each(frame, chunk.iter().copied(), Flush::Now);
+                                t
+                            })
+                        })
+                        .collect();
+                    self.send_each(frame, first.iter().copied(), Flush::Now);
+                    for helper in helpers {
+                        match helper.join() {
+                            Ok(t) => self.add(t),
+                            Err(panic) => std::panic::resume_unwind(panic),
+                        }
+                    }
+                });
+                return;
+            }
+            return self.send_each(frame, conns.into_iter(), flush);
+        }
+        self.send_each(frame, conns, flush);
+    }
+
+    fn add(&mut self, t: Tally) {
+        self.queued += t.queued;
+        self.bytes += t.bytes;
+        self.full += t.full;
+        self.closed += t.closed;
+        self.gaps += t.gaps;
+    }
+
+    fn send_each<'a>(
+        &mut self,
+        frame: &Arc<PreparedMessage>,
+        conns: impl Iterator<Item = &'a Connection>,
+        flush: Flush,
     ) {
         let len = frame.plain_frame().len() as u64;
         for conn in conns {
-            match conn.send_prepared(frame) {
+            let sent = match flush {
+                Flush::Batch => conn.send_prepared(frame),
+                Flush::Now => conn.send_prepared_now(frame),
+            };
+            match sent {
                 Ok(()) => {
                     self.queued += 1;
                     self.bytes += len;
@@ -58,6 +174,17 @@ impl Tally {
             }
         }
     }
+}
+
+/// Direct writes per thread below which a fan-out stays on the caller's thread: starting
+/// a thread costs about as much as a few dozen writes.
+const WRITES_PER_LANE: usize = 128;
+
+/// Threads a direct fan-out to `n` connections uses.
+fn lanes(n: usize) -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |c| c.get()));
+    (n / WRITES_PER_LANE).clamp(1, cores)
 }
 
 /// Encodes a payload into a frame shared by every recipient.
@@ -124,6 +251,7 @@ impl Subs {
         pos: Option<&Position>,
         payload: Payload,
         check_order: bool,
+        flush: Flush,
     ) -> Tally {
         let mut tally = Tally::default();
         let mut pending = lock(&self.pending);
@@ -135,7 +263,7 @@ impl Subs {
                 Some(l) if !l.is_followed_by(pos) && !self.positioned.is_empty() => {
                     let before = Position::new(pos.epoch.clone(), pos.seq.saturating_sub(1));
                     let notice = prepare(gap_notice(stream, &before));
-                    tally.send_to(&notice, self.positioned.values());
+                    tally.send_to(&notice, self.positioned.values(), Flush::Batch);
                     tally.gaps += self.positioned.len() as u64;
                 }
                 _ => {}
@@ -148,10 +276,10 @@ impl Subs {
             !skip_positioned && (!self.positioned.is_empty() || !pending.is_empty());
         let enveloped = wants_envelope.then(|| prepare(envelope(&payload, stream, pos)));
         if !self.plain.is_empty() {
-            tally.send_to(&prepare(payload), self.plain.values());
+            tally.send_to(&prepare(payload), self.plain.values(), flush);
         }
         if let Some(frame) = enveloped {
-            tally.send_to(&frame, self.positioned.values());
+            tally.send_to(&frame, self.positioned.values(), flush);
             if let Some(pos) = pos {
                 let mut overflowed = Vec::new();
                 for (id, buffer) in pending.iter_mut() {
@@ -188,7 +316,7 @@ impl Subs {
         };
         let one = std::iter::once(conn);
         if let Some(gap) = &replay.gap {
-            tally.send_to(&prepare(gap_notice(stream, gap)), one.clone());
+            tally.send_to(&prepare(gap_notice(stream, gap)), one.clone(), Flush::Batch);
             tally.gaps += 1;
         }
         let mut last = replay.last;
@@ -197,6 +325,7 @@ impl Subs {
             tally.send_to(
                 &prepare(envelope(&payload, stream, Some(&pos))),
                 one.clone(),
+                Flush::Batch,
             );
         }
         for (pos, frame) in buffered {
@@ -205,13 +334,53 @@ impl Subs {
             }
             if !last.is_followed_by(&pos) {
                 let before = Position::new(pos.epoch.clone(), pos.seq.saturating_sub(1));
-                tally.send_to(&prepare(gap_notice(stream, &before)), one.clone());
+                tally.send_to(
+                    &prepare(gap_notice(stream, &before)),
+                    one.clone(),
+                    Flush::Batch,
+                );
                 tally.gaps += 1;
             }
-            tally.send_to(&frame, one.clone());
+            tally.send_to(&frame, one.clone(), Flush::Batch);
             last = pos;
         }
         self.positioned.insert(id, conn.clone());
         tally
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_caller_that_pipelines_is_batched() {
+        assert_eq!(Flush::after(true), Flush::Batch);
+        assert_eq!(Flush::after(false), Flush::Now);
+    }
+
+    #[test]
+    fn only_a_push_after_a_quiet_gap_is_written_now() {
+        let p = Pacer::default();
+        let ms = Duration::from_millis;
+        // The first push ever stands alone.
+        assert_eq!(p.flush_at(Flush::Now, ms(0)), Flush::Now);
+        // Within the quiet gap of the previous push: part of a burst.
+        assert_eq!(p.flush_at(Flush::Now, ms(0) + QUIET / 2), Flush::Batch);
+        // The gap counts from the latest push, batched or not.
+        assert_eq!(p.flush_at(Flush::Now, ms(0) + QUIET), Flush::Batch);
+        assert_eq!(p.flush_at(Flush::Now, ms(5)), Flush::Now);
+        // A caller's Batch is never turned into Now.
+        assert_eq!(p.flush_at(Flush::Batch, ms(50)), Flush::Batch);
+    }
+
+    #[test]
+    fn large_direct_fan_outs_use_every_core_small_ones_one() {
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        assert_eq!(lanes(0), 1);
+        assert_eq!(lanes(WRITES_PER_LANE - 1), 1);
+        assert_eq!(lanes(WRITES_PER_LANE * 2), 2.min(cores));
+        assert_eq!(lanes(usize::MAX), cores);
     }
 }

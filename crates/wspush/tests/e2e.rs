@@ -482,3 +482,60 @@ async fn overflow_drop_policy_counts_and_keeps_the_connection() {
     assert_eq!(map_get(&stats, "overflow_closes"), &Value::from(0));
     assert_eq!(map_get(&stats, "connections"), &Value::from(1));
 }
+
+/// A paced program (one push, a pause, the next): each push is written at once to idle
+/// browsers by the pushing threads, spread over the cores; a pipelined burst right after is
+/// queued and coalesced. Every browser gets everything, in order, either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paced_pushes_are_written_at_once_to_many_browsers_in_order() {
+    const BROWSERS: usize = 300;
+    const PACED: usize = 5;
+    const BURST: usize = 200;
+    let mut h = Harness::start(settings()).await;
+    let mut browsers = Vec::new();
+    for _ in 0..BROWSERS {
+        browsers.push(h.open("/").await.0);
+    }
+    let program = Rpc::connect_tcp(h.server.rpc_addr).await.unwrap();
+    for i in 0..PACED {
+        // The pause is the scenario (a paced publisher), not a synchronisation.
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        program
+            .call("push_data", vec![Value::from(format!("paced {i}"))])
+            .await
+            .unwrap();
+    }
+    for i in 0..BURST {
+        program
+            .notify("push_data", vec![Value::from(format!("burst {i}"))])
+            .unwrap();
+    }
+    let readers: Vec<_> = browsers
+        .into_iter()
+        .map(|mut b| {
+            tokio::spawn(async move {
+                for i in 0..PACED {
+                    assert_eq!(recv_text(&mut b).await, format!("paced {i}"));
+                }
+                for i in 0..BURST {
+                    assert_eq!(recv_text(&mut b).await, format!("burst {i}"));
+                }
+            })
+        })
+        .collect();
+    for r in readers {
+        r.await.unwrap();
+    }
+    let stats = h.call("stats", vec![]).await;
+    let direct = map_get(&stats, "direct_writes").as_u64().unwrap();
+    let written = map_get(&stats, "messages_written").as_u64().unwrap();
+    assert_eq!(written, (BROWSERS * (PACED + BURST)) as u64);
+    assert!(
+        direct >= (BROWSERS * (PACED - 1)) as u64,
+        "paced pushes should be written directly: {direct} of {written}"
+    );
+    assert!(
+        direct < written,
+        "a pipelined burst should be queued and coalesced: {direct} of {written}"
+    );
+}
