@@ -77,11 +77,34 @@ run_wspush() {
         --spawn-server "$BIN/wspush" --json "$TMP/wspush.jsonl" >/dev/null || status=1
 }
 
+# The machine's own ceilings, with no server (see bench/src/calibrate.rs).
+CALIBRATION=$("$BIN/wspush-bench" calibrate --sockets 5000 2>&1 >/dev/null | sed '/^$/d')
+
+# Scenario d's floor: plain blocking writes from 2 threads (bench/src/floor.rs).
+run_floor() {
+    local port pid
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    "$BIN/wspush-bench" floor-server --listen "127.0.0.1:$port" --threads 2 >/dev/null &
+    pid=$!
+    for _ in $(seq 100); do
+        python3 -c "import socket; socket.create_connection(('127.0.0.1', $port)).close()" 2>/dev/null && break
+        sleep 0.1
+    done
+    "$BIN/wspush-bench" run --label floor --scale "$SCALE" "$@" \
+        --ws "127.0.0.1:$port" --sub-path /sub --http-publish "http://127.0.0.1:$port/pub" \
+        --server-pid "$pid" --json "$TMP/floor.jsonl" >/dev/null || status=1
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
 # Throughput and latency: one server each for every scenario but e.
 MAIN=$(echo "$SCENARIOS" | tr ',' '\n' | grep -v '^e$' | paste -sd, || true)
 if [ -n "$MAIN" ]; then
     run_nchan --scenario "$MAIN"
     run_wspush --scenario "$MAIN"
+fi
+if echo "$SCENARIOS" | tr ',' '\n' | grep -qx d; then
+    run_floor --scenario d
 fi
 # Idle memory: a fresh server per point, as memory freed by earlier points is
 # reused and would hide the cost of new connections.
@@ -92,7 +115,8 @@ if echo "$SCENARIOS" | tr ',' '\n' | grep -qx e; then
     done
 fi
 
-TABLE=$("$BIN/wspush-bench" table "$TMP/wspush.jsonl" "$TMP/nchan.jsonl")
+touch "$TMP/floor.jsonl"
+TABLE=$("$BIN/wspush-bench" table "$TMP/wspush.jsonl" "$TMP/nchan.jsonl" "$TMP/floor.jsonl")
 RATIOS=$("$BIN/wspush-bench" compare "$TMP/wspush.jsonl" "$TMP/nchan.jsonl")
 OUT=${OUT:-$ROOT/bench/results/$(date +%F)-compare.md}
 {
@@ -111,10 +135,16 @@ OUT=${OUT:-$ROOT/bench/results/$(date +%F)-compare.md}
     echo
     echo "$RATIOS"
     echo
+    echo "This machine's ceilings, with no server (\`wspush-bench calibrate\`); the floor rows above are"
+    echo "\`wspush-bench floor-server\`: blocking writes from 2 threads, no event loop, the least a"
+    echo "server can do per paced delivery here:"
+    echo
+    echo "$CALIBRATION"
+    echo
     echo "Raw JSON lines:"
     echo
     echo '```'
-    cat "$TMP/wspush.jsonl" "$TMP/nchan.jsonl"
+    cat "$TMP/wspush.jsonl" "$TMP/nchan.jsonl" "$TMP/floor.jsonl"
     echo '```'
 } > "$OUT"
 cat "$OUT"

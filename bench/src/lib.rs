@@ -19,6 +19,8 @@
 //! reports a [`report::PointResult`]. Any loss or reorder at a well-behaved
 //! subscriber makes the binary exit non-zero.
 
+pub mod calibrate;
+pub mod floor;
 pub mod histogram;
 pub mod payload;
 pub mod procstat;

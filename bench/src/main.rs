@@ -32,6 +32,30 @@ enum Command {
         /// JSON lines files.
         files: Vec<PathBuf>,
     },
+    /// Measure this machine's ceilings (loopback bandwidth, cost of a small write), with
+    /// no server: what scenarios b and d can reach at best.
+    Calibrate {
+        /// Idle sockets for the write-cost measurement.
+        #[arg(long, default_value_t = 5000)]
+        sockets: usize,
+        /// Threads of the parallel write-cost measurement.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Bytes pushed through the loopback stream.
+        #[arg(long, default_value_t = 4 << 30)]
+        stream_bytes: usize,
+    },
+    /// Run the floor server (plain blocking writes from N threads; HTTP POST to publish,
+    /// any other path to subscribe) to calibrate scenario d: `run --ws ADDR
+    /// --http-publish http://ADDR/pub`.
+    FloorServer {
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+        /// Writer threads.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+    },
     /// Print the ratios of two runs' JSON lines (ours / theirs).
     Compare {
         /// JSON lines of the server being judged (wspush).
@@ -106,6 +130,26 @@ fn main() -> anyhow::Result<()> {
                 all.extend(read_jsonl(f)?);
             }
             print!("{}", report::table(&all));
+            Ok(())
+        }
+        Command::Calibrate {
+            sockets,
+            threads,
+            stream_bytes,
+        } => {
+            rlimit::increase_nofile_limit(u64::MAX).context("raising RLIMIT_NOFILE")?;
+            let c = wspush_bench::calibrate::run(stream_bytes, sockets, threads).with_context(
+                || format!("{sockets} socket pairs need {} open files", 2 * sockets),
+            )?;
+            println!("{}", serde_json::to_string(&c)?);
+            eprint!("\n{}", c.table());
+            Ok(())
+        }
+        Command::FloorServer { listen, threads } => {
+            rlimit::increase_nofile_limit(u64::MAX).context("raising RLIMIT_NOFILE")?;
+            let listener = std::net::TcpListener::bind(resolve(&listen)?)?;
+            println!("floor server on {}", listener.local_addr()?);
+            wspush_bench::floor::serve(listener, threads)?;
             Ok(())
         }
         Command::Run(args) => {

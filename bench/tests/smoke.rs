@@ -94,3 +94,38 @@ async fn the_binary_runs_a_scenario_and_prints_json_lines() {
     assert!(stderr.contains("| server | point |"), "the table: {stderr}");
     server.shutdown().await.unwrap();
 }
+
+/// The floor server (scenario d's calibration) speaks the Nchan-style interface the
+/// generator drives: subscribers on any path, HTTP POST publishes; nothing lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_floor_server_serves_a_paced_point_cleanly() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || wspush_bench::floor::serve(listener, 2));
+    let bench = Bench {
+        label: "floor".into(),
+        ws: addr,
+        sub_path: "/sub".into(),
+        publish: Target::Http {
+            addr,
+            host: addr.to_string(),
+            path: "/pub".into(),
+        },
+        server_pid: None,
+        stats_rpc: None,
+        window: 64,
+        lag: 16,
+        run_id: "floor".into(),
+    };
+    let shape = Shape {
+        scale: 0.01,
+        max_subscribers: 200,
+        idle_connections: vec![200],
+    };
+    let mut point = shape.points('d').remove(0);
+    point.rate = Some(50.0);
+    point.messages = 10;
+    let r = bench.run(&point).await.unwrap();
+    assert!(r.is_clean(), "{}", r.json());
+    assert_eq!(r.deliveries, 10 * point.subscribers as u64);
+}
