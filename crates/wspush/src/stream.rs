@@ -120,15 +120,24 @@ impl Tally {
                 let mut chunks = conns.chunks(share);
                 let first = chunks.next().unwrap_or_default();
                 std::thread::scope(|scope| {
-                    let helpers: Vec<_> = chunks
-                        .map(|chunk| {
-                            scope.spawn(move || {
+                    let mut helpers = Vec::new();
+                    for chunk in chunks {
+                        let spawned = std::thread::Builder::new()
+                            .name("wspush-fan-out".into())
+                            .spawn_scoped(scope, move || {
                                 let mut t = Tally::default();
                                 t.send_each(frame, chunk.iter().copied(), Flush::Now);
                                 t
-                            })
-                        })
-                        .collect();
+                            });
+                        match spawned {
+                            Ok(helper) => helpers.push(helper),
+                            // Out of threads: this share is written here, only later.
+                            Err(e) => {
+                                tracing::warn!(error = %e, "fan-out thread not started");
+                                self.send_each(frame, chunk.iter().copied(), Flush::Now);
+                            }
+                        }
+                    }
                     self.send_each(frame, first.iter().copied(), Flush::Now);
                     for helper in helpers {
                         match helper.join() {
