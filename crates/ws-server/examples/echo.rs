@@ -3,10 +3,24 @@
 //! `cargo run --release -p ws-server --example echo -- PORT` listens on `127.0.0.1:PORT` and
 //! echoes every message, with permessage-deflate enabled and a 64 MiB message limit (the
 //! suites send 16 MiB messages). Ctrl-C shuts it down gracefully (close 1001).
+//!
+//! `echo PORT --direct` answers with `Connection::send_prepared_now` instead, so the suites
+//! also check the frames a sender writes to the socket itself.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use ws_server::{Echo, Server, ServerConfig};
+use ws_server::{Connection, Echo, Handler, Message, PreparedMessage, Server, ServerConfig};
+
+/// Echoes through the direct-write path (see the module docs).
+struct DirectEcho;
+
+impl Handler for DirectEcho {
+    async fn on_message(&self, conn: &Connection, msg: Message) {
+        let prepared = Arc::new(PreparedMessage::new(msg));
+        let _ = conn.send_prepared_now(&prepared);
+    }
+}
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -32,5 +46,11 @@ async fn main() -> std::io::Result<()> {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    Server::new(config, Echo).serve(listener, shutdown).await
+    if std::env::args().nth(2).as_deref() == Some("--direct") {
+        Server::new(config, DirectEcho)
+            .serve(listener, shutdown)
+            .await
+    } else {
+        Server::new(config, Echo).serve(listener, shutdown).await
+    }
 }

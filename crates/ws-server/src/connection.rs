@@ -67,7 +67,8 @@ struct Queue {
     closed: bool,
     /// The socket, for senders' direct writes (plain TCP only, set once upgraded).
     direct: Option<Direct>,
-    /// The task is writing: it may have sent part of a frame, so senders must queue.
+    /// The task has frames to write (it may have sent part of one): senders must queue, so
+    /// their frames go out after the task's.
     writer_busy: bool,
     /// The unwritten rest of a frame a sender wrote in part; the task sends it first.
     /// Its bytes are counted in `bytes`.
@@ -308,7 +309,7 @@ impl Shared {
         self.lock().direct = None;
     }
 
-    /// Task side: the task starts writing; senders queue until [`Self::end_write`]. Returns
+    /// Task side: the task has frames to write; senders queue until [`Self::end_write`]. Returns
     /// the rest of a frame a sender wrote in part, which must be written first.
     pub(crate) fn begin_write(&self) -> Option<Bytes> {
         let mut q = self.lock();

@@ -321,7 +321,8 @@ impl<'a> Driver<'a> {
         }
     }
 
-    /// Before writing: stop senders' direct writes (and put what one left first).
+    /// The task has frames to write: stop senders' direct writes (and put what one left
+    /// first). Called as soon as `out` gets a frame, not only when writing starts.
     pub(crate) fn begin_write(&mut self) {
         if self.direct && !self.writing {
             self.writing = true;
@@ -368,7 +369,12 @@ impl<'a> Driver<'a> {
     pub(crate) fn transmit(&mut self) {
         let before = self.out.len();
         self.proto.poll_transmit(&mut self.out);
-        self.out_bytes += self.out.iter().skip(before).map(Bytes::len).sum::<usize>();
+        if self.out.len() > before {
+            self.out_bytes += self.out.iter().skip(before).map(Bytes::len).sum::<usize>();
+            // Frames go out in the order they were made: a pong made before a handler's
+            // reply must not be overtaken by that reply written directly.
+            self.begin_write();
+        }
     }
 
     /// A batch taken from the queue is written: its bytes leave the queue's count.

@@ -8,10 +8,44 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{TestServer, config, within};
+use common::{TestServer, config, frame, within};
+use ws_proto::frame::OpCode;
 use ws_proto::handshake::DeflateConfig;
 use ws_proto::{Event, Message, PreparedMessage};
 use ws_server::client::{self, ClientConfig};
+use ws_server::{Connection, Handler, Server};
+
+/// Echoes through the direct path, as `examples/echo --direct` does.
+struct DirectEcho;
+
+impl Handler for DirectEcho {
+    async fn on_message(&self, conn: &Connection, msg: Message) {
+        let _ = conn.send_prepared_now(&Arc::new(PreparedMessage::new(msg)));
+    }
+}
+
+/// Autobahn 5.6: a ping between two fragments is answered before the echo of the message,
+/// even when the echo is written directly by the handler.
+#[tokio::test]
+async fn a_pong_made_before_a_direct_reply_goes_out_first() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Server::new(config(), DirectEcho);
+    tokio::spawn(server.serve(listener, std::future::pending::<()>()));
+    let mut ws = client::connect(&format!("ws://{addr}/")).await.unwrap();
+    let mut burst = frame(false, OpCode::Text, b"fragment1");
+    burst.extend(frame(true, OpCode::Ping, b"ping payload"));
+    burst.extend(frame(true, OpCode::Continuation, b"fragment2"));
+    ws.send_raw(&burst).await.unwrap();
+    match within(ws.recv()).await.unwrap() {
+        Some(Event::Pong(p)) => assert_eq!(&p[..], b"ping payload"),
+        other => panic!("expected the pong first, got {other:?}"),
+    }
+    assert_eq!(
+        within(ws.recv_message()).await.unwrap(),
+        Some(Message::text("fragment1fragment2"))
+    );
+}
 
 fn prepared(msg: Message) -> Arc<PreparedMessage> {
     Arc::new(PreparedMessage::new(msg))
