@@ -115,42 +115,47 @@ impl Tally {
             let lanes = lanes(conns.len());
             if lanes > 1 {
                 // Each direct write is a system call of several microseconds: spread a
-                // large fan-out over the cores, the caller taking the first share.
-                let share = conns.len().div_ceil(lanes);
-                let mut chunks = conns.chunks(share);
-                let first = chunks.next().unwrap_or_default();
-                std::thread::scope(|scope| {
-                    let mut helpers = Vec::new();
-                    for chunk in chunks {
-                        let spawned = std::thread::Builder::new()
-                            .name("wspush-fan-out".into())
-                            .spawn_scoped(scope, move || {
-                                let mut t = Tally::default();
-                                t.send_each(frame, chunk.iter().copied(), Flush::Now);
-                                t
-                            });
-                        match spawned {
-                            Ok(helper) => helpers.push(helper),
-                            // Out of threads: this share is written here, only later.
-                            Err(e) => {
-                                tracing::warn!(error = %e, "fan-out thread not started");
-                                self.send_each(frame, chunk.iter().copied(), Flush::Now);
-                            }
-                        }
-                    }
-                    self.send_each(frame, first.iter().copied(), Flush::Now);
-                    for helper in helpers {
-                        match helper.join() {
-                            Ok(t) => self.add(t),
-                            Err(panic) => std::panic::resume_unwind(panic),
-                        }
-                    }
-                });
+                // large fan-out over the cores, off the tokio worker that called it.
+                off_the_runtime(|| self.send_in_lanes(frame, &conns, lanes));
                 return;
             }
             return self.send_each(frame, conns.into_iter(), flush);
         }
         self.send_each(frame, conns, flush);
+    }
+
+    /// Direct writes to `conns` from `lanes` threads, the caller taking the first share.
+    fn send_in_lanes(&mut self, frame: &Arc<PreparedMessage>, conns: &[&Connection], lanes: usize) {
+        let share = conns.len().div_ceil(lanes.max(1)).max(1);
+        let mut chunks = conns.chunks(share);
+        let first = chunks.next().unwrap_or_default();
+        std::thread::scope(|scope| {
+            let mut helpers = Vec::new();
+            for chunk in chunks {
+                let spawned = std::thread::Builder::new()
+                    .name("wspush-fan-out".into())
+                    .spawn_scoped(scope, move || {
+                        let mut t = Tally::default();
+                        t.send_each(frame, chunk.iter().copied(), Flush::Now);
+                        t
+                    });
+                match spawned {
+                    Ok(helper) => helpers.push(helper),
+                    // Out of threads: this share is written here, only later.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "fan-out thread not started");
+                        self.send_each(frame, chunk.iter().copied(), Flush::Now);
+                    }
+                }
+            }
+            self.send_each(frame, first.iter().copied(), Flush::Now);
+            for helper in helpers {
+                match helper.join() {
+                    Ok(t) => self.add(t),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+        });
     }
 
     fn add(&mut self, t: Tally) {
@@ -194,6 +199,35 @@ fn lanes(n: usize) -> usize {
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |c| c.get()));
     (n / WRITES_PER_LANE).clamp(1, cores)
+}
+
+/// Runs `work`, which keeps its thread for milliseconds, without stalling the tokio worker
+/// it is called on: on a multi-thread runtime the worker's other tasks move to another
+/// thread meanwhile (`block_in_place`). Elsewhere, or where tokio refuses (a `LocalSet`),
+/// it simply runs.
+fn off_the_runtime(work: impl FnOnce()) {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    let mut work = Some(work);
+    let multi_thread =
+        Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
+    if multi_thread {
+        let moved = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            tokio::task::block_in_place(|| {
+                if let Some(work) = work.take() {
+                    work();
+                }
+            });
+        }));
+        if let Err(panic) = moved {
+            if work.is_none() {
+                // The work itself panicked.
+                std::panic::resume_unwind(panic);
+            }
+        }
+    }
+    if let Some(work) = work.take() {
+        work();
+    }
 }
 
 /// Encodes a payload into a frame shared by every recipient.
@@ -382,6 +416,59 @@ mod tests {
         assert_eq!(p.flush_at(Flush::Now, ms(5)), Flush::Now);
         // A caller's Batch is never turned into Now.
         assert_eq!(p.flush_at(Flush::Batch, ms(50)), Flush::Batch);
+    }
+
+    /// Calls `off_the_runtime` once through `call` and checks the work ran exactly once.
+    fn runs_once(label: &str, call: impl FnOnce(Arc<std::sync::atomic::AtomicUsize>)) {
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        call(Arc::clone(&count));
+        assert_eq!(
+            count.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "{label}"
+        );
+    }
+
+    fn bump(count: Arc<std::sync::atomic::AtomicUsize>) {
+        off_the_runtime(move || {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        });
+    }
+
+    #[test]
+    fn blocking_fan_out_work_runs_once_wherever_it_is_called() {
+        runs_once("no runtime", bump);
+        let current = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        runs_once("current-thread runtime", |c| {
+            current.block_on(async { bump(c) })
+        });
+        let multi = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        runs_once("multi-thread block_on", |c| {
+            multi.block_on(async { bump(c) })
+        });
+        runs_once("multi-thread worker", |c| {
+            let task = multi.spawn(async move { bump(c) });
+            multi.block_on(task).unwrap_or_else(|e| panic!("{e}"));
+        });
+        runs_once("LocalSet on a multi-thread runtime", |c| {
+            let local = tokio::task::LocalSet::new();
+            multi.block_on(local.run_until(async { bump(c) }));
+        });
+    }
+
+    #[test]
+    #[should_panic(expected = "fan-out work failed")]
+    fn a_panic_in_the_work_is_not_swallowed() {
+        let multi = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        multi.block_on(async { off_the_runtime(|| panic!("fan-out work failed")) });
     }
 
     #[test]
