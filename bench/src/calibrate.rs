@@ -85,8 +85,8 @@ pub fn run(stream_bytes: usize, sockets: usize, threads: usize) -> io::Result<Ca
     })
 }
 
-fn median(mut rounds: Vec<io::Result<f64>>) -> io::Result<f64> {
-    let mut values = rounds.drain(..).collect::<io::Result<Vec<f64>>>()?;
+fn median(rounds: Vec<io::Result<f64>>) -> io::Result<f64> {
+    let mut values = rounds.into_iter().collect::<io::Result<Vec<f64>>>()?;
     values.sort_by(f64::total_cmp);
     Ok(values[values.len() / 2])
 }

@@ -103,21 +103,16 @@ fn find_head_end(buf: &[u8]) -> Option<usize> {
 fn publisher(mut stream: TcpStream, mut buf: Vec<u8>, writers: &[mpsc::Sender<Job>]) {
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
-        let Some(end) = find_head_end(&buf) else {
+        let whole = find_head_end(&buf)
+            .map(|end| (end, content_length(&buf[..end])))
+            .filter(|(end, len)| buf.len() >= end + len);
+        let Some((end, len)) = whole else {
             match stream.read(&mut chunk) {
                 Ok(0) | Err(_) => return,
                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
             }
             continue;
         };
-        let len = content_length(&buf[..end]);
-        if buf.len() < end + len {
-            match stream.read(&mut chunk) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-            continue;
-        }
         let body: Vec<u8> = buf.drain(..end + len).skip(end).collect();
         let msg = match String::from_utf8(body) {
             Ok(text) => Message::text(text),

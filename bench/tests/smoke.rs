@@ -17,6 +17,23 @@ async fn start_server() -> wspush::serve::Running {
     wspush::serve::start(&settings).await.unwrap()
 }
 
+/// Every scenario with at most `subscribers` connections and 1% of its messages.
+fn small(subscribers: usize) -> Shape {
+    Shape {
+        scale: 0.01,
+        max_subscribers: subscribers,
+        idle_connections: vec![subscribers],
+    }
+}
+
+/// Paced points: keep the smoke run short (the rate is what is exercised).
+fn shorten_paced(point: &mut wspush_bench::scenario::Point) {
+    if point.rate.is_some() {
+        point.rate = Some(50.0);
+        point.messages = 10;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_scenario_small_and_clean() {
     let _ = rlimit::increase_nofile_limit(u64::MAX);
@@ -33,20 +50,12 @@ async fn every_scenario_small_and_clean() {
         lag: 16,
         run_id: "smoke".into(),
     };
-    let shape = Shape {
-        scale: 0.01,
-        max_subscribers: 300,
-        idle_connections: vec![300],
-    };
+    let shape = small(300);
     let mut seen = 0;
     for letter in parse_letters("all").unwrap() {
         for point in shape.points(letter) {
             let mut point = point;
-            if point.rate.is_some() {
-                // Paced points: keep the smoke run short (the rate is what is exercised).
-                point.rate = Some(50.0);
-                point.messages = 10;
-            }
+            shorten_paced(&mut point);
             let r = bench.run(&point).await.unwrap();
             assert!(r.is_clean(), "{}: {}", point.name, r.json());
             if !point.idle_only {
@@ -117,14 +126,8 @@ async fn the_floor_server_serves_a_paced_point_cleanly() {
         lag: 16,
         run_id: "floor".into(),
     };
-    let shape = Shape {
-        scale: 0.01,
-        max_subscribers: 200,
-        idle_connections: vec![200],
-    };
-    let mut point = shape.points('d').remove(0);
-    point.rate = Some(50.0);
-    point.messages = 10;
+    let mut point = small(200).points('d').remove(0);
+    shorten_paced(&mut point);
     let r = bench.run(&point).await.unwrap();
     assert!(r.is_clean(), "{}", r.json());
     assert_eq!(r.deliveries, 10 * point.subscribers as u64);

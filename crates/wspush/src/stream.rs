@@ -107,19 +107,16 @@ impl Tally {
     pub fn send_to<'a>(
         &mut self,
         frame: &Arc<PreparedMessage>,
-        conns: impl Iterator<Item = &'a Connection>,
+        conns: impl ExactSizeIterator<Item = &'a Connection>,
         flush: Flush,
     ) {
-        if flush == Flush::Now {
+        let lanes = lanes(conns.len());
+        if flush == Flush::Now && lanes > 1 {
+            // Each direct write is a system call of several microseconds: spread a large
+            // fan-out over the cores, off the tokio worker that called it.
             let conns: Vec<&Connection> = conns.collect();
-            let lanes = lanes(conns.len());
-            if lanes > 1 {
-                // Each direct write is a system call of several microseconds: spread a
-                // large fan-out over the cores, off the tokio worker that called it.
-                off_the_runtime(|| self.send_in_lanes(frame, &conns, lanes));
-                return;
-            }
-            return self.send_each(frame, conns.into_iter(), flush);
+            off_the_runtime(|| self.send_in_lanes(frame, &conns, lanes));
+            return;
         }
         self.send_each(frame, conns, flush);
     }
