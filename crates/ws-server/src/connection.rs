@@ -1,15 +1,14 @@
 //! The cloneable [`Connection`] handle and the bounded outbound queue behind it.
 //!
-//! Senders (any task) push into a small mutex-protected `VecDeque` and wake the connection
-//! task only when it is not already woken: an `AtomicBool` guards a `Notify`, so a fan-out of
-//! many messages to many connections costs one wake-up per connection per batch. The queue is
-//! bounded in bytes; the bytes of a batch stay counted until the task has written them, so a
-//! stalled socket fills the queue and triggers the [`OverflowPolicy`].
+//! Senders (any task) push into a small mutex-protected `VecDeque`. The queue is bounded in
+//! bytes; the bytes of a batch stay counted until they are written, so a stalled socket fills
+//! the queue and triggers the [`OverflowPolicy`].
 //!
-//! [`Connection::send_prepared_now`] skips the task when it can: if nothing is queued and the
-//! task is not writing, the sender writes the frame to the socket itself, under the queue
-//! lock. An isolated message then costs one `write` and no wake-up; the rest of a frame the
-//! socket took only in part is handed to the task, which writes it before anything else.
+//! Who writes what is queued is decided here, per connection, under the queue lock: a frame
+//! that finds the connection idle (nothing queued or being written) may be handed to a direct
+//! writer (see [`crate::direct`]), which writes it, and whatever queued behind it meanwhile,
+//! to the socket without waking the task; any other frame wakes the task (an `AtomicBool`
+//! guards a `Notify`, so a burst costs one wake-up per connection).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -37,7 +36,7 @@ pub(crate) enum Outbound {
 }
 
 impl Outbound {
-    fn size(&self) -> usize {
+    pub(crate) fn size(&self) -> usize {
         match self {
             Outbound::Message(Message::Text(b) | Message::Binary(b)) => b.len(),
             Outbound::Prepared(p) => p.plain_frame().len(),
@@ -55,30 +54,33 @@ pub(crate) struct Control {
 }
 
 #[derive(Debug, Default)]
-struct Queue {
-    items: VecDeque<Outbound>,
+pub(crate) struct Queue {
+    pub(crate) items: VecDeque<Outbound>,
     /// Bytes of `items` plus the batch the task took and has not finished writing.
-    bytes: usize,
-    close: Option<(u16, String)>,
+    pub(crate) bytes: usize,
+    pub(crate) close: Option<(u16, String)>,
     /// A close was requested (by the application, the overflow policy or shutdown): refuse sends.
-    closing: bool,
-    abort: bool,
+    pub(crate) closing: bool,
+    pub(crate) abort: bool,
     /// The task ended.
-    closed: bool,
+    pub(crate) closed: bool,
     /// The socket, for senders' direct writes (plain TCP only, set once upgraded).
-    direct: Option<Direct>,
+    pub(crate) direct: Option<Direct>,
     /// The task has frames to write (it may have sent part of one): senders must queue, so
     /// their frames go out after the task's.
-    writer_busy: bool,
+    pub(crate) writer_busy: bool,
     /// The unwritten rest of a frame a sender wrote in part; the task sends it first.
     /// Its bytes are counted in `bytes`.
-    partial: Option<Bytes>,
+    pub(crate) partial: Option<Bytes>,
+    /// A direct writer holds this connection in a batch and will write what is queued;
+    /// the task was not woken for it. Cleared when the writer or the task takes over.
+    pub(crate) direct_pending: bool,
 }
 
 #[derive(Debug)]
-struct Direct {
-    socket: Arc<TcpStream>,
-    choice: FrameChoice,
+pub(crate) struct Direct {
+    pub(crate) socket: Arc<TcpStream>,
+    pub(crate) choice: FrameChoice,
 }
 
 /// State shared by the handles of one connection and its task.
@@ -166,8 +168,8 @@ impl Connection {
     /// no wake-up, no task switch, the bytes leave now. Otherwise (TLS, a busy or full
     /// socket) it queues as `send_prepared` does; order is kept either way.
     ///
-    /// Use it for a message that is not followed at once by others; for a burst,
-    /// `send_prepared` lets the task coalesce many frames into one write.
+    /// For one message to many connections, a [`FanOut`](crate::FanOut) does the same with
+    /// the writes moved off the caller's thread.
     pub fn send_prepared_now(&self, msg: &Arc<PreparedMessage>) -> Result<(), SendError> {
         self.shared.push_now(msg)
     }
@@ -212,35 +214,58 @@ impl Shared {
         if q.closing || q.closed {
             return Err(SendError::Closed);
         }
-        self.enqueue(q, item)
+        self.enqueue(q, item, false).map(drop)
     }
 
     fn push_now(&self, msg: &Arc<PreparedMessage>) -> Result<(), SendError> {
-        let mut q = self.lock();
+        let q = self.lock();
         if q.closing || q.closed {
             return Err(SendError::Closed);
         }
-        if let (0, false, Some(direct)) = (q.bytes, q.writer_busy, &q.direct) {
-            let frame = direct.choice.frame(msg);
-            // An error other than WouldBlock is left for the task to find on its own I/O.
-            if let Ok(n) = direct.socket.try_write(frame) {
-                Stats::add(&self.stats.messages_sent, 1);
-                Stats::add(&self.stats.direct_writes, 1);
-                Stats::add(&self.stats.bytes_sent, n as u64);
-                if n < frame.len() {
-                    let rest = frame.slice(n..);
-                    q.bytes += rest.len();
-                    q.partial = Some(rest);
-                    drop(q);
-                    self.wake();
-                }
-                return Ok(());
-            }
+        if self.enqueue(q, Outbound::Prepared(Arc::clone(msg)), true)? {
+            self.write_direct();
         }
-        self.enqueue(q, Outbound::Prepared(Arc::clone(msg)))
+        Ok(())
     }
 
-    fn enqueue(&self, mut q: MutexGuard<'_, Queue>, item: Outbound) -> Result<(), SendError> {
+    /// Queues a prepared frame for a direct writer's batch: `Ok(true)` when the connection
+    /// was idle and the caller must now call [`Self::write_direct`] (itself or through a
+    /// writer thread); `Ok(false)` when the frame joined a queue someone already writes.
+    pub(crate) fn push_for_direct(&self, msg: &Arc<PreparedMessage>) -> Result<bool, SendError> {
+        let q = self.lock();
+        if q.closing || q.closed {
+            return Err(SendError::Closed);
+        }
+        self.enqueue(q, Outbound::Prepared(Arc::clone(msg)), true)
+    }
+
+    /// Direct writer side: writes what is queued to the socket on the calling thread, as one
+    /// vectored write, if this connection is still handed to it (see [`crate::direct`]). What
+    /// it cannot write (the socket is full, the task began writing, a message the task must
+    /// encode) is left to the task, woken for it.
+    pub(crate) fn write_direct(&self) {
+        let mut q = self.lock();
+        if !q.direct_pending {
+            return;
+        }
+        q.direct_pending = false;
+        while crate::direct::write_queued(&mut q, &self.stats) {}
+        if q.items.is_empty() && q.partial.is_none() {
+            return;
+        }
+        drop(q);
+        self.wake();
+    }
+
+    /// Appends `item` under the lock the caller holds. With `may_go_direct`, a prepared
+    /// frame that finds the connection idle is handed to a direct writer: `Ok(true)`.
+    /// Otherwise whoever already writes the queue takes it too, or the task is woken.
+    fn enqueue(
+        &self,
+        mut q: MutexGuard<'_, Queue>,
+        item: Outbound,
+        may_go_direct: bool,
+    ) -> Result<bool, SendError> {
         let size = item.size();
         if q.bytes > 0 && q.bytes + size > self.limit {
             self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -257,6 +282,7 @@ impl Shared {
                     let freed: usize = q.items.drain(..).map(|i| i.size()).sum();
                     q.bytes -= freed;
                     q.closing = true;
+                    q.direct_pending = false;
                     q.close = Some((SLOW_CONSUMER.0, SLOW_CONSUMER.1.to_owned()));
                     drop(q);
                     self.wake();
@@ -264,11 +290,23 @@ impl Shared {
             }
             return Err(SendError::Full);
         }
+        let idle = q.bytes == 0 && !q.writer_busy && q.direct.is_some();
+        let prepared = matches!(item, Outbound::Prepared(_));
         q.bytes += size;
         q.items.push_back(item);
+        if prepared && q.direct_pending {
+            // The direct writer that holds this connection writes this frame too.
+            return Ok(false);
+        }
+        if prepared && idle && may_go_direct {
+            q.direct_pending = true;
+            return Ok(true);
+        }
+        // The task takes over everything queued, in order.
+        q.direct_pending = false;
         drop(q);
         self.wake();
-        Ok(())
+        Ok(false)
     }
 
     pub(crate) fn request_close(&self, code: u16, reason: &str) {
@@ -326,6 +364,7 @@ impl Shared {
     /// The rest of a partly written frame, if any, comes back separately: it goes first.
     pub(crate) fn take(&self, into: &mut VecDeque<Outbound>) -> (usize, Option<Bytes>) {
         let mut q = self.lock();
+        q.direct_pending = false;
         let partial = q.partial.take();
         let taken: usize = q.items.iter().map(Outbound::size).sum();
         if into.is_empty() {
@@ -364,6 +403,7 @@ impl Shared {
         q.bytes = 0;
         q.partial = None;
         q.direct = None;
+        q.direct_pending = false;
     }
 }
 

@@ -11,12 +11,15 @@
 //!   socket bytes ──▶ ws_proto::Connection::handle_input ──▶ Event ──▶ Handler::on_message
 //!   Connection::send_* (any task) ──▶ bounded byte queue ──wake once──▶ ws_proto::send
 //!        ──▶ poll_transmit ──▶ one vectored write of many frames ──▶ socket
+//!   FanOut::send (one push, many connections) ──▶ the same queues; idle plain-TCP sockets
+//!        ──▶ Writers (threads made once) ──▶ one vectored write of what is queued ──▶ socket
 //! ```
 //!
 //! A [`Connection`] handle never waits: it pushes into the connection's queue (bounded in
 //! bytes, [`OverflowPolicy`] when full) and wakes the task only if it is not already woken, so
 //! a fan-out to many connections costs one wake-up per connection per batch and a slow client
-//! slows nobody else. [`PreparedMessage`](ws_proto::PreparedMessage)s are encoded once and
+//! slows nobody else. A [`FanOut`] costs no wake-up at all for connections that were idle:
+//! its [`Writers`] write them directly (the invariant that keeps the order is in `direct.rs`). [`PreparedMessage`](ws_proto::PreparedMessage)s are encoded once and
 //! shared by every connection they go to.
 //!
 //! ```no_run
@@ -42,6 +45,7 @@
 pub mod client;
 mod config;
 mod connection;
+mod direct;
 mod error;
 mod handler;
 mod http;
@@ -56,6 +60,7 @@ mod tls;
 pub use client::{Client, ClientConfig};
 pub use config::{OverflowPolicy, ServerConfig};
 pub use connection::{Connection, SLOW_CONSUMER};
+pub use direct::{FanOut, Writers};
 pub use error::{ClientError, SendError, TlsError};
 pub use handler::{CloseInfo, Echo, Handler, Message, Request};
 pub use server::{GOING_AWAY, Server};

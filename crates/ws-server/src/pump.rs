@@ -78,6 +78,7 @@ fn poll_write(d: &mut Driver<'_>, cx: &mut Context<'_>) -> Poll<io::Result<bool>
         d.needs_flush = true;
         d.out_bytes -= written;
         Stats::add(&d.stats.bytes_sent, written as u64);
+        Stats::add(&d.stats.write_calls, 1);
         advance(&mut d.out, written);
     }
     if d.needs_flush {

@@ -13,6 +13,7 @@ pub struct Stats {
     pub(crate) connections_total: AtomicU64,
     pub(crate) messages_sent: AtomicU64,
     pub(crate) direct_writes: AtomicU64,
+    pub(crate) write_calls: AtomicU64,
     pub(crate) bytes_sent: AtomicU64,
     pub(crate) messages_received: AtomicU64,
     pub(crate) bytes_received: AtomicU64,
@@ -38,9 +39,13 @@ pub struct StatsSnapshot {
     pub connections_total: u64,
     /// Messages handed to the protocol core for sending (including prepared ones).
     pub messages_sent: u64,
-    /// Of those, messages a sender wrote to the socket itself (`send_prepared_now` on an
-    /// idle connection), with no wake-up of the connection task.
+    /// Write calls made by direct writers (a [`FanOut`](crate::FanOut)'s writer threads or
+    /// `send_prepared_now` on an idle connection), with no wake-up of the connection task;
+    /// one call may carry many frames.
     pub direct_writes: u64,
+    /// Write calls to browser sockets that took bytes, by the tasks and direct writers
+    /// together: `messages_sent / write_calls` is how well bursts were coalesced.
+    pub write_calls: u64,
     /// Bytes written to sockets after the upgrade (frame headers and compression included).
     pub bytes_sent: u64,
     /// Whole messages received from peers.
@@ -90,6 +95,7 @@ impl Stats {
             connections_total: self.connections_total.load(Relaxed),
             messages_sent: self.messages_sent.load(Relaxed),
             direct_writes: self.direct_writes.load(Relaxed),
+            write_calls: self.write_calls.load(Relaxed),
             bytes_sent: self.bytes_sent.load(Relaxed),
             messages_received: self.messages_received.load(Relaxed),
             bytes_received: self.bytes_received.load(Relaxed),

@@ -20,13 +20,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Instant, SystemTime};
 
-use ws_server::Connection;
+use ws_server::{Connection, Writers};
 
 use crate::data::Payload;
 use crate::history::{MemoryHistory, Replay};
 use crate::position::{Position, envelope};
 use crate::query::{ClientOptions, Since};
-use crate::stream::{Flush, Pacer, Subs, Tally, prepare};
+use crate::stream::{Subs, Tally, prepare};
 
 pub use crate::query::channels_from_query;
 
@@ -90,7 +90,8 @@ pub struct Hub {
     state: RwLock<State>,
     counters: Counters,
     history: MemoryHistory,
-    pacer: Pacer,
+    /// Write the fan-outs to idle browsers, off the callers' threads.
+    writers: Writers,
 }
 
 impl Default for Hub {
@@ -109,7 +110,7 @@ impl Hub {
             state: RwLock::default(),
             counters: Counters::default(),
             history: MemoryHistory::new(retention),
-            pacer: Pacer::default(),
+            writers: Writers::default(),
         }
     }
 
@@ -167,6 +168,7 @@ impl Hub {
 
     /// Queues a resuming connection's replay of `stream`, then goes live.
     pub fn finish_resume(&self, id: u64, stream: Option<&str>, replay: Replay) {
+        let mut out = self.writers.fan_out();
         let mut state = self.write();
         let state = &mut *state;
         let Some(conn) = state.conns.get(&id).map(|e| e.conn.clone()) else {
@@ -177,7 +179,7 @@ impl Hub {
             Some(name) => state.channels.get_mut(name),
         };
         if let Some(subs) = subs {
-            let tally = subs.finish_resume(id, &conn, stream, replay);
+            let tally = subs.finish_resume(id, &conn, stream, replay, &mut out);
             self.counters.resumes.fetch_add(1, Ordering::Relaxed);
             self.record(tally);
         }
@@ -207,25 +209,29 @@ impl Hub {
 
     /// Embedded broker: numbers `payload` in the broadcast stream, keeps it
     /// and queues it to every connection. Returns how many it was queued to.
-    pub fn broadcast(&self, payload: Payload, flush: Flush) -> usize {
-        let flush = self.pacer.flush(flush);
+    pub fn broadcast(&self, payload: Payload) -> usize {
+        let mut out = self.writers.fan_out();
         let state = self.read();
         let mut ring = self.history.broadcast();
         let pos = ring.append(&payload, self.history.retention(), Instant::now());
-        self.push_done(state.all.fan_out(None, Some(&pos), payload, false, flush))
+        self.push_done(
+            state
+                .all
+                .fan_out(None, Some(&pos), payload, false, &mut out),
+        )
     }
 
     /// Embedded broker: numbers `payload` in `channel`, keeps it and queues it
     /// to the channel's subscribers; returns how many.
-    pub fn publish(&self, channel: &str, payload: Payload, flush: Flush) -> usize {
-        let flush = self.pacer.flush(flush);
+    pub fn publish(&self, channel: &str, payload: Payload) -> usize {
+        let mut out = self.writers.fan_out();
         let state = self.read();
         let ring = self.history.channel(channel);
         let mut ring = ring.lock().unwrap_or_else(|e| e.into_inner());
         let pos = ring.append(&payload, self.history.retention(), Instant::now());
         match state.channels.get(channel) {
             Some(subs) => {
-                self.push_done(subs.fan_out(Some(channel), Some(&pos), payload, false, flush))
+                self.push_done(subs.fan_out(Some(channel), Some(&pos), payload, false, &mut out))
             }
             None => self.push_done(Tally::default()),
         }
@@ -234,28 +240,22 @@ impl Hub {
     /// Broker mode: queues a message numbered by the broker to this node's
     /// subscribers of `stream` (`None`: everyone). Positioned subscribers get a
     /// gap notice first if messages of the stream were missed.
-    pub fn deliver(
-        &self,
-        stream: Option<&str>,
-        pos: &Position,
-        payload: Payload,
-        flush: Flush,
-    ) -> usize {
-        let flush = self.pacer.flush(flush);
+    pub fn deliver(&self, stream: Option<&str>, pos: &Position, payload: Payload) -> usize {
+        let mut out = self.writers.fan_out();
         let state = self.read();
         let subs = match stream {
             None => Some(&state.all),
             Some(name) => state.channels.get(name),
         };
         match subs {
-            Some(subs) => self.push_done(subs.fan_out(stream, Some(pos), payload, true, flush)),
+            Some(subs) => self.push_done(subs.fan_out(stream, Some(pos), payload, true, &mut out)),
             None => self.push_done(Tally::default()),
         }
     }
 
     /// Queues `payload` to one connection; false if there is no such connection.
-    pub fn send(&self, id: u64, payload: Payload, flush: Flush) -> bool {
-        let flush = self.pacer.flush(flush);
+    pub fn send(&self, id: u64, payload: Payload) -> bool {
+        let mut out = self.writers.fan_out();
         let state = self.read();
         let Some(entry) = state.conns.get(&id) else {
             return false;
@@ -265,14 +265,14 @@ impl Hub {
             false => payload,
         };
         let mut tally = Tally::default();
-        tally.send_to(&prepare(payload), std::iter::once(&entry.conn), flush);
+        tally.send_to(&prepare(payload), std::iter::once(&entry.conn), &mut out);
         self.push_done(tally);
         true
     }
 
     /// Queues `payload` to every connection of `user`; returns how many.
-    pub fn send_user(&self, user: &str, payload: Payload, flush: Flush) -> usize {
-        let flush = self.pacer.flush(flush);
+    pub fn send_user(&self, user: &str, payload: Payload) -> usize {
+        let mut out = self.writers.fan_out();
         let state = self.read();
         let entries = state
             .users
@@ -289,13 +289,13 @@ impl Hub {
         }
         let mut tally = Tally::default();
         if !raw.is_empty() {
-            tally.send_to(&prepare(payload.clone()), raw.into_iter(), flush);
+            tally.send_to(&prepare(payload.clone()), raw.into_iter(), &mut out);
         }
         if !positioned.is_empty() {
             tally.send_to(
                 &prepare(envelope(&payload, None, None)),
                 positioned.into_iter(),
-                flush,
+                &mut out,
             );
         }
         self.push_done(tally)

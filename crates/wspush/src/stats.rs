@@ -38,8 +38,10 @@ pub struct Stats {
     pub queued_bytes: u64,
     /// Messages written to browser sockets.
     pub messages_written: u64,
-    /// Of those, written at once by the pushing thread (a lone push to an idle browser).
+    /// Write calls the fan-out writers made to idle browsers (no wake-up of the connection).
     pub direct_writes: u64,
+    /// Write calls to browser sockets, by connection tasks and fan-out writers together.
+    pub write_calls: u64,
     /// Bytes written to browser sockets.
     pub bytes_written: u64,
     /// Upgrades refused with 503 because the connection cap was reached.
@@ -124,6 +126,7 @@ impl Stats {
             queued_bytes: hub.queued_bytes() as u64,
             messages_written: ws.messages_sent,
             direct_writes: ws.direct_writes,
+            write_calls: ws.write_calls,
             bytes_written: ws.bytes_sent,
             messages_in: get(&c.messages_in),
             bytes_in: get(&c.bytes_in),
@@ -162,8 +165,8 @@ impl Stats {
         self.broker_history_errors = get(&b.history_errors);
     }
 
-    fn scalars(&self) -> [(&'static str, u64, &'static str); 41] {
-        [
+    fn scalars(&self) -> Vec<(&'static str, u64, &'static str)> {
+        vec![
             (
                 "ping_timeouts",
                 self.ping_timeouts,
@@ -276,7 +279,12 @@ impl Stats {
             (
                 "direct_writes",
                 self.direct_writes,
-                "Messages written by the pushing thread itself (idle browser, lone push)",
+                "Writes to idle browser sockets by the fan-out writers, without waking the connection",
+            ),
+            (
+                "write_calls",
+                self.write_calls,
+                "Write calls to browser sockets (messages_written / write_calls: frames per write)",
             ),
             (
                 "bytes_written",

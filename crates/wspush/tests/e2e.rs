@@ -484,8 +484,8 @@ async fn overflow_drop_policy_counts_and_keeps_the_connection() {
 }
 
 /// A paced program (one push, a pause, the next): each push is written at once to idle
-/// browsers by the pushing threads, spread over the cores; a pipelined burst right after is
-/// queued and coalesced. Every browser gets everything, in order, either way.
+/// browsers by the fan-out writers, with no wake-up of their connections; a pipelined burst
+/// right after is coalesced. Every browser gets everything, in order, either way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paced_pushes_are_written_at_once_to_many_browsers_in_order() {
     const BROWSERS: usize = 300;
@@ -537,5 +537,58 @@ async fn paced_pushes_are_written_at_once_to_many_browsers_in_order() {
     assert!(
         direct < written,
         "a pipelined burst should be queued and coalesced: {direct} of {written}"
+    );
+}
+
+/// Reads `n` messages `"{tag} {i}"`, i = 0.., from every browser, each on its own task.
+async fn expect_in_order(browsers: Vec<ws_server::Client>, tag: &'static str, n: usize) {
+    let readers: Vec<_> = browsers
+        .into_iter()
+        .map(|mut b| {
+            tokio::spawn(async move {
+                for i in 0..n {
+                    assert_eq!(recv_text(&mut b).await, format!("{tag} {i}"));
+                }
+            })
+        })
+        .collect();
+    for r in readers {
+        r.await.unwrap();
+    }
+}
+
+/// The seed's publisher: one `call` at a time, the next sent when the reply arrives. Its
+/// back-to-back pushes to many browsers must be coalesced as a pipelining caller's are
+/// (each browser's socket gets several frames per write), not written one system call per
+/// browser per push: the reply means "queued everywhere", and a push that finds a browser's
+/// previous frames still unwritten joins them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_synchronous_caller_is_coalesced_like_a_pipelining_one() {
+    const BROWSERS: usize = 2000;
+    const PUSHES: usize = 100;
+    let mut h = Harness::start(settings()).await;
+    let mut browsers = Vec::new();
+    for _ in 0..BROWSERS {
+        browsers.push(h.open("/").await.0);
+    }
+    // Not the harness's listening client: the closes at the end fill its event queue.
+    let program = Rpc::connect_tcp(h.server.rpc_addr).await.unwrap();
+    let before = program.call("stats", vec![]).await.unwrap();
+    for i in 0..PUSHES {
+        program
+            .call("push_data", vec![Value::from(format!("sync {i}"))])
+            .await
+            .unwrap();
+    }
+    expect_in_order(browsers, "sync", PUSHES).await;
+    let stats = program.call("stats", vec![]).await.unwrap();
+    let delta = |key: &str| {
+        map_get(&stats, key).as_u64().unwrap() - map_get(&before, key).as_u64().unwrap()
+    };
+    let (written, writes) = (delta("messages_written"), delta("write_calls"));
+    assert_eq!(written, (BROWSERS * PUSHES) as u64);
+    assert!(
+        writes * 2 <= written,
+        "a synchronous caller's pushes were not coalesced: {writes} writes for {written} frames"
     );
 }

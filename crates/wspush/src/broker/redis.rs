@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures_util::{FutureExt, StreamExt};
+use futures_util::StreamExt;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, Value as RValue};
 use tokio::sync::{mpsc, oneshot};
@@ -27,7 +27,6 @@ use super::{BrokerError, MAX_NODE};
 use crate::data::Payload;
 use crate::history::{HistoryRead, Retention};
 use crate::hub::Hub;
-use crate::stream::Flush;
 
 /// Most commands sent as one pipeline.
 const MAX_BATCH: usize = 1024;
@@ -443,28 +442,15 @@ impl Subscriber {
                     tracing::info!(channels = ?self.channels, "subscribed to Redis");
                     delay = Duration::from_millis(100);
                     let mut messages = pubsub.into_on_message();
-                    // One message of look-ahead: a burst is queued for coalescing, its
-                    // last message (or a lone one) is written at once.
-                    let mut ahead = None;
                     loop {
-                        let msg = match ahead.take() {
-                            Some(msg) => msg,
-                            None => tokio::select! {
-                                _ = shutdown.cancelled() => return,
-                                msg = messages.next() => match msg {
-                                    Some(msg) => msg,
-                                    None => break,
-                                },
+                        let msg = tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            msg = messages.next() => match msg {
+                                Some(msg) => msg,
+                                None => break,
                             },
                         };
-                        let next = messages.next().now_or_never();
-                        let more = matches!(next, Some(Some(_)));
-                        self.handle_message(msg.get_payload_bytes(), Flush::after(more));
-                        match next {
-                            Some(Some(msg)) => ahead = Some(msg),
-                            Some(None) => break,
-                            None => {}
-                        }
+                        self.handle_message(msg.get_payload_bytes());
                     }
                     self.counters.connected.store(0, Ordering::Relaxed);
                     tracing::warn!("Redis subscription lost; reconnecting");
@@ -481,19 +467,19 @@ impl Subscriber {
         }
     }
 
-    fn handle_message(&self, msg: &[u8], flush: Flush) {
+    fn handle_message(&self, msg: &[u8]) {
         self.counters.messages_in.fetch_add(1, Ordering::Relaxed);
         let hub = &self.hub;
         match BusMessage::parse(msg) {
             Ok(BusMessage::Stream(stream, pos, payload)) => {
-                hub.deliver(stream.as_deref(), &pos, payload, flush);
+                hub.deliver(stream.as_deref(), &pos, payload);
             }
             Ok(BusMessage::User(user, payload)) => {
-                hub.send_user(&user, payload, flush);
+                hub.send_user(&user, payload);
             }
             Ok(BusMessage::Node(cmd)) => match cmd {
                 NodeCommand::Send(id, payload) => {
-                    hub.send(id, payload, flush);
+                    hub.send(id, payload);
                 }
                 NodeCommand::Subscribe(id, channel) => {
                     hub.subscribe(id, &channel);

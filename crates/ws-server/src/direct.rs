@@ -1,0 +1,266 @@
+//! Direct writes: queued frames written to an idle socket by the thread that sent them, or by
+//! a writer thread it handed them to, with no wake-up of the connection task.
+//!
+//! # The invariant
+//! A connection's bytes leave in the order they were queued, and one party writes at a time.
+//! Under the connection's queue lock exactly one of these holds:
+//! - **task**: the task is writing (`writer_busy`) or holds frames it took (`bytes` counts
+//!   them): senders queue and wake it;
+//! - **direct**: a direct writer holds the connection (`direct_pending`): senders append
+//!   prepared frames without waking anyone, and the writer writes them all in one `writev`;
+//! - **idle**: nothing queued or being written; the next prepared frame sent through a
+//!   [`FanOut`] (or `send_prepared_now`) hands the connection to a direct writer.
+//!
+//! A direct writer writes only under the lock, only whole prepared frames from the front of
+//! the queue, and only while the connection is open and the task is not writing. Whatever it
+//! cannot finish (a frame the socket took in part, a full socket, a message the task must
+//! encode, a close) goes back to the task, woken for it, which writes the rest of a partial
+//! frame before anything else. Anything that wakes the task or lets it take the queue clears
+//! `direct_pending`, so a writer arriving late finds nothing to do.
+//!
+//! # Why
+//! A fan-out to N idle browsers costs N system calls wherever it happens; done by the
+//! connection tasks it also costs N wake-ups. Writer threads made once, one per core, take a
+//! fan-out in chunks while it is still being queued, so the first browsers are written at
+//! once and the caller (an RPC request) answers as soon as everything is queued. A push that
+//! arrives while a writer is still busy with a connection joins that connection's next write:
+//! coalescing follows what the sockets have not yet taken, not how the caller pipelines.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+
+use ws_proto::PreparedMessage;
+
+use crate::connection::{Connection, Outbound, Queue};
+use crate::error::SendError;
+use crate::stats::Stats;
+
+/// Frames per direct `writev`.
+const MAX_IOV: usize = 64;
+/// Connections per chunk handed to a writer thread: the first browsers of a large fan-out
+/// are written while the rest are still being queued.
+const CHUNK: usize = 256;
+/// A fan-out handing at most this many connections to direct writing writes them on the
+/// caller's thread: a hand-off to a writer thread costs about as much as a few writes.
+const INLINE_MAX: usize = 4;
+
+/// One `writev` of the prepared frames at the front of `q`, under its lock. Returns `true`
+/// when every frame it tried went out and more wait (call it again).
+pub(crate) fn write_queued(q: &mut Queue, stats: &Stats) -> bool {
+    if q.writer_busy || q.closing || q.closed || q.partial.is_some() {
+        return false;
+    }
+    let Some(direct) = &q.direct else {
+        return false;
+    };
+    let mut slices = [IoSlice::new(&[]); MAX_IOV];
+    let mut tried = 0;
+    for (slot, item) in slices.iter_mut().zip(q.items.iter()) {
+        let Outbound::Prepared(msg) = item else {
+            break;
+        };
+        *slot = IoSlice::new(direct.choice.frame(msg));
+        tried += 1;
+    }
+    if tried == 0 {
+        return false;
+    }
+    // WouldBlock: the task waits for the socket. Any other error the task meets on its own
+    // I/O and reports as the connection's end.
+    let Ok(written) = direct.socket.try_write_vectored(&slices[..tried]) else {
+        return false;
+    };
+    Stats::add(&stats.direct_writes, 1);
+    Stats::add(&stats.write_calls, 1);
+    Stats::add(&stats.bytes_sent, written as u64);
+    let mut left = written;
+    let mut sent = 0;
+    while sent < tried && left > 0 {
+        let Some(Outbound::Prepared(msg)) = q.items.front() else {
+            break;
+        };
+        let frame = direct.choice.frame(msg);
+        let rest = (left < frame.len()).then(|| frame.slice(left..));
+        left = left.saturating_sub(frame.len());
+        if let Some(item) = q.items.pop_front() {
+            q.bytes = q.bytes.saturating_sub(item.size());
+        }
+        sent += 1;
+        if let Some(rest) = rest {
+            q.bytes += rest.len();
+            q.partial = Some(rest);
+        }
+    }
+    Stats::add(&stats.messages_sent, sent as u64);
+    q.partial.is_none() && sent == tried && !q.items.is_empty()
+}
+
+/// Writer threads made once (lazily, at the first fan-out that needs them), one per core,
+/// each taking chunks of connections in order. Dropping it lets the threads finish what
+/// they hold and end.
+#[derive(Debug)]
+pub struct Writers {
+    threads: usize,
+    lanes: OnceLock<Vec<Arc<Lane>>>,
+    next: AtomicUsize,
+}
+
+#[derive(Debug, Default)]
+struct Lane {
+    queue: Mutex<LaneQueue>,
+    ready: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct LaneQueue {
+    chunks: VecDeque<Vec<Connection>>,
+    closed: bool,
+}
+
+impl Lane {
+    fn lock(&self) -> MutexGuard<'_, LaneQueue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn run(&self) {
+        loop {
+            let mut q = self.lock();
+            let chunk = loop {
+                if let Some(chunk) = q.chunks.pop_front() {
+                    break chunk;
+                }
+                if q.closed {
+                    return;
+                }
+                q = self.ready.wait(q).unwrap_or_else(|p| p.into_inner());
+            };
+            drop(q);
+            for conn in chunk {
+                conn.shared.write_direct();
+            }
+        }
+    }
+}
+
+impl Default for Writers {
+    /// One writer thread per core.
+    fn default() -> Self {
+        Writers::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+}
+
+impl Writers {
+    /// `threads` writer threads, started at the first fan-out that needs them.
+    pub fn new(threads: usize) -> Self {
+        Writers {
+            threads: threads.max(1),
+            lanes: OnceLock::new(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// Starts a fan-out: frames sent through it are queued now and written by these writers.
+    pub fn fan_out(&self) -> FanOut<'_> {
+        FanOut {
+            writers: self,
+            chunk: Vec::new(),
+            handed_off: false,
+        }
+    }
+
+    fn lanes(&self) -> &[Arc<Lane>] {
+        self.lanes.get_or_init(|| {
+            (0..self.threads)
+                .filter_map(|i| {
+                    let lane = Arc::new(Lane::default());
+                    let runner = Arc::clone(&lane);
+                    let spawned = std::thread::Builder::new()
+                        .name(format!("ws-writer-{i}"))
+                        .spawn(move || runner.run());
+                    match spawned {
+                        Ok(_) => Some(lane),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "writer thread not started");
+                            None
+                        }
+                    }
+                })
+                .collect()
+        })
+    }
+
+    fn hand_off(&self, chunk: Vec<Connection>) {
+        let lanes = self.lanes();
+        if lanes.is_empty() {
+            // No thread could be started: the caller writes, only later than it could have.
+            for conn in chunk {
+                conn.shared.write_direct();
+            }
+            return;
+        }
+        let lane = &lanes[self.next.fetch_add(1, Ordering::Relaxed) % lanes.len()];
+        lane.lock().chunks.push_back(chunk);
+        lane.ready.notify_one();
+    }
+}
+
+impl Drop for Writers {
+    fn drop(&mut self) {
+        for lane in self.lanes.get().into_iter().flatten() {
+            lane.lock().closed = true;
+            lane.ready.notify_one();
+        }
+    }
+}
+
+/// One fan-out in progress: [`FanOut::send`] queues a prepared frame to a connection at once
+/// (the caller may answer "queued everywhere" when it is done); connections that were idle
+/// are written by the writer threads, in chunks handed over while the fan-out goes on, and
+/// the rest when it ends (it is dropped). A fan-out that hands over only a few connections
+/// writes them on the caller's thread when it ends.
+///
+/// End it after releasing locks the writes need not hold.
+#[derive(Debug)]
+pub struct FanOut<'w> {
+    writers: &'w Writers,
+    chunk: Vec<Connection>,
+    handed_off: bool,
+}
+
+impl FanOut<'_> {
+    /// Queues `msg` to `conn`, refused as [`Connection::send_prepared`] refuses (full,
+    /// closed). Order with every other send to `conn` is kept.
+    pub fn send(&mut self, conn: &Connection, msg: &Arc<PreparedMessage>) -> Result<(), SendError> {
+        if conn.shared.push_for_direct(msg)? {
+            self.chunk.push(conn.clone());
+            if self.chunk.len() >= CHUNK {
+                self.hand_off();
+            }
+        }
+        Ok(())
+    }
+
+    fn hand_off(&mut self) {
+        self.handed_off = true;
+        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
+        self.writers.hand_off(chunk);
+    }
+}
+
+impl Drop for FanOut<'_> {
+    fn drop(&mut self) {
+        if self.chunk.is_empty() {
+            return;
+        }
+        if !self.handed_off && self.chunk.len() <= INLINE_MAX {
+            for conn in self.chunk.drain(..) {
+                conn.shared.write_direct();
+            }
+        } else {
+            let chunk = std::mem::take(&mut self.chunk);
+            self.writers.hand_off(chunk);
+        }
+    }
+}
