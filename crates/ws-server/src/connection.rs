@@ -51,6 +51,9 @@ pub(crate) struct Control {
     pub(crate) close: Option<(u16, String)>,
     /// Drop the socket now (shutdown deadline passed).
     pub(crate) abort: bool,
+    /// The close is the overflow policy's: drop what waits, so the peer gets the close
+    /// frame next instead of after data it is too slow to read.
+    pub(crate) discard: bool,
 }
 
 #[derive(Debug, Default)]
@@ -59,6 +62,8 @@ pub(crate) struct Queue {
     /// Bytes of `items` plus the batch the task took and has not finished writing.
     pub(crate) bytes: usize,
     pub(crate) close: Option<(u16, String)>,
+    /// `close` is the overflow policy's (see [`Control::discard`]).
+    pub(crate) discard: bool,
     /// A close was requested (by the application, the overflow policy or shutdown): refuse sends.
     pub(crate) closing: bool,
     pub(crate) abort: bool,
@@ -283,6 +288,7 @@ impl Shared {
                     q.bytes -= freed;
                     q.closing = true;
                     q.direct_pending = false;
+                    q.discard = true;
                     q.close = Some((SLOW_CONSUMER.0, SLOW_CONSUMER.1.to_owned()));
                     drop(q);
                     self.wake();
@@ -387,6 +393,7 @@ impl Shared {
         Control {
             close: q.close.take(),
             abort: q.abort,
+            discard: std::mem::take(&mut q.discard),
         }
     }
 

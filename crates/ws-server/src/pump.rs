@@ -79,7 +79,7 @@ fn poll_write(d: &mut Driver<'_>, cx: &mut Context<'_>) -> Poll<io::Result<bool>
         d.out_bytes -= written;
         Stats::add(&d.stats.bytes_sent, written as u64);
         Stats::add(&d.stats.write_calls, 1);
-        advance(&mut d.out, written);
+        d.front_started = advance(&mut d.out, written);
     }
     if d.needs_flush {
         // TLS buffers records; plain TCP flushes for free.
@@ -95,19 +95,21 @@ fn poll_write(d: &mut Driver<'_>, cx: &mut Context<'_>) -> Poll<io::Result<bool>
 }
 
 /// Drops `n` written bytes from the front of the chunk queue (a partial chunk is sliced).
-fn advance(out: &mut std::collections::VecDeque<bytes::Bytes>, mut n: usize) {
+/// Returns whether the front chunk is now partly written.
+fn advance(out: &mut std::collections::VecDeque<bytes::Bytes>, mut n: usize) -> bool {
     while n > 0 {
         let Some(front) = out.front_mut() else {
-            return;
+            return false;
         };
         if front.len() <= n {
             n -= front.len();
             out.pop_front();
         } else {
             front.advance(n);
-            return;
+            return true;
         }
     }
+    false
 }
 
 #[cfg(test)]

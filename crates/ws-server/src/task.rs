@@ -150,6 +150,8 @@ pub(crate) struct Driver<'a> {
     pub(crate) stats: &'a Stats,
     /// Encoded chunks waiting for the socket, in order.
     pub(crate) out: VecDeque<Bytes>,
+    /// The front chunk of `out` is partly on the wire: it must be finished before anything.
+    pub(crate) front_started: bool,
     pub(crate) out_bytes: usize,
     pub(crate) needs_flush: bool,
     /// Senders may write to the socket directly (see `Connection::send_prepared_now`).
@@ -193,6 +195,7 @@ impl<'a> Driver<'a> {
             cfg,
             stats,
             out: VecDeque::new(),
+            front_started: false,
             out_bytes: 0,
             needs_flush: false,
             pending: VecDeque::new(),
@@ -295,6 +298,9 @@ impl<'a> Driver<'a> {
             self.lost = Some("shutdown deadline passed");
             return true;
         }
+        if control.discard {
+            self.discard_unsent();
+        }
         if let Some(close) = control.close {
             if self.local_close.is_none() && self.peer_close.is_none() && self.failure.is_none() {
                 self.local_close = Some(close);
@@ -303,6 +309,16 @@ impl<'a> Driver<'a> {
             }
         }
         false
+    }
+
+    /// Drops every frame not yet begun (a frame partly on the wire is finished first): the
+    /// overflow policy's close goes out next. Their bytes leave the queue's count with the
+    /// rest of the batch.
+    fn discard_unsent(&mut self) {
+        self.pending.clear();
+        let keep = usize::from(self.front_started).min(self.out.len());
+        let dropped: usize = self.out.drain(keep..).map(|c| c.len()).sum();
+        self.out_bytes -= dropped;
     }
 
     fn pull(&mut self) {
@@ -318,6 +334,7 @@ impl<'a> Driver<'a> {
             self.in_flight += rest.len();
             self.out_bytes += rest.len();
             self.out.push_front(rest);
+            self.front_started = true;
         }
     }
 
@@ -544,5 +561,49 @@ mod tests {
         let small = Arc::new(PreparedMessage::new(Message::text("queued")));
         conn.send_prepared_now(&small).unwrap();
         assert_eq!(conn.queued_bytes(), rest + small.plain_frame().len());
+    }
+
+    /// Issue 12.10: when the overflow policy closes a slow reader, what waits is dropped and
+    /// the close frame goes next (after the rest of a frame already partly on the wire), so
+    /// the reader sees 1008 instead of a timeout.
+    #[tokio::test]
+    async fn the_overflow_close_goes_before_unsent_data() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (tcp, peer) = listener.accept().await.unwrap();
+        let cfg = ServerConfig::default();
+        let stats = Arc::new(Stats::default());
+        let conn = Connection::new(1, peer, 1000, OverflowPolicy::Close, stats.clone());
+        let proto = ws_proto::Connection::new(Role::Server, cfg.proto.clone(), None);
+        let mut d = Driver::new(Stream::Plain(tcp), proto, conn.clone(), &cfg, &stats);
+        // A frame partly written, then whole frames not begun.
+        d.out.extend([
+            Bytes::from_static(b"rest of a frame"),
+            Bytes::from_static(b"\x82\x03abc"),
+        ]);
+        d.out_bytes = d.out.iter().map(Bytes::len).sum();
+        d.front_started = true;
+        conn.send_binary(vec![0u8; 600]).unwrap();
+        d.pull();
+        assert_eq!(d.pending.len(), 1);
+        assert_eq!(
+            conn.send_binary(vec![0u8; 600]),
+            Err(crate::SendError::Full)
+        );
+
+        assert!(!d.apply_control());
+        d.encode_pending();
+        assert!(d.pending.is_empty());
+        assert_eq!(d.out[0], Bytes::from_static(b"rest of a frame"));
+        let rest: Vec<u8> = d.out.iter().skip(1).flat_map(|c| c.to_vec()).collect();
+        assert_eq!(
+            &rest[..4],
+            b"\x88\x0f\x03\xf0",
+            "the close frame (1008) comes next"
+        );
+        assert_eq!(&rest[4..], b"slow consumer");
+        assert_eq!(d.out_bytes, d.out.iter().map(Bytes::len).sum::<usize>());
     }
 }
