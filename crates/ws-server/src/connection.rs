@@ -61,6 +61,9 @@ pub(crate) struct Queue {
     pub(crate) items: VecDeque<Outbound>,
     /// Bytes of `items` plus the batch the task took and has not finished writing.
     pub(crate) bytes: usize,
+    /// Bytes of a backlog queued beyond the limit ([`Connection::send_backlog`]) and not yet
+    /// written: the limit applies to what comes after it.
+    pub(crate) allowance: usize,
     pub(crate) close: Option<(u16, String)>,
     /// `close` is the overflow policy's (see [`Control::discard`]).
     pub(crate) discard: bool,
@@ -179,6 +182,19 @@ impl Connection {
         self.shared.push_now(msg)
     }
 
+    /// Queues a message that is part of a backlog the peer asked for (a replay of missed
+    /// messages): it is accepted whatever the limit, and the limit then applies to what is
+    /// queued beyond the backlog until the backlog is written. The caller bounds the backlog.
+    pub fn send_backlog(&self, msg: &Arc<PreparedMessage>) -> Result<(), SendError> {
+        let mut q = self.shared.lock();
+        if q.closing || q.closed {
+            return Err(SendError::Closed);
+        }
+        let item = Outbound::Prepared(Arc::clone(msg));
+        q.allowance += item.size();
+        self.shared.enqueue(q, item, false).map(drop)
+    }
+
     /// Starts the close handshake after the messages already queued. Later sends are refused.
     /// Does nothing if a close was already requested.
     pub fn close(&self, code: u16, reason: &str) {
@@ -272,7 +288,7 @@ impl Shared {
         may_go_direct: bool,
     ) -> Result<bool, SendError> {
         let size = item.size();
-        if q.bytes > 0 && q.bytes + size > self.limit {
+        if q.bytes > 0 && q.bytes + size > self.limit + q.allowance {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             match self.policy {
                 OverflowPolicy::Drop => Stats::add(&self.stats.dropped_messages, 1),
@@ -286,6 +302,7 @@ impl Shared {
                     );
                     let freed: usize = q.items.drain(..).map(|i| i.size()).sum();
                     q.bytes -= freed;
+                    q.allowance = 0;
                     q.closing = true;
                     q.direct_pending = false;
                     q.discard = true;
@@ -385,6 +402,8 @@ impl Shared {
     pub(crate) fn release(&self, bytes: usize) {
         let mut q = self.lock();
         q.bytes = q.bytes.saturating_sub(bytes);
+        // A backlog is at the front of what was queued: it is written first.
+        q.allowance = q.allowance.saturating_sub(bytes);
     }
 
     /// Task side: pending close / abort requests (the close is handed out once).
@@ -408,6 +427,7 @@ impl Shared {
         q.closed = true;
         q.items = VecDeque::new();
         q.bytes = 0;
+        q.allowance = 0;
         q.partial = None;
         q.direct = None;
         q.direct_pending = false;

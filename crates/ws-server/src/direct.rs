@@ -86,6 +86,7 @@ pub(crate) fn write_queued(q: &mut Queue, stats: &Stats) -> bool {
         left = left.saturating_sub(frame.len());
         if let Some(item) = q.items.pop_front() {
             q.bytes = q.bytes.saturating_sub(item.size());
+            q.allowance = q.allowance.saturating_sub(item.size());
         }
         sent += 1;
         if let Some(rest) = rest {

@@ -168,7 +168,6 @@ impl Hub {
 
     /// Queues a resuming connection's replay of `stream`, then goes live.
     pub fn finish_resume(&self, id: u64, stream: Option<&str>, replay: Replay) {
-        let mut out = self.writers.fan_out();
         let mut state = self.write();
         let state = &mut *state;
         let Some(conn) = state.conns.get(&id).map(|e| e.conn.clone()) else {
@@ -179,7 +178,7 @@ impl Hub {
             Some(name) => state.channels.get_mut(name),
         };
         if let Some(subs) = subs {
-            let tally = subs.finish_resume(id, &conn, stream, replay, &mut out);
+            let tally = subs.finish_resume(id, &conn, stream, replay);
             self.counters.resumes.fetch_add(1, Ordering::Relaxed);
             self.record(tally);
         }

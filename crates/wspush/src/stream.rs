@@ -18,11 +18,18 @@ use crate::data::Payload;
 use crate::history::Replay;
 use crate::position::{Position, envelope, gap_notice};
 
-/// Live messages buffered for one resuming connection, at most this many:
-/// beyond it the connection is closed (1008) rather than silently trimmed.
+/// Live messages buffered for one resuming connection while its history is read, at most
+/// this many frame bytes and this many messages: beyond either the connection is closed
+/// (1008) at once rather than silently trimmed.
+const MAX_PENDING_BYTES: usize = 16 << 20;
 const MAX_PENDING: usize = 65_536;
 
-type Buffered = Vec<(Position, Arc<PreparedMessage>)>;
+/// What a resuming connection buffered.
+struct Buffered {
+    conn: Connection,
+    frames: Vec<(Position, Arc<PreparedMessage>)>,
+    bytes: usize,
+}
 
 /// What one fan-out did, for the hub's counters.
 #[derive(Debug, Default, Clone, Copy)]
@@ -40,6 +47,24 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// Queues `frame` to `conn` as part of a backlog it asked for (see
+    /// [`Connection::send_backlog`]).
+    pub fn backlog(&mut self, frame: &Arc<PreparedMessage>, conn: &Connection) {
+        let sent = conn.send_backlog(frame);
+        self.count(sent, frame);
+    }
+
+    fn count(&mut self, sent: Result<(), SendError>, frame: &PreparedMessage) {
+        match sent {
+            Ok(()) => {
+                self.queued += 1;
+                self.bytes += frame.plain_frame().len() as u64;
+            }
+            Err(SendError::Full) => self.full += 1,
+            Err(_) => self.closed += 1,
+        }
+    }
+
     /// Queues `frame` to each of `conns` through `out` (which writes it to the idle ones
     /// when it ends), counting the outcomes.
     pub fn send_to<'a>(
@@ -48,16 +73,9 @@ impl Tally {
         conns: impl Iterator<Item = &'a Connection>,
         out: &mut FanOut<'_>,
     ) {
-        let len = frame.plain_frame().len() as u64;
         for conn in conns {
-            match out.send(conn, frame) {
-                Ok(()) => {
-                    self.queued += 1;
-                    self.bytes += len;
-                }
-                Err(SendError::Full) => self.full += 1,
-                Err(_) => self.closed += 1,
-            }
+            let sent = out.send(conn, frame);
+            self.count(sent, frame);
         }
     }
 }
@@ -89,7 +107,14 @@ impl Subs {
             self.pending
                 .get_mut()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(id, Vec::new());
+                .insert(
+                    id,
+                    Buffered {
+                        conn,
+                        frames: Vec::new(),
+                        bytes: 0,
+                    },
+                );
         } else if positioned {
             self.positioned.insert(id, conn);
         } else {
@@ -157,16 +182,21 @@ impl Subs {
             tally.send_to(&frame, self.positioned.values(), out);
             if let Some(pos) = pos {
                 let mut overflowed = Vec::new();
+                let size = frame.plain_frame().len();
                 for (id, buffer) in pending.iter_mut() {
-                    if buffer.len() >= MAX_PENDING {
+                    if buffer.frames.len() >= MAX_PENDING || buffer.bytes + size > MAX_PENDING_BYTES
+                    {
                         overflowed.push(*id);
                     } else {
-                        buffer.push((pos.clone(), Arc::clone(&frame)));
+                        buffer.frames.push((pos.clone(), Arc::clone(&frame)));
+                        buffer.bytes += size;
                     }
                 }
                 for id in overflowed {
-                    pending.remove(&id);
-                    tracing::warn!(conn = id, "resume backlog full; closing");
+                    if let Some(buffer) = pending.remove(&id) {
+                        tracing::warn!(conn = id, "resume backlog full; closing");
+                        buffer.conn.close(1008, "resume backlog");
+                    }
                 }
             }
         }
@@ -174,14 +204,15 @@ impl Subs {
     }
 
     /// Queues a resuming subscriber's replay, then the live messages buffered
-    /// meanwhile that the replay did not already cover, and makes it live.
+    /// meanwhile that the replay did not already cover, and makes it live. The whole
+    /// backlog is queued beyond the connection's limit (it is bounded by the history's),
+    /// so a replay larger than one queue's worth is delivered, paced by the socket.
     pub fn finish_resume(
         &mut self,
         id: u64,
         conn: &Connection,
         stream: Option<&str>,
         replay: Replay,
-        out: &mut FanOut<'_>,
     ) -> Tally {
         let mut tally = Tally::default();
         let pending = self.pending.get_mut().unwrap_or_else(|e| e.into_inner());
@@ -190,30 +221,25 @@ impl Subs {
             conn.close(1008, "resume backlog");
             return tally;
         };
-        let one = std::iter::once(conn);
         if let Some(gap) = &replay.gap {
-            tally.send_to(&prepare(gap_notice(stream, gap)), one.clone(), out);
+            tally.backlog(&prepare(gap_notice(stream, gap)), conn);
             tally.gaps += 1;
         }
         let mut last = replay.last;
         for (seq, payload) in replay.entries {
             let pos = Position::new(last.epoch.clone(), seq);
-            tally.send_to(
-                &prepare(envelope(&payload, stream, Some(&pos))),
-                one.clone(),
-                out,
-            );
+            tally.backlog(&prepare(envelope(&payload, stream, Some(&pos))), conn);
         }
-        for (pos, frame) in buffered {
+        for (pos, frame) in buffered.frames {
             if last.covers(&pos) {
                 continue;
             }
             if !last.is_followed_by(&pos) {
                 let before = Position::new(pos.epoch.clone(), pos.seq.saturating_sub(1));
-                tally.send_to(&prepare(gap_notice(stream, &before)), one.clone(), out);
+                tally.backlog(&prepare(gap_notice(stream, &before)), conn);
                 tally.gaps += 1;
             }
-            tally.send_to(&frame, one.clone(), out);
+            tally.backlog(&frame, conn);
             last = pos;
         }
         self.positioned.insert(id, conn.clone());
