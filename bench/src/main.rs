@@ -33,8 +33,9 @@ enum Command {
         /// JSON lines files.
         files: Vec<PathBuf>,
     },
-    /// Measure this machine's ceilings (loopback bandwidth, cost of a small write), with
-    /// no server: what scenarios b and d can reach at best.
+    /// Measure this machine's ceilings (loopback bandwidth, cost of a small write, a
+    /// request/reply round trip), with no server: what scenarios b and d, and a publisher
+    /// with one call in flight, can reach at best.
     Calibrate {
         /// Idle sockets for the write-cost measurement.
         #[arg(long, default_value_t = 5000)]
