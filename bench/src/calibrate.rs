@@ -9,6 +9,10 @@
 //!   sockets that nobody reads, from 1 and from `threads` threads. Paced fan-out (scenario
 //!   d) is one such write per subscriber, so N × cost ÷ threads bounds the time to reach
 //!   the last subscriber, before the subscribers' own reading is counted.
+//! - **Round trip**: a 64-byte request and an 8-byte reply over one loopback
+//!   connection, one at a time, between two blocking threads. A publisher with
+//!   one call in flight waits at least this long per message, so 1 ÷ round trip
+//!   bounds its calls/s (scenario f, and a, b, c with one call at a time).
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -28,6 +32,8 @@ pub struct Calibration {
     pub threads: usize,
     /// Microseconds of wall time per write with `threads` threads writing their shares.
     pub write_us_parallel: f64,
+    /// Microseconds per request/reply round trip, one at a time (median of the rounds).
+    pub round_trip_us: f64,
 }
 
 impl Calibration {
@@ -43,7 +49,8 @@ impl Calibration {
             "| measurement | value | implies |\n|---|---|---|\n\
              | loopback TCP, one stream | {:.2} GB/s | at that bandwidth: {:.0}k deliveries/s of 4 KiB, {:.1}M of 64 B |\n\
              | 70-byte write to an idle socket, 1 thread ({} sockets) | {:.2} µs | last of 10k paced deliveries ≥ {:.0} ms, of 1k ≥ {:.1} ms |\n\
-             | same, {} threads | {:.2} µs of wall time per write | last of 10k ≥ {:.0} ms, of 1k ≥ {:.1} ms |\n",
+             | same, {} threads | {:.2} µs of wall time per write | last of 10k ≥ {:.0} ms, of 1k ≥ {:.1} ms |\n\
+             | request/reply round trip, one at a time | {:.2} µs | a publisher with 1 call in flight: ≤ {:.0}k calls/s |\n",
             self.loopback_bytes_per_sec / 1e9,
             self.max_deliveries_per_sec(4096) / 1e3,
             self.max_deliveries_per_sec(64) / 1e6,
@@ -55,6 +62,8 @@ impl Calibration {
             self.write_us_parallel,
             ms(10_000, self.write_us_parallel),
             ms(1_000, self.write_us_parallel),
+            self.round_trip_us,
+            1e3 / self.round_trip_us.max(1e-9),
         )
     }
 }
@@ -68,9 +77,14 @@ fn header_len(size: usize) -> usize {
     }
 }
 
-/// Runs both measurements: `stream_bytes` through loopback, `sockets` idle sockets.
+/// Round trips per round of the round-trip measurement.
+const ROUND_TRIPS: usize = 5_000;
+
+/// Runs the measurements: `stream_bytes` through loopback, `sockets` idle
+/// sockets, [`ROUND_TRIPS`] round trips (5 rounds each).
 pub fn run(stream_bytes: usize, sockets: usize, threads: usize) -> io::Result<Calibration> {
     let loopback_bytes_per_sec = loopback_bandwidth(stream_bytes)?;
+    let round_trip_us = median((0..5).map(|_| round_trips(ROUND_TRIPS)).collect())?;
     let pairs = connected_pairs(sockets)?;
     let (mut writers, _readers): (Vec<TcpStream>, Vec<TcpStream>) = pairs.into_iter().unzip();
     let write_us_1_thread = median((0..5).map(|_| write_round(&mut writers, 1)).collect())?;
@@ -82,7 +96,37 @@ pub fn run(stream_bytes: usize, sockets: usize, threads: usize) -> io::Result<Ca
         write_us_1_thread,
         threads,
         write_us_parallel,
+        round_trip_us,
     })
+}
+
+/// µs per 64-byte request answered by an 8-byte reply, `n` one after the other.
+fn round_trips(n: usize) -> io::Result<f64> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    let addr = listener.local_addr()?;
+    let server = thread::spawn(move || -> io::Result<()> {
+        let (mut s, _) = listener.accept()?;
+        s.set_nodelay(true)?;
+        let mut request = [0u8; 64];
+        for _ in 0..n {
+            s.read_exact(&mut request)?;
+            s.write_all(&[1u8; 8])?;
+        }
+        Ok(())
+    });
+    let mut client = TcpStream::connect(addr)?;
+    client.set_nodelay(true)?;
+    let mut reply = [0u8; 8];
+    let start = Instant::now();
+    for _ in 0..n {
+        client.write_all(&[7u8; 64])?;
+        client.read_exact(&mut reply)?;
+    }
+    let wall = start.elapsed().max(Duration::from_nanos(1));
+    server
+        .join()
+        .map_err(|_| io::Error::other("round-trip thread panicked"))??;
+    Ok(wall.as_secs_f64() * 1e6 / n.max(1) as f64)
 }
 
 fn median(rounds: Vec<io::Result<f64>>) -> io::Result<f64> {
@@ -170,6 +214,7 @@ mod tests {
             write_us_1_thread: 8.0,
             threads: 2,
             write_us_parallel: 4.0,
+            round_trip_us: 20.0,
         };
         assert_eq!(c.max_deliveries_per_sec(4096), 1000.0);
         let table = c.table();
@@ -178,11 +223,13 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("last of 10k ≥ 40 ms"), "{table}");
+        assert!(table.contains("1 call in flight: ≤ 50k calls/s"), "{table}");
     }
 
     #[test]
     fn a_small_calibration_runs() {
         let c = run(1 << 20, 20, 2).unwrap();
         assert!(c.loopback_bytes_per_sec > 0.0 && c.write_us_1_thread > 0.0);
+        assert!(c.round_trip_us > 0.0);
     }
 }

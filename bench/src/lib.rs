@@ -2,12 +2,12 @@
 //!
 //! ```text
 //!                      one process, one monotonic clock (payload::now_ns)
-//!  Publisher ──"seq ts_ns xxx…"──> server under test ──frames──> N subscribers
-//!  (one TCP connection:             (wspush: MessagePack-RPC      (one small task each,
-//!   push_data / publish, or          push_data / publish;          frames parsed in place,
-//!   HTTP POST, pipelined,            Nchan: HTTP POST)             order + latency checked)
-//!   window + rate + lag brakes)                                          │
-//!        ▲                                                               ▼
+//!  K publishers ─"seq ts_ns pub x…"─> server under test ──frames──> N subscribers
+//!  (K TCP connections:              (wspush: MessagePack-RPC      (one small task each,
+//!   push_data / publish calls or     push_data / publish;          frames parsed in place,
+//!   notifications, or HTTP POST;     Nchan: HTTP POST)             order per publisher +
+//!   in-flight + rate + lag brakes)                                 latency checked)
+//!        ▲                                                               │
 //!        └───────────── deliveries so far (Tally) ◄──────────── histogram, loss, reorder
 //!  runner: /proc/<server pid> RSS + CPU before/after, own CPU, wspush stats() ──> report
 //! ```
@@ -15,8 +15,10 @@
 //! A point ([`scenario::Point`]) connects its subscribers (spread over source
 //! addresses 127.0.0.2, 127.0.0.3 … so 50,000 connections do not exhaust one
 //! address's ephemeral ports), measures the idle server, warms up until every
-//! subscriber is registered, publishes, waits for the last delivery and
-//! reports a [`report::PointResult`]. Any loss or reorder at a well-behaved
+//! subscriber is registered, publishes (with the point's
+//! [`scenario::PubShape`]: one call at a time by default, as the canonical
+//! synchronous client), waits for the last delivery and reports a
+//! [`report::PointResult`]. Any loss or reorder at a well-behaved
 //! subscriber makes the binary exit non-zero.
 
 pub mod calibrate;
@@ -31,3 +33,4 @@ pub mod scenario;
 pub mod server;
 pub mod subscriber;
 pub mod tally;
+mod wire;

@@ -4,13 +4,14 @@ use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
+use clap::builder::RangedU64ValueParser;
 use clap::{Parser, Subcommand};
 
 use wspush_bench::publisher::Target;
 use wspush_bench::report::{self, PointResult};
 use wspush_bench::run::Bench;
-use wspush_bench::scenario::{Shape, parse_letters};
+use wspush_bench::scenario::{PubMode, PubShape, Shape, parse_letters};
 use wspush_bench::server::Spawned;
 
 #[derive(Parser)]
@@ -32,8 +33,9 @@ enum Command {
         /// JSON lines files.
         files: Vec<PathBuf>,
     },
-    /// Measure this machine's ceilings (loopback bandwidth, cost of a small write), with
-    /// no server: what scenarios b and d can reach at best.
+    /// Measure this machine's ceilings (loopback bandwidth, cost of a small write, a
+    /// request/reply round trip), with no server: what scenarios b and d, and a publisher
+    /// with one call in flight, can reach at best.
     Calibrate {
         /// Idle sockets for the write-cost measurement.
         #[arg(long, default_value_t = 5000)]
@@ -56,7 +58,14 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         threads: usize,
     },
-    /// Print the ratios of two runs' JSON lines (ours / theirs).
+    /// Print, for every row whose publisher is not one call at a time, its
+    /// ratio to the same server and point with one call at a time.
+    Shapes {
+        /// JSON lines files.
+        files: Vec<PathBuf>,
+    },
+    /// Print the ratios of two runs' JSON lines (ours / theirs), point by
+    /// point and publisher shape by shape.
     Compare {
         /// JSON lines of the server being judged (wspush).
         ours: PathBuf,
@@ -103,10 +112,27 @@ struct RunArgs {
     /// Connection counts of scenario e, comma-separated.
     #[arg(long, default_value = "10000,50000", value_delimiter = ',')]
     idle_connections: Vec<usize>,
-    /// Publish calls in flight.
-    #[arg(long, default_value_t = 256)]
-    window: usize,
-    /// Messages per channel the publisher may run ahead of what subscribers received.
+    /// Requests in flight per publisher connection: 1 sends the next publish
+    /// when the reply to the last has come (what a synchronous client does;
+    /// with --http-publish, one POST at a time); N pipelines up to N.
+    #[arg(long, default_value_t = 1, alias = "window", value_name = "N",
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    pub_inflight: usize,
+    /// Publisher connections sending at once, each with its own in-flight
+    /// limit; the messages are split among them (order is checked per publisher).
+    #[arg(long, default_value_t = 1, value_name = "K",
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=1024))]
+    publishers: usize,
+    /// `call`: requests answered by the server; `notify`: MessagePack-RPC
+    /// notifications, never answered, paced by --lag (and a point's rate) only.
+    #[arg(long, default_value_t = PubMode::Call, value_name = "MODE")]
+    pub_mode: PubMode,
+    /// Scenarios a, b, c and f run each point again with this many calls in
+    /// flight (0: not; nor in notify mode or when equal to --pub-inflight).
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pipelined: usize,
+    /// Messages per channel the publishers may run ahead of what subscribers
+    /// received in total, whichever publisher sent them.
     #[arg(long, default_value_t = 32)]
     lag: u64,
     /// Worker threads of the load generator.
@@ -125,11 +151,11 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Table { files } => {
-            let mut all = Vec::new();
-            for f in &files {
-                all.extend(read_jsonl(f)?);
-            }
-            print!("{}", report::table(&all));
+            print!("{}", report::table(&read_all(&files)?));
+            Ok(())
+        }
+        Command::Shapes { files } => {
+            print!("{}", report::shapes(&read_all(&files)?));
             Ok(())
         }
         Command::Calibrate {
@@ -170,6 +196,14 @@ fn read_jsonl(path: &PathBuf) -> anyhow::Result<Vec<PointResult>> {
         .collect()
 }
 
+fn read_all(files: &[PathBuf]) -> anyhow::Result<Vec<PointResult>> {
+    let mut all = Vec::new();
+    for f in files {
+        all.extend(read_jsonl(f)?);
+    }
+    Ok(all)
+}
+
 fn resolve(addr: &str) -> anyhow::Result<SocketAddr> {
     addr.to_socket_addrs()?
         .next()
@@ -197,7 +231,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     // Raise the soft limit to the hard one; each point checks it needs no more.
     let nofile = rlimit::increase_nofile_limit(u64::MAX).context("raising RLIMIT_NOFILE")?;
     eprintln!("open files limit: {nofile}");
-    let letters = parse_letters(&args.scenario).map_err(anyhow::Error::msg)?;
+    parse_letters(&args.scenario).map_err(anyhow::Error::msg)?;
     let spawned = match &args.spawn_server {
         Some(path) => Some(Spawned::start(path, &args.server_arg)?),
         None => None,
@@ -211,6 +245,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     };
     let publish = match (&args.http_publish, rpc) {
+        (Some(_), _) if args.pub_mode == PubMode::Notify => {
+            bail!("--pub-mode notify needs MessagePack-RPC: HTTP POSTs are always answered")
+        }
         (Some(url), _) => http_target(url)?,
         (None, Some(rpc)) => Target::Rpc(rpc),
         (None, None) => bail!("give --rpc or --http-publish"),
@@ -222,7 +259,6 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         publish,
         server_pid: pid,
         stats_rpc: rpc.filter(|_| args.http_publish.is_none()),
-        window: args.window,
         lag: args.lag,
         run_id: format!("r{}", std::process::id()),
     };
@@ -233,7 +269,24 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         scale: args.scale,
         max_subscribers: args.max_subscribers,
         idle_connections: args.idle_connections.clone(),
+        publisher: PubShape {
+            inflight: args.pub_inflight,
+            publishers: args.publishers,
+            pub_mode: args.pub_mode,
+        },
+        pipelined: args.pipelined,
     };
+    // A signal ends the run here, so a spawned server is stopped with it.
+    let outcome = tokio::select! {
+        r = run_points(&args, &bench, &shape) => r,
+        by = stop_signal() => Err(anyhow!("stopped by {by}")),
+    };
+    drop(spawned);
+    outcome
+}
+
+/// Runs every point of the chosen scenarios and prints the results.
+async fn run_points(args: &RunArgs, bench: &Bench, shape: &Shape) -> anyhow::Result<()> {
     let mut json = match &args.json {
         Some(p) => Some(
             std::fs::OpenOptions::new()
@@ -246,14 +299,15 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let mut results = Vec::new();
     let mut dirty = Vec::new();
-    for letter in letters {
+    for letter in parse_letters(&args.scenario).map_err(anyhow::Error::msg)? {
         for point in shape.points(letter) {
-            eprintln!("== {} {} ...", args.label, point.name);
+            let shape = point.publisher.label();
+            eprintln!("== {} {} {shape} ...", args.label, point.name);
             let r = match bench.run(&point).await {
                 Ok(r) => r,
                 Err(e) => {
-                    eprintln!("!! {} {}: {e}", args.label, point.name);
-                    dirty.push(format!("{}: {e}", point.name));
+                    eprintln!("!! {} {} {shape}: {e}", args.label, point.name);
+                    dirty.push(format!("{} {shape}: {e}", point.name));
                     continue;
                 }
             };
@@ -273,7 +327,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
                     r.first_error
                 );
                 dirty.push(format!(
-                    "{}: lost {} out of order {}",
+                    "{} {shape}: lost {} out of order {}",
                     point.name, r.lost, r.out_of_order
                 ));
             }
@@ -281,9 +335,21 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     }
     eprint!("\n{}", report::table(&results));
-    drop(spawned);
     if !dirty.is_empty() {
         bail!("{} point(s) failed:\n  {}", dirty.len(), dirty.join("\n  "));
     }
     Ok(())
+}
+
+/// Waits for SIGTERM or SIGINT; never returns if they cannot be watched.
+async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        eprintln!("cannot watch SIGTERM: a killed run leaves a spawned server running");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        Ok(()) = tokio::signal::ctrl_c() => "SIGINT",
+    }
 }

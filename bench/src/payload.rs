@@ -1,8 +1,10 @@
-//! What a benchmark message carries: `"<seq> <sent_ns> "` in ASCII, padded
-//! with `x` to the payload size, so it is valid UTF-8 (a text frame on every
-//! server) and a subscriber can check order and compute latency from the
-//! first few bytes. `sent_ns` is read from [`now_ns`], one monotonic clock
-//! shared by the publisher and the subscribers (they are one process).
+//! What a benchmark message carries: `"<seq> <sent_ns> <publisher> "` in
+//! ASCII, padded with `x` to the payload size, so it is valid UTF-8 (a text
+//! frame on every server) and a subscriber can check order and compute latency
+//! from the first few bytes. `sent_ns` is read from [`now_ns`], one monotonic
+//! clock shared by the publisher and the subscribers (they are one process).
+//! `seq` counts from 0 per channel *and publisher connection*: order is only
+//! defined within one connection, so a subscriber checks it per publisher.
 //!
 //! Warm-up messages start with `w`: they prove a subscriber is registered
 //! on the server before sequence 0 is sent, and are otherwise ignored.
@@ -25,18 +27,20 @@ pub enum Parsed {
     Warmup,
     /// A benchmark message.
     Data {
-        /// Sequence number within its channel, from 0.
+        /// Sequence number within its channel and publisher, from 0.
         seq: u64,
         /// [`now_ns`] when the publisher encoded it.
         sent_ns: u64,
+        /// Which publisher connection sent it, from 0.
+        publisher: u32,
     },
 }
 
 /// Appends a data payload of at least `size` bytes (exactly `size` when the
 /// header fits).
-pub fn encode(seq: u64, sent_ns: u64, size: usize, out: &mut Vec<u8>) {
+pub fn encode(seq: u64, sent_ns: u64, publisher: u32, size: usize, out: &mut Vec<u8>) {
     let start = out.len();
-    out.extend_from_slice(format!("{seq} {sent_ns} ").as_bytes());
+    out.extend_from_slice(format!("{seq} {sent_ns} {publisher} ").as_bytes());
     let target = start + size;
     if out.len() < target {
         out.resize(target, b'x');
@@ -54,8 +58,13 @@ pub fn parse(payload: &[u8]) -> Option<Parsed> {
         return Some(Parsed::Warmup);
     }
     let (seq, rest) = parse_u64(payload)?;
-    let (sent_ns, _) = parse_u64(rest)?;
-    Some(Parsed::Data { seq, sent_ns })
+    let (sent_ns, rest) = parse_u64(rest)?;
+    let (publisher, _) = parse_u64(rest)?;
+    Some(Parsed::Data {
+        seq,
+        sent_ns,
+        publisher: u32::try_from(publisher).ok()?,
+    })
 }
 
 /// A decimal number followed by one space; returns the bytes after the space.
@@ -81,19 +90,20 @@ mod tests {
     #[test]
     fn round_trip_and_padding() {
         let mut out = Vec::new();
-        encode(42, 123_456_789, 64, &mut out);
+        encode(42, 123_456_789, 3, 64, &mut out);
         assert_eq!(out.len(), 64);
-        assert!(out.starts_with(b"42 123456789 xxx"));
+        assert!(out.starts_with(b"42 123456789 3 xxx"));
         assert_eq!(
             parse(&out),
             Some(Parsed::Data {
                 seq: 42,
-                sent_ns: 123_456_789
+                sent_ns: 123_456_789,
+                publisher: 3,
             })
         );
         out.clear();
-        encode(u64::MAX, u64::MAX, 8, &mut out);
-        assert_eq!(out.len(), 42, "a header longer than size is kept whole");
+        encode(u64::MAX, u64::MAX, u32::MAX, 8, &mut out);
+        assert_eq!(out.len(), 53, "a header longer than size is kept whole");
         assert!(matches!(
             parse(&out),
             Some(Parsed::Data { seq: u64::MAX, .. })
@@ -106,7 +116,8 @@ mod tests {
         encode_warmup(&mut out);
         assert_eq!(parse(&out), Some(Parsed::Warmup));
         assert_eq!(parse(b"hello"), None);
-        assert_eq!(parse(b"1 2"), None, "the timestamp needs its space");
+        assert_eq!(parse(b"1 2 0"), None, "the publisher needs its space");
+        assert_eq!(parse(b"1 2 4294967296 "), None, "publisher beyond u32");
         assert_eq!(parse(b" 1 2 "), None);
         assert_eq!(parse(b"1a 2 "), None);
         assert_eq!(parse(b"99999999999999999999 1 "), None, "overflow");

@@ -1,28 +1,40 @@
-//! The publisher: one TCP connection carrying pipelined publish requests, in
-//! sequence order, to wspush (MessagePack-RPC `push_data` / `publish`) or to
-//! an HTTP POST endpoint (Nchan).
+//! The publishers: `K` TCP connections ([`PubShape::publishers`]) publishing at
+//! once to wspush (MessagePack-RPC `push_data` / `publish`, as calls or as
+//! notifications) or to an HTTP POST endpoint (Nchan, the floor server).
 //!
-//! One connection, requests written in order and replies read in order: the
-//! server sees sequence numbers in order, so any reorder a subscriber sees is
-//! the server's. Three brakes decide when the next message goes:
-//! - `window`: replies outstanding (calls in flight);
-//! - `rate`: a fixed schedule, when pacing;
-//! - `lag`: at most this many messages ahead of what the subscribers have
-//!   received in total, so "max rate" is the rate the subscribers actually
-//!   sustain rather than a queue growing inside the server until its overflow
-//!   policy cuts healthy clients off.
+//! Messages are numbered `0..M` and go round robin over the `n` channels, so
+//! channel `ch` carries messages `ch, ch+n, ch+2n …`. Its `j`-th message is
+//! sent by publisher `j mod K`, with sequence number `j div K` in its payload
+//! ([`Part`]): every channel hears from every publisher, and each publisher's
+//! messages on a channel are numbered from 0. One connection writes its
+//! requests in order and the server reads them in order, so a subscriber
+//! checks order per publisher; across publishers no order is defined.
+//!
+//! Three brakes decide when a publisher sends its next message `i`:
+//! - `inflight`: replies outstanding on its connection ([`PubShape::inflight`];
+//!   1 waits for each reply before the next request, as a synchronous client
+//!   does; notifications have no reply and skip this brake);
+//! - `rate`: message `i` is due at `start + i / rate`, when pacing;
+//! - `lag`: message `i` waits until the subscribers have received, in total,
+//!   every delivery of messages `0..=i-lag` ([`Flow`]), whichever publisher
+//!   sent them, so "max rate" is the rate the subscribers actually sustain
+//!   rather than a queue growing inside the server until its overflow policy
+//!   cuts healthy clients off.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
-use msgpack_rpc::{Decoder, Message, Value};
+use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::payload;
+use crate::scenario::{PubMode, PubShape};
 use crate::tally::Tally;
+use crate::wire::Wire;
 
 /// Where publishes go.
 #[derive(Debug, Clone)]
@@ -59,12 +71,12 @@ pub enum PublishError {
     /// The server answered a publish with an error.
     #[error("server refused a publish: {0}")]
     Refused(String),
-}
-
-/// Encodes requests and decodes replies of one protocol.
-enum Wire {
-    Rpc { next_id: u32, decoder: Decoder },
-    Http { host: String, path: String },
+    /// Notifications asked of an HTTP publisher.
+    #[error("HTTP has no notifications: use --pub-mode call with --http-publish")]
+    NotifyOverHttp,
+    /// A publisher task panicked or was cancelled.
+    #[error("publisher task: {0}")]
+    Task(String),
 }
 
 /// What to publish.
@@ -72,24 +84,49 @@ enum Wire {
 pub struct Plan {
     /// Channels, used round robin (`None`: broadcast with `push_data`).
     pub channels: Vec<Option<String>>,
-    /// Total messages.
+    /// Total messages, over all publishers.
     pub messages: u64,
     /// Payload bytes.
     pub size: usize,
-    /// Messages per second; `None`: as fast as the brakes allow.
+    /// Messages per second, over all publishers; `None`: as fast as the brakes allow.
     pub rate: Option<f64>,
-    /// Calls in flight.
-    pub window: usize,
+    /// Requests in flight per publisher (0 or 1: one at a time).
+    pub inflight: usize,
 }
 
-/// End-to-end brake: subscribers' progress.
-pub struct Flow<'a> {
-    /// Where subscribers count deliveries.
-    pub tally: &'a Tally,
-    /// Well-behaved subscribers per channel (same order as `Plan::channels`).
-    pub per_channel: Vec<u64>,
-    /// Messages the publisher may run ahead of the subscribers.
-    pub lag: u64,
+/// Which messages of a [`Plan`] one of its publishers sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part {
+    /// This publisher, from 0.
+    pub index: usize,
+    /// Publishers of the plan.
+    pub of: usize,
+}
+
+impl Part {
+    fn of(&self) -> u64 {
+        self.of.max(1) as u64
+    }
+
+    /// Its first message when messages go round robin over `n_ch` channels.
+    fn first(&self, n_ch: u64) -> u64 {
+        self.index as u64 * n_ch
+    }
+
+    /// Its message after `i`: messages come in rounds of one per channel,
+    /// and publishers take turns by round.
+    fn next(&self, i: u64, n_ch: u64) -> u64 {
+        if (i + 1) % n_ch == 0 {
+            i + 1 + (self.of() - 1) * n_ch
+        } else {
+            i + 1
+        }
+    }
+
+    /// The sequence number message `i` carries (per channel and publisher).
+    fn seq(&self, i: u64, n_ch: u64) -> u64 {
+        i / n_ch / self.of()
+    }
 }
 
 /// Messages channel `ch` of `n_ch` carries when `messages` go round robin.
@@ -98,7 +135,24 @@ pub fn messages_on_channel(messages: u64, ch: usize, n_ch: usize) -> u64 {
     messages / n + u64::from((ch as u64) < messages % n)
 }
 
-impl Flow<'_> {
+/// Messages publisher `p` of `publishers` sends on channel `ch` of `n_ch`
+/// (see [`Part`]): what a subscriber of that channel expects from it.
+pub fn messages_from(messages: u64, ch: usize, n_ch: usize, p: usize, publishers: usize) -> u64 {
+    messages_on_channel(messages_on_channel(messages, ch, n_ch), p, publishers)
+}
+
+/// End-to-end brake: subscribers' progress, shared by every publisher.
+#[derive(Clone)]
+pub struct Flow {
+    /// Where subscribers count deliveries.
+    pub tally: Arc<Tally>,
+    /// Well-behaved subscribers per channel (same order as `Plan::channels`).
+    pub per_channel: Vec<u64>,
+    /// Messages the publishers may run ahead of the subscribers.
+    pub lag: u64,
+}
+
+impl Flow {
     /// Deliveries expected once messages `0..n` have all arrived.
     fn expected_after(&self, n: u64) -> u64 {
         let c = self.per_channel.len().max(1);
@@ -114,26 +168,79 @@ impl Flow<'_> {
     }
 }
 
+/// Why a publisher stopped writing requests.
+enum Stop {
+    /// Its messages are all written.
+    Done,
+    /// Its output buffer is full: flush, then go on.
+    Full,
+    /// Its in-flight limit: wait for a reply.
+    Window,
+    /// The next message is due then (pacing).
+    Due(Instant),
+    /// The lag brake.
+    Flow,
+}
+
+/// Bytes of requests written at once at most.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// Where a publisher is in its [`Part`].
+struct Cursor {
+    next: u64,
+    in_flight: usize,
+}
+
+/// Connects the `shape.publishers` publishers of a point.
+pub async fn connect_all(target: &Target, shape: PubShape) -> Result<Vec<Publisher>, PublishError> {
+    let mut publishers = Vec::with_capacity(shape.publishers);
+    for _ in 0..shape.publishers.max(1) {
+        publishers.push(Publisher::connect(target, shape.pub_mode).await?);
+    }
+    Ok(publishers)
+}
+
+/// Runs every publisher of `plan` at once, each on its own task, publisher
+/// `k` of `publishers` sending part `k`; returns when all have had every
+/// reply, or at the first error (the others are stopped).
+pub async fn run_all(
+    publishers: Vec<Publisher>,
+    plan: &Plan,
+    flow: Option<Flow>,
+) -> Result<(), PublishError> {
+    let of = publishers.len();
+    let mut tasks = JoinSet::new();
+    for (index, mut publisher) in publishers.into_iter().enumerate() {
+        let (plan, flow) = (plan.clone(), flow.clone());
+        tasks.spawn(async move {
+            publisher
+                .run(&plan, Part { index, of }, flow.as_ref())
+                .await
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.map_err(|e| PublishError::Task(e.to_string()))??;
+    }
+    Ok(())
+}
+
 /// A connected publisher.
 pub struct Publisher {
     stream: TcpStream,
     wire: Wire,
+    notify: bool,
     out: BytesMut,
     input: BytesMut,
     payload: Vec<u8>,
 }
 
 impl Publisher {
-    /// Connects to `target`.
-    pub async fn connect(target: &Target) -> Result<Publisher, PublishError> {
+    /// Connects to `target`, to publish with calls or notifications.
+    pub async fn connect(target: &Target, mode: PubMode) -> Result<Publisher, PublishError> {
+        let notify = mode == PubMode::Notify;
         let (addr, wire) = match target {
-            Target::Rpc(addr) => (
-                *addr,
-                Wire::Rpc {
-                    next_id: 0,
-                    decoder: Decoder::new(1 << 20),
-                },
-            ),
+            Target::Rpc(addr) => (*addr, Wire::rpc()),
+            Target::Http { .. } if notify => return Err(PublishError::NotifyOverHttp),
             Target::Http { addr, host, path } => (
                 *addr,
                 Wire::Http {
@@ -147,19 +254,21 @@ impl Publisher {
         Ok(Publisher {
             stream,
             wire,
-            out: BytesMut::with_capacity(64 * 1024),
+            notify,
+            out: BytesMut::with_capacity(FLUSH_AT),
             input: BytesMut::with_capacity(64 * 1024),
             payload: Vec::new(),
         })
     }
 
-    /// Publishes one warm-up message to each channel and waits for the replies.
+    /// Publishes one warm-up message to each channel (as calls) and waits
+    /// for the replies.
     pub async fn warmup(&mut self, channels: &[Option<String>]) -> Result<(), PublishError> {
         for channel in channels {
             self.payload.clear();
             payload::encode_warmup(&mut self.payload);
             self.wire
-                .encode(channel.as_deref(), &self.payload, &mut self.out);
+                .encode(channel.as_deref(), &self.payload, false, &mut self.out);
         }
         self.flush().await?;
         for _ in channels {
@@ -168,64 +277,111 @@ impl Publisher {
         Ok(())
     }
 
-    /// Publishes the plan; returns when every reply has come.
-    pub async fn run(&mut self, plan: &Plan, flow: Option<&Flow<'_>>) -> Result<(), PublishError> {
+    /// Publishes its `part` of the plan; returns when every reply has come
+    /// (notifications: when the reply to a `stats` call sent after them has,
+    /// so the server has handled them all).
+    pub async fn run(
+        &mut self,
+        plan: &Plan,
+        part: Part,
+        flow: Option<&Flow>,
+    ) -> Result<(), PublishError> {
         let start = Instant::now();
-        let due = |i: u64| {
-            plan.rate
-                .map(|r| start + Duration::from_secs_f64(i as f64 / r))
+        let mut at = Cursor {
+            next: part.first(plan.channels.len().max(1) as u64),
+            in_flight: 0,
         };
-        let channels = plan.channels.len().max(1) as u64;
-        let (mut sent, mut in_flight) = (0u64, 0usize);
         loop {
-            let mut blocked_by_flow = false;
-            while sent < plan.messages && in_flight < plan.window.max(1) {
-                if due(sent).is_some_and(|t| Instant::now() < t) {
-                    break;
-                }
-                if flow.is_some_and(|f| !f.may_send(sent)) {
-                    blocked_by_flow = true;
-                    break;
-                }
-                let ch = plan
-                    .channels
-                    .get((sent % channels) as usize)
-                    .cloned()
-                    .flatten();
-                self.payload.clear();
-                payload::encode(
-                    sent / channels,
-                    payload::now_ns(),
-                    plan.size,
-                    &mut self.payload,
-                );
-                self.wire
-                    .encode(ch.as_deref(), &self.payload, &mut self.out);
-                sent += 1;
-                in_flight += 1;
-            }
+            let stop = self.fill(plan, part, flow, &mut at, start);
             self.flush().await?;
-            if sent == plan.messages && in_flight == 0 {
-                return Ok(());
-            }
-            let can_send = sent < plan.messages && in_flight < plan.window.max(1);
-            let next_due = due(sent).filter(|_| can_send && !blocked_by_flow);
-            let flow_wait = flow
-                .filter(|_| can_send && blocked_by_flow)
-                .map(|f| (f, sent));
+            let (due, flow_wait) = match stop {
+                Stop::Full => continue,
+                Stop::Done if at.in_flight == 0 => break,
+                Stop::Done | Stop::Window => (None, None),
+                Stop::Due(t) => (Some(t), None),
+                Stop::Flow => (None, flow.map(|f| (f, at.next))),
+            };
             tokio::select! {
                 n = self.stream.read_buf(&mut self.input) => {
                     if n? == 0 {
                         return Err(PublishError::Closed);
                     }
                     while self.wire.decode(&mut self.input)?.is_some() {
-                        in_flight = in_flight.saturating_sub(1);
+                        at.in_flight = at.in_flight.saturating_sub(1);
                     }
                 }
-                () = sleep_until_opt(next_due) => {}
+                () = sleep_until_opt(due) => {}
                 () = wait_flow(flow_wait) => {}
             }
         }
+        if self.notify {
+            self.barrier().await?;
+        }
+        Ok(())
+    }
+
+    /// Encodes requests until a brake (or a full buffer) stops it.
+    fn fill(
+        &mut self,
+        plan: &Plan,
+        part: Part,
+        flow: Option<&Flow>,
+        at: &mut Cursor,
+        start: Instant,
+    ) -> Stop {
+        let n_ch = plan.channels.len().max(1) as u64;
+        let window = if self.notify {
+            usize::MAX
+        } else {
+            plan.inflight.max(1)
+        };
+        loop {
+            if at.next >= plan.messages {
+                return Stop::Done;
+            }
+            if at.in_flight >= window {
+                return Stop::Window;
+            }
+            if self.out.len() >= FLUSH_AT {
+                return Stop::Full;
+            }
+            if let Some(t) = plan
+                .rate
+                .map(|r| start + Duration::from_secs_f64(at.next as f64 / r))
+                .filter(|t| Instant::now() < *t)
+            {
+                return Stop::Due(t);
+            }
+            if flow.is_some_and(|f| !f.may_send(at.next)) {
+                return Stop::Flow;
+            }
+            let ch = plan.channels.get((at.next % n_ch) as usize);
+            self.payload.clear();
+            payload::encode(
+                part.seq(at.next, n_ch),
+                payload::now_ns(),
+                u32::try_from(part.index).unwrap_or(u32::MAX),
+                plan.size,
+                &mut self.payload,
+            );
+            let ch = ch.and_then(Option::as_deref);
+            self.wire
+                .encode(ch, &self.payload, self.notify, &mut self.out);
+            at.next = part.next(at.next, n_ch);
+            if !self.notify {
+                at.in_flight += 1;
+            }
+        }
+    }
+
+    /// After notifications: one `stats` call. The server reads a connection
+    /// in order and handles `push_data` / `publish` before reading on, so its
+    /// reply means every notification before it was handled, and the
+    /// publishing time counts the server's work, not only the socket's.
+    async fn barrier(&mut self) -> Result<(), PublishError> {
+        self.wire.request(b"stats", &[], &mut self.out);
+        self.flush().await?;
+        self.read_reply().await
     }
 
     async fn flush(&mut self) -> Result<(), PublishError> {
@@ -257,134 +413,15 @@ async fn sleep_until_opt(t: Option<Instant>) {
 
 /// Returns once message `i` may go (or soon after: the wake-up is best effort,
 /// with a short timer behind it so a missed wake-up costs a millisecond, not a hang).
-async fn wait_flow(flow: Option<(&Flow<'_>, u64)>) {
+async fn wait_flow(flow: Option<(&Flow, u64)>) {
     let Some((f, i)) = flow else {
         return std::future::pending().await;
     };
-    let woken = f.tally.delivered_changed();
-    tokio::pin!(woken);
-    woken.as_mut().enable();
-    if f.may_send(i) {
-        return;
-    }
-    let _ = tokio::time::timeout(Duration::from_millis(2), woken).await;
-}
-
-impl Wire {
-    fn encode(&mut self, channel: Option<&str>, payload: &[u8], out: &mut BytesMut) {
-        match self {
-            Wire::Rpc { next_id, .. } => {
-                // A str, so wspush sends a text frame holding exactly these bytes.
-                let data = Value::from(String::from_utf8_lossy(payload).into_owned());
-                let id = *next_id;
-                *next_id = id.wrapping_add(1);
-                match channel {
-                    None => msgpack_rpc::encode_request(id, b"push_data", &[data], out),
-                    Some(c) => {
-                        msgpack_rpc::encode_request(id, b"publish", &[Value::from(c), data], out)
-                    }
-                }
-            }
-            Wire::Http { host, path } => {
-                let path = path.replace("{channel}", channel.unwrap_or("all"));
-                out.extend_from_slice(
-                    format!(
-                        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
-                        payload.len()
-                    )
-                    .as_bytes(),
-                );
-                out.extend_from_slice(payload);
-            }
-        }
-    }
-
-    /// Consumes one reply from the front of `buf`; `Ok(None)`: need more bytes.
-    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<()>, PublishError> {
-        match self {
-            Wire::Rpc { decoder, .. } => match decoder.decode(buf)? {
-                None => Ok(None),
-                Some(Message::Response { error, .. }) if error.is_nil() => Ok(Some(())),
-                Some(Message::Response { error, .. }) => {
-                    Err(PublishError::Refused(error.to_string()))
-                }
-                Some(_) => Err(PublishError::Refused("a request instead of a reply".into())),
-            },
-            Wire::Http { .. } => decode_http(buf),
-        }
-    }
-}
-
-fn decode_http(buf: &mut BytesMut) -> Result<Option<()>, PublishError> {
-    let mut headers = [httparse::EMPTY_HEADER; 32];
-    let mut resp = httparse::Response::new(&mut headers);
-    let head = match resp.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(e) => return Err(PublishError::Http(e.to_string())),
-    };
-    let mut body_len = None;
-    for h in resp.headers.iter() {
-        if h.name.eq_ignore_ascii_case("content-length") {
-            body_len = std::str::from_utf8(h.value)
-                .ok()
-                .and_then(|v| v.trim().parse::<usize>().ok());
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            return Err(PublishError::Http(
-                "chunked replies are not supported".into(),
-            ));
-        }
-    }
-    let body_len =
-        body_len.ok_or_else(|| PublishError::Http("reply without Content-Length".into()))?;
-    if buf.len() < head + body_len {
-        return Ok(None);
-    }
-    let code = resp.code.unwrap_or(0);
-    if !(200..300).contains(&code) {
-        let body = String::from_utf8_lossy(&buf[head..head + body_len]).into_owned();
-        return Err(PublishError::Refused(format!("HTTP {code}: {body}")));
-    }
-    buf.advance(head + body_len);
-    Ok(Some(()))
+    f.tally
+        .wait_delivered(Duration::from_millis(2), || f.may_send(i))
+        .await;
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn http_replies_one_at_a_time() {
-        let mut buf = BytesMut::from(
-            &b"HTTP/1.1 201 Created\r\nContent-Length: 3\r\n\r\nabcHTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\nHTTP/1.1 4"[..],
-        );
-        assert!(decode_http(&mut buf).unwrap().is_some());
-        assert!(decode_http(&mut buf).unwrap().is_some());
-        assert!(decode_http(&mut buf).unwrap().is_none());
-        let mut bad = BytesMut::from(&b"HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno"[..]);
-        assert!(
-            matches!(decode_http(&mut bad), Err(PublishError::Refused(m)) if m.contains("403"))
-        );
-    }
-
-    #[test]
-    fn flow_counts_expected_deliveries_per_channel() {
-        let tally = Tally::new(0);
-        let flow = Flow {
-            tally: &tally,
-            per_channel: vec![3, 2],
-            lag: 2,
-        };
-        // Messages alternate channels 0,1,0,1,...
-        assert_eq!(flow.expected_after(0), 0);
-        assert_eq!(flow.expected_after(1), 3);
-        assert_eq!(flow.expected_after(2), 5);
-        assert_eq!(flow.expected_after(3), 8);
-        assert!(flow.may_send(1));
-        assert!(!flow.may_send(2), "message 0 not yet delivered");
-        tally.add_delivered(3);
-        assert!(flow.may_send(2));
-        assert!(!flow.may_send(3));
-    }
-}
+#[path = "publisher_tests.rs"]
+mod tests;

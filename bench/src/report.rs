@@ -1,11 +1,12 @@
-//! Results of a benchmark point: one JSON line each, a text table, and the
-//! side-by-side ratios of two runs (`wspush-bench compare`).
+//! Results of a benchmark point: one JSON line each, a text table, the
+//! side-by-side ratios of two runs (`wspush-bench compare`), and each
+//! publisher shape against one call at a time (`wspush-bench shapes`).
 
 use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::Point;
+use crate::scenario::{Point, PubShape};
 
 /// Everything measured at one point.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -86,24 +87,21 @@ fn mib(b: f64) -> String {
 /// A Markdown table of results.
 pub fn table(results: &[PointResult]) -> String {
     let mut out = String::from(
-        "| server | point | subs | deliveries/s | p50 ms | p99 ms | p99.9 ms | max ms | lost/ooo | RSS/conn | srv CPU s/M | gen cores | load |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| server | point | publisher | subs | deliveries/s | p50 ms | p99 ms | p99.9 ms | max ms | lost/ooo | RSS/conn | srv CPU s/M | gen cores | load |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in results {
-        let rate = if r.point.subscribers == 0 {
-            format!("{:.0} calls/s", r.publishes_per_sec)
-        } else {
-            format!("{:.0}", r.deliveries_per_sec)
-        };
+        let rate = rate(r);
         let mut point = r.point.name.clone();
         if let Some(c) = r.overflow_closes.filter(|_| r.point.stalled > 0) {
             let _ = write!(point, " (overflow closes {c})");
         }
         let _ = writeln!(
             out,
-            "| {} | {} | {}{} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {}/{} | {} | {:.2} | {:.2} | {:.1} |",
+            "| {} | {} | {} | {}{} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {}/{} | {} | {:.2} | {:.2} | {:.1} |",
             r.label,
             point,
+            r.point.publisher.label(),
             r.point.subscribers,
             if r.point.stalled > 0 {
                 format!("+{}", r.point.stalled)
@@ -126,26 +124,58 @@ pub fn table(results: &[PointResult]) -> String {
     out
 }
 
-/// Ratios of `ours` over `theirs`, point by point (points present in both).
+/// Deliveries/s, or calls/s where nobody subscribes (scenario f).
+fn rate(r: &PointResult) -> String {
+    if r.point.subscribers == 0 {
+        format!("{:.0} calls/s", r.publishes_per_sec)
+    } else {
+        format!("{:.0}", r.deliveries_per_sec)
+    }
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 && a > 0.0 {
+        format!("{:.2}", a / b)
+    } else {
+        "–".into()
+    }
+}
+
+/// Pairs each row of `ours` with a row of `theirs` that `same` accepts: the
+/// k-th repeat of a row (same label, point and shape) with the k-th match,
+/// or the last match when there are fewer, so repeated rounds pair in order.
+fn pairs<'a>(
+    ours: &'a [PointResult],
+    theirs: &'a [PointResult],
+    same: impl Fn(&PointResult, &PointResult) -> bool,
+) -> Vec<(&'a PointResult, &'a PointResult)> {
+    let key = |r: &PointResult| (r.label.clone(), r.point.name.clone(), r.point.publisher);
+    ours.iter()
+        .enumerate()
+        .filter_map(|(i, o)| {
+            let repeat = ours[..i].iter().filter(|e| key(e) == key(o)).count();
+            let matches: Vec<_> = theirs.iter().filter(|t| same(o, t)).collect();
+            let t = matches.get(repeat).or(matches.last())?;
+            Some((o, *t))
+        })
+        .collect()
+}
+
+/// Ratios of `ours` over `theirs`, point by point: the same point with the
+/// same publisher shape, present in both.
 pub fn compare(ours: &[PointResult], theirs: &[PointResult]) -> String {
     let mut out = String::from(
-        "| point | deliveries/s ×  | p99 ÷ (lower is better) | RSS/conn ÷ | srv CPU per delivery ÷ |\n|---|---|---|---|---|\n",
+        "| point | publisher | deliveries/s ×  | p99 ÷ (lower is better) | RSS/conn ÷ | srv CPU per delivery ÷ |\n|---|---|---|---|---|---|\n",
     );
-    let ratio = |a: f64, b: f64| {
-        if b > 0.0 && a > 0.0 {
-            format!("{:.2}", a / b)
-        } else {
-            "–".into()
-        }
+    let same = |o: &PointResult, t: &PointResult| {
+        o.point.name == t.point.name && o.point.publisher == t.point.publisher
     };
-    for o in ours {
-        let Some(t) = theirs.iter().find(|t| t.point.name == o.point.name) else {
-            continue;
-        };
+    for (o, t) in pairs(ours, theirs, same) {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} |",
             o.point.name,
+            o.point.publisher.label(),
             ratio(o.deliveries_per_sec, t.deliveries_per_sec),
             ratio(o.p99_ms, t.p99_ms),
             // Only idle points start from a fresh server; elsewhere memory
@@ -156,6 +186,39 @@ pub fn compare(ours: &[PointResult], theirs: &[PointResult]) -> String {
                 "–".into()
             },
             ratio(o.server_cpu_per_m, t.server_cpu_per_m),
+        );
+    }
+    out
+}
+
+/// Every row whose publisher is not one call at a time, against the row of
+/// the same server and point with one call at a time: how much a synchronous
+/// publisher leaves on the table.
+pub fn shapes(results: &[PointResult]) -> String {
+    let mut out = String::from(
+        "| server | point | publisher | deliveries/s | × call/1 | publishes/s | × call/1 | p99 ms | call/1 p99 ms |\n|---|---|---|---|---|---|---|---|---|\n",
+    );
+    let sync = PubShape::default();
+    let (one, other): (Vec<_>, Vec<_>) = results
+        .iter()
+        .filter(|r| !r.point.idle_only)
+        .cloned()
+        .partition(|r| r.point.publisher == sync);
+    let same =
+        |o: &PointResult, t: &PointResult| o.label == t.label && o.point.name == t.point.name;
+    for (o, t) in pairs(&other, &one, same) {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {:.0} | {} | {:.2} | {:.2} |",
+            o.label,
+            o.point.name,
+            o.point.publisher.label(),
+            rate(o),
+            ratio(o.deliveries_per_sec, t.deliveries_per_sec),
+            o.publishes_per_sec,
+            ratio(o.publishes_per_sec, t.publishes_per_sec),
+            o.p99_ms,
+            t.p99_ms,
         );
     }
     out
@@ -190,8 +253,57 @@ mod tests {
             ..a.clone()
         };
         assert!(
-            table(std::slice::from_ref(&a)).contains("| wspush | a-10k-64B | 10000 | 500000 |")
+            table(std::slice::from_ref(&a))
+                .contains("| wspush | a-10k-64B | call/1 | 10000 | 500000 |")
         );
-        assert!(compare(&[a], &[b]).contains("| a-10k-64B | 5.00 | 0.25 | 0.40 | 0.12 |"));
+        let piped = PointResult {
+            point: Point {
+                publisher: PubShape {
+                    inflight: 16,
+                    ..PubShape::default()
+                },
+                ..a.point.clone()
+            },
+            deliveries_per_sec: 2_000_000.0,
+            publishes_per_sec: 200.0,
+            ..a.clone()
+        };
+        let a = PointResult {
+            publishes_per_sec: 50.0,
+            ..a
+        };
+        let ours = [a.clone(), piped.clone()];
+        let ratios = compare(&ours, &[b]);
+        assert!(
+            ratios.contains("| a-10k-64B | call/1 | 5.00 | 0.25 | 0.40 | 0.12 |"),
+            "{ratios}"
+        );
+        assert!(!ratios.contains("call/16"), "no Nchan row of that shape");
+        let by_shape = shapes(&ours);
+        assert!(
+            by_shape.contains("| wspush | a-10k-64B | call/16 | 2000000 | 4.00 | 200 | 4.00 |"),
+            "{by_shape}"
+        );
+    }
+
+    #[test]
+    fn repeated_rounds_pair_in_order() {
+        let row = |label: &str, rate: f64| PointResult {
+            label: label.into(),
+            point: Point {
+                name: "a-1k-64B".into(),
+                subscribers: 1,
+                ..Point::default()
+            },
+            deliveries_per_sec: rate,
+            ..PointResult::default()
+        };
+        let ours = [row("b", 2.0), row("b", 30.0)];
+        let theirs = [row("a", 1.0), row("a", 10.0)];
+        let ratios = compare(&ours, &theirs);
+        assert!(
+            ratios.contains("| 2.00 |") && ratios.contains("| 3.00 |"),
+            "{ratios}"
+        );
     }
 }

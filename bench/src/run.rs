@@ -10,7 +10,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::procstat::{self, Sample};
-use crate::publisher::{Flow, Plan, PublishError, Publisher, Target, messages_on_channel};
+use crate::publisher::{
+    self, Flow, Plan, PublishError, Publisher, Target, messages_from, messages_on_channel,
+};
 use crate::report::PointResult;
 use crate::scenario::Point;
 use crate::server::{self, ServerCounters};
@@ -84,9 +86,10 @@ pub struct Bench {
     pub server_pid: Option<u32>,
     /// wspush RPC address for `stats()`.
     pub stats_rpc: Option<SocketAddr>,
-    /// Publish calls in flight.
-    pub window: usize,
-    /// Messages per channel the publisher may run ahead of the subscribers.
+    /// Messages per channel the publishers may run ahead of the subscribers
+    /// (in total, whichever publisher sent them; see [`Flow`]). How many
+    /// publishers and calls in flight is each point's
+    /// [`PubShape`](crate::scenario::PubShape).
     pub lag: u64,
     /// Makes channel names unique per run (Nchan keeps messages).
     pub run_id: String,
@@ -164,7 +167,14 @@ impl Bench {
 
     fn channels(&self, point: &Point) -> Vec<Option<String>> {
         let by_name = self.sub_path.contains("{channel}");
-        let base = format!("{}-{}", self.run_id, point.name.replace('/', "per"));
+        // Unique per shape too: Nchan keeps a channel's newest message for
+        // the next subscribers, and the same point runs with several shapes.
+        let base = format!(
+            "{}-{}-{}",
+            self.run_id,
+            point.name.replace('/', "per"),
+            point.publisher.tag()
+        );
         match point.channels {
             0 if by_name => vec![Some(base.replace('.', "_"))],
             0 => vec![None],
@@ -230,6 +240,7 @@ impl Bench {
         let total = point.subscribers + point.stalled;
         let sources = self.sources(total);
         let n_ch = channels.len().max(1);
+        let k = point.publisher.publishers.max(1);
         let mut per_channel = vec![0u64; n_ch];
         for i in 0..total {
             let ch = i % n_ch;
@@ -243,7 +254,9 @@ impl Bench {
                 source: sources[(i / PER_SOURCE).min(sources.len() - 1)],
                 host: self.ws.to_string(),
                 path: self.path(channels.get(ch).and_then(Option::as_deref)),
-                expected: messages_on_channel(point.messages, ch, n_ch),
+                expected: (0..k)
+                    .map(|p| messages_from(point.messages, ch, n_ch, p, k))
+                    .collect(),
                 stalled,
             };
             tasks.spawn(subscriber::run(spec, Arc::clone(tally)));
@@ -274,7 +287,7 @@ impl Bench {
         point: &Point,
         channels: &[Option<String>],
         per_channel: Vec<u64>,
-        tally: &Tally,
+        tally: &Arc<Tally>,
         before: Sample,
     ) -> Result<PointResult, BenchError> {
         let total = point.subscribers + point.stalled;
@@ -292,21 +305,20 @@ impl Bench {
         if point.idle_only {
             return Ok(r);
         }
-        let mut publisher = Publisher::connect(&self.publish).await?;
+        let mut publishers = publisher::connect_all(&self.publish, point.publisher).await?;
         let healthy = point.subscribers;
-        if healthy > 0 {
-            self.warm_up(&mut publisher, channels, tally, healthy)
-                .await?;
+        if let Some(first) = publishers.first_mut().filter(|_| healthy > 0) {
+            self.warm_up(first, channels, tally, healthy).await?;
         }
         let plan = Plan {
             channels: channels.to_vec(),
             messages: point.messages,
             size: point.size,
             rate: point.rate,
-            window: self.window,
+            inflight: point.publisher.inflight,
         };
         let flow = Flow {
-            tally,
+            tally: Arc::clone(tally),
             per_channel: per_channel.clone(),
             // Per channel: with one lag for all, 100 channels would each hold
             // a single message in flight and no server could batch writes.
@@ -315,7 +327,7 @@ impl Bench {
         let cpu0 = self.sample()?;
         let gen0 = procstat::self_cpu_secs();
         let t0 = Instant::now();
-        publisher.run(&plan, (healthy > 0).then_some(&flow)).await?;
+        publisher::run_all(publishers, &plan, (healthy > 0).then_some(flow)).await?;
         let published = t0.elapsed().as_secs_f64();
         let drain = Duration::from_secs(30) + Duration::from_secs_f64(published);
         tally

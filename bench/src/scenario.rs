@@ -7,12 +7,133 @@
 //! | c | 100 channels × 100 subscribers, publishes round robin | 10k subscribers |
 //! | d | latency at a fixed rate | 1 msg/s to 10k, 10 msg/s to 1k |
 //! | e | idle memory | 10k and 50k connections (see `--idle-connections`) |
-//! | f | `push_data` calls/s, no subscribers, pipelined | – |
+//! | f | `push_data` calls/s, no subscribers | – |
 //! | g | 1% of subscribers never read | 1k without, then 1k + 10 stalled |
+//!
+//! Every point carries its publisher's shape ([`PubShape`]): by default one
+//! call in flight on one connection, as the canonical synchronous client
+//! (`client.call(:push_data, data)` in a loop). Scenarios a, b, c and f run
+//! each point again pipelined ([`Shape::pipelined`] calls in flight), so both
+//! what a synchronous program sees and what the server can take appear.
 //!
 //! Message counts are sized for a few seconds per point on a 2-core machine;
 //! `scale` multiplies them and `max_subscribers` caps every point (the smoke
 //! test runs everything with a few hundred connections).
+
+use std::fmt;
+use std::str::FromStr;
+
+/// How a publisher sends a message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PubMode {
+    /// A request (`[0, id, "push_data", [data]]`, or an HTTP POST): the reply
+    /// frees its in-flight slot.
+    #[default]
+    Call,
+    /// A MessagePack-RPC notification (`[2, "push_data", [data]]`): no reply,
+    /// paced by the rate and the lag brakes only.
+    Notify,
+}
+
+impl FromStr for PubMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "call" => Ok(PubMode::Call),
+            "notify" => Ok(PubMode::Notify),
+            _ => Err(format!("unknown publish mode {s:?}: use call or notify")),
+        }
+    }
+}
+
+impl fmt::Display for PubMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PubMode::Call => "call",
+            PubMode::Notify => "notify",
+        })
+    }
+}
+
+/// The publisher side of a point: how many connections, how many requests
+/// each keeps in flight, calls or notifications. Its fields appear at the top
+/// level of a point's JSON line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PubShape {
+    /// Requests in flight per publisher connection: 1 sends the next one when
+    /// the reply to the last has come. 0 in notify mode (nothing is answered).
+    /// Lines written before the field existed read as 256: they were
+    /// pipelined with the old default window.
+    #[serde(default = "legacy_inflight")]
+    pub inflight: usize,
+    /// Publisher connections sending at once, each with its own in-flight
+    /// limit; the messages are split among them.
+    #[serde(default = "one")]
+    pub publishers: usize,
+    /// Calls or notifications.
+    #[serde(default)]
+    pub pub_mode: PubMode,
+}
+
+fn legacy_inflight() -> usize {
+    256
+}
+
+fn one() -> usize {
+    1
+}
+
+impl Default for PubShape {
+    /// What the seed's client does: one connection, one call at a time.
+    fn default() -> Self {
+        PubShape {
+            inflight: 1,
+            publishers: 1,
+            pub_mode: PubMode::Call,
+        }
+    }
+}
+
+impl PubShape {
+    /// The same shape with its fields in range: at least one publisher, at
+    /// least one call in flight, none for notifications.
+    pub fn normalized(self) -> Self {
+        PubShape {
+            inflight: match self.pub_mode {
+                PubMode::Call => self.inflight.max(1),
+                PubMode::Notify => 0,
+            },
+            publishers: self.publishers.max(1),
+            pub_mode: self.pub_mode,
+        }
+    }
+
+    /// For tables: `call/1` (one call at a time), `call/16`, `2×call/1`, `notify`.
+    pub fn label(&self) -> String {
+        let each = match self.pub_mode {
+            PubMode::Call => format!("call/{}", self.inflight),
+            PubMode::Notify => "notify".into(),
+        };
+        match self.publishers {
+            1 => each,
+            k => format!("{k}×{each}"),
+        }
+    }
+
+    /// For channel names (letters, digits and `-` only): `c1`, `c16p2`, `n`.
+    pub fn tag(&self) -> String {
+        let mut tag = match self.pub_mode {
+            PubMode::Call => format!("c{}", self.inflight),
+            PubMode::Notify => "n".into(),
+        };
+        if self.publishers != 1 {
+            tag.push_str(&format!("p{}", self.publishers));
+        }
+        tag
+    }
+}
 
 /// One benchmark point.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -37,6 +158,9 @@ pub struct Point {
     /// Connect, measure memory, publish nothing.
     #[serde(default)]
     pub idle_only: bool,
+    /// The publisher's shape.
+    #[serde(flatten)]
+    pub publisher: PubShape,
 }
 
 /// Knobs that shape every scenario's points.
@@ -48,6 +172,12 @@ pub struct Shape {
     pub max_subscribers: usize,
     /// Connection counts of scenario e.
     pub idle_connections: Vec<usize>,
+    /// The publisher of every point.
+    pub publisher: PubShape,
+    /// Calls in flight of the second, pipelined run of each point of
+    /// scenarios a, b, c and f (0: no second run; none either in notify mode
+    /// or when it equals `publisher.inflight`).
+    pub pipelined: usize,
 }
 
 impl Default for Shape {
@@ -56,6 +186,8 @@ impl Default for Shape {
             scale: 1.0,
             max_subscribers: usize::MAX,
             idle_connections: vec![10_000, 50_000],
+            publisher: PubShape::default(),
+            pipelined: 16,
         }
     }
 }
@@ -91,11 +223,37 @@ impl Shape {
             messages: ((messages as f64 * self.scale).round() as u64).max(5),
             rate: None,
             idle_only: false,
+            publisher: self.publisher.normalized(),
         }
     }
 
-    /// The points of scenario `letter` (`a`..=`g`); empty for others.
+    /// The points of scenario `letter` (`a`..=`g`), each followed by its
+    /// pipelined run where there is one; empty for other letters.
     pub fn points(&self, letter: char) -> Vec<Point> {
+        let points = self.base_points(letter);
+        let base = self.publisher.normalized();
+        let again = matches!(letter, 'a' | 'b' | 'c' | 'f')
+            && base.pub_mode == PubMode::Call
+            && self.pipelined > 0
+            && self.pipelined != base.inflight;
+        if !again {
+            return points;
+        }
+        let pipelined = PubShape {
+            inflight: self.pipelined,
+            ..base
+        };
+        points
+            .into_iter()
+            .flat_map(|p| {
+                let mut q = p.clone();
+                q.publisher = pipelined;
+                [p, q]
+            })
+            .collect()
+    }
+
+    fn base_points(&self, letter: char) -> Vec<Point> {
         match letter {
             'a' => vec![
                 self.point('a', 1_000, 64, 3_000),
@@ -173,7 +331,7 @@ mod tests {
     fn names_and_caps() {
         let shape = Shape::default();
         let a = shape.points('a');
-        assert_eq!(a[1].name, "a-10k-64B");
+        assert_eq!(a[2].name, "a-10k-64B");
         assert_eq!(shape.points('b')[0].name, "b-1k-4KiB");
         assert_eq!(shape.points('d')[0].name, "d-10k-64B-1/s");
         assert_eq!(shape.points('g')[1].stalled, 10);
@@ -181,13 +339,70 @@ mod tests {
             scale: 0.01,
             max_subscribers: 300,
             idle_connections: vec![300],
+            ..Shape::default()
         };
         let c = small.points('c');
         assert_eq!((c[0].subscribers, c[0].channels), (300, 100));
-        assert_eq!(small.points('a')[1].messages, 5);
+        assert_eq!(small.points('a')[3].messages, 5);
         assert!(small.points('e')[0].idle_only);
         assert_eq!(parse_letters("a, g"), Ok(vec!['a', 'g']));
         assert_eq!(parse_letters("all").map(|v| v.len()), Ok(7));
         assert!(parse_letters("h").is_err());
+    }
+
+    #[test]
+    fn one_call_at_a_time_then_pipelined() {
+        let shape = Shape::default();
+        let inflight = |letter| -> Vec<usize> {
+            shape
+                .points(letter)
+                .iter()
+                .map(|p| p.publisher.inflight)
+                .collect()
+        };
+        assert_eq!(inflight('a'), [1, 16, 1, 16]);
+        assert_eq!(inflight('c'), [1, 16]);
+        assert_eq!(inflight('f'), [1, 16]);
+        assert_eq!(inflight('d'), [1, 1], "paced: the shape hardly matters");
+        let a = shape.points('a');
+        assert_eq!(a[0].name, a[1].name, "the same point, another publisher");
+        let notify = Shape {
+            publisher: PubShape {
+                inflight: 4,
+                publishers: 2,
+                pub_mode: PubMode::Notify,
+            },
+            ..Shape::default()
+        };
+        let a = notify.points('a');
+        assert_eq!(a.len(), 2, "no pipelined run of notifications");
+        assert_eq!(a[0].publisher.inflight, 0);
+        assert_eq!(a[0].publisher.label(), "2×notify");
+        assert_eq!(a[0].publisher.tag(), "np2");
+        let single = Shape {
+            pipelined: 0,
+            ..Shape::default()
+        };
+        assert_eq!(single.points('b').len(), 2);
+        assert_eq!(PubShape::default().label(), "call/1");
+        assert_eq!("notify".parse::<PubMode>(), Ok(PubMode::Notify));
+        assert!("cast".parse::<PubMode>().is_err());
+    }
+
+    #[test]
+    fn json_fields_and_old_lines() {
+        let p = Shape::default().points('a').remove(1);
+        let json = serde_json::to_string(&p).unwrap_or_default();
+        assert!(
+            json.contains(r#""inflight":16,"publishers":1,"pub_mode":"call""#),
+            "{json}"
+        );
+        let old = r#"{"scenario":"a","point":"a-1k-64B","subscribers":1000,"stalled":0,"channels":0,"size":64,"messages":3000,"rate":null}"#;
+        let p: Point = serde_json::from_str(old).unwrap_or_default();
+        assert_eq!(p.publisher.inflight, 256, "the old default window");
+        assert_eq!(
+            (p.publisher.publishers, p.publisher.pub_mode),
+            (1, PubMode::Call)
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! One WebSocket subscriber: connect from a chosen source address, upgrade,
-//! then read server frames and check every benchmark message's order and
-//! latency.
+//! then read server frames and check every benchmark message's order (per
+//! publisher connection: across publishers no order is defined) and latency.
 //!
 //! A subscriber must cost the load generator almost nothing, because tens of
 //! thousands run on the same 2 cores as the server under test:
@@ -38,8 +38,9 @@ pub struct SubSpec {
     pub host: String,
     /// Request path with query.
     pub path: String,
-    /// Data messages its channel will carry (sequence 0..expected).
-    pub expected: u64,
+    /// Data messages each publisher sends on its channel: sequence numbers
+    /// `0..expected[p]` from publisher `p`.
+    pub expected: Vec<u64>,
     /// Never read after the upgrade (scenario g).
     pub stalled: bool,
 }
@@ -145,9 +146,23 @@ async fn connect(spec: &SubSpec) -> Result<(TcpStream, Vec<u8>), SubError> {
 
 /// Per-subscriber sequence state.
 struct Order {
-    next: u64,
+    /// Next expected sequence number, per publisher.
+    next: Box<[u64]>,
+    /// Publishers whose last message has come.
+    finished: usize,
     bad: bool,
     ready: bool,
+}
+
+impl Order {
+    fn new(spec: &SubSpec) -> Order {
+        Order {
+            next: vec![0; spec.expected.len()].into_boxed_slice(),
+            finished: spec.expected.iter().filter(|n| **n == 0).count(),
+            bad: false,
+            ready: false,
+        }
+    }
 }
 
 async fn read_loop(
@@ -156,11 +171,11 @@ async fn read_loop(
     spec: &SubSpec,
     tally: &Tally,
 ) -> Result<(), SubError> {
-    let mut order = Order {
-        next: 0,
-        bad: false,
-        ready: false,
-    };
+    let mut order = Order::new(spec);
+    if order.finished == spec.expected.len() {
+        // Nothing will come on this channel.
+        tally.bump(&tally.done);
+    }
     let mut pongs = Vec::new();
     if !pending.is_empty() {
         let now = payload::now_ns();
@@ -228,10 +243,14 @@ fn handle_frames(
             }
             match header.opcode {
                 OpCode::Text | OpCode::Binary => match payload::parse(body) {
-                    Some(Parsed::Data { seq, sent_ns }) => {
+                    Some(Parsed::Data {
+                        seq,
+                        sent_ns,
+                        publisher,
+                    }) => {
                         tally.latency.record(now.saturating_sub(sent_ns));
                         delivered += 1;
-                        finished |= check_order(seq, spec, tally, order);
+                        finished |= check_order(seq, publisher, spec, tally, order)?;
                     }
                     Some(Parsed::Warmup) if !order.ready => {
                         order.ready = true;
@@ -262,21 +281,38 @@ fn handle_frames(
     result
 }
 
-/// Returns whether this was the channel's last message, received in order.
-fn check_order(seq: u64, spec: &SubSpec, tally: &Tally, order: &mut Order) -> bool {
+/// Returns whether this message completed the subscriber: the last message
+/// of the last publisher still to finish.
+fn check_order(
+    seq: u64,
+    publisher: u32,
+    spec: &SubSpec,
+    tally: &Tally,
+    order: &mut Order,
+) -> Result<bool, SubError> {
     use std::sync::atomic::Ordering::Relaxed;
-    if seq == order.next {
-        order.next += 1;
-    } else if seq > order.next {
-        tally.lost.fetch_add(seq - order.next, Relaxed);
-        order.next = seq + 1;
+    let p = publisher as usize;
+    let (Some(next), Some(&expected)) = (order.next.get_mut(p), spec.expected.get(p)) else {
+        return Err(SubError::Frame(format!("a message from publisher {p}")));
+    };
+    let before = *next;
+    if seq == *next {
+        *next += 1;
+    } else if seq > *next {
+        tally.lost.fetch_add(seq - *next, Relaxed);
+        *next = seq + 1;
         mark_bad(tally, order);
     } else {
         tally.out_of_order.fetch_add(1, Relaxed);
         mark_bad(tally, order);
     }
-    tally.set_progress(spec.index, order.next);
-    order.next == spec.expected && seq + 1 == spec.expected
+    tally.set_progress(spec.index, order.next.iter().sum());
+    let last = order.next.get(p).copied() == Some(expected) && seq + 1 == expected;
+    if last && before < expected {
+        order.finished += 1;
+        return Ok(order.finished == spec.expected.len());
+    }
+    Ok(false)
 }
 
 fn mark_bad(tally: &Tally, order: &mut Order) {
@@ -311,14 +347,14 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn spec(expected: u64) -> SubSpec {
+    fn spec(expected: &[u64]) -> SubSpec {
         SubSpec {
             index: 0,
             addr: "127.0.0.1:1".parse().unwrap(),
             source: "127.0.0.1".parse().unwrap(),
             host: "h".into(),
             path: "/".into(),
-            expected,
+            expected: expected.to_vec(),
             stalled: false,
         }
     }
@@ -336,20 +372,20 @@ mod tests {
     }
 
     fn data(seq: u64, size: usize) -> Vec<u8> {
+        from(0, seq, size)
+    }
+
+    fn from(publisher: u32, seq: u64, size: usize) -> Vec<u8> {
         let mut p = Vec::new();
-        payload::encode(seq, 0, size, &mut p);
+        payload::encode(seq, 0, publisher, size, &mut p);
         frame(1, &p)
     }
 
     #[test]
     fn counts_order_loss_and_partial_frames() {
         let tally = Tally::new(1);
-        let s = spec(4);
-        let mut order = Order {
-            next: 0,
-            bad: false,
-            ready: false,
-        };
+        let s = spec(&[4]);
+        let mut order = Order::new(&s);
         let mut pongs = Vec::new();
         let mut bytes = [data(0, 64), data(2, 300), data(1, 64), data(3, 64)].concat();
         bytes.extend_from_slice(&data(4, 64)[..5]);
@@ -376,14 +412,10 @@ mod tests {
     #[test]
     fn warmup_ping_and_close() {
         let tally = Tally::new(1);
-        let mut order = Order {
-            next: 0,
-            bad: false,
-            ready: false,
-        };
+        let mut order = Order::new(&spec(&[1]));
         let mut pongs = Vec::new();
         let bytes = [frame(1, b"w x"), frame(1, b"w x"), frame(9, b"hi")].concat();
-        handle_frames(&bytes, 0, &spec(1), &tally, &mut order, &mut pongs).unwrap();
+        handle_frames(&bytes, 0, &spec(&[1]), &tally, &mut order, &mut pongs).unwrap();
         assert_eq!(Tally::get(&tally.ready), 1, "counted once");
         let (h, hlen) = FrameHeader::parse(&pongs).unwrap().unwrap();
         assert_eq!(h.opcode, OpCode::Pong);
@@ -391,7 +423,43 @@ mod tests {
         apply_mask(&mut body, h.mask.unwrap(), 0);
         assert_eq!(body, b"hi");
         let close = frame(8, &1008u16.to_be_bytes());
-        let err = handle_frames(&close, 0, &spec(1), &tally, &mut order, &mut pongs);
+        let err = handle_frames(&close, 0, &spec(&[1]), &tally, &mut order, &mut pongs);
         assert!(matches!(err, Err(SubError::Closed(Some(1008)))));
+    }
+
+    /// Two publishers interleave freely; each one's own order is checked.
+    #[test]
+    fn order_is_per_publisher() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let tally = Tally::new(1);
+        let s = spec(&[3, 2]);
+        let mut order = Order::new(&s);
+        let mut pongs = Vec::new();
+        let bytes = [
+            from(1, 0, 64),
+            from(0, 0, 64),
+            from(1, 1, 64),
+            from(0, 1, 64),
+            from(0, 2, 64),
+        ]
+        .concat();
+        handle_frames(&bytes, 0, &s, &tally, &mut order, &mut pongs).unwrap();
+        assert_eq!(
+            tally.lost.load(Relaxed) + tally.out_of_order.load(Relaxed),
+            0
+        );
+        assert_eq!(Tally::get(&tally.done), 1, "both publishers finished");
+        assert_eq!(tally.progress(0), 5);
+
+        let tally = Tally::new(1);
+        let mut order = Order::new(&s);
+        let bytes = [from(1, 1, 64), from(0, 0, 64), from(1, 0, 64)].concat();
+        handle_frames(&bytes, 0, &s, &tally, &mut order, &mut pongs).unwrap();
+        assert_eq!(tally.lost.load(Relaxed), 1, "publisher 1 skipped 0");
+        assert_eq!(tally.out_of_order.load(Relaxed), 1, "then sent it late");
+        assert_eq!(Tally::get(&tally.done), 0, "publisher 0 has more to send");
+        let stray = from(2, 0, 64);
+        let err = handle_frames(&stray, 0, &s, &tally, &mut order, &mut pongs);
+        assert!(matches!(err, Err(SubError::Frame(_))));
     }
 }

@@ -64,7 +64,7 @@ pub struct Tally {
     pub bad_clients: AtomicUsize,
     /// The first error a subscriber hit, for the report.
     pub first_error: std::sync::Mutex<Option<String>>,
-    /// The publisher waits for deliveries (see [`Tally::add_delivered`]).
+    /// A publisher waits for deliveries (see [`Tally::add_delivered`]).
     delivery_waiter: AtomicBool,
     delivery: Notify,
     /// Next expected sequence number, per subscriber.
@@ -99,23 +99,31 @@ impl Tally {
         self.changed.notify_waiters();
     }
 
-    /// Counts `n` deliveries; wakes the publisher only if it is waiting, so
+    /// Counts `n` deliveries; wakes the publishers only if one is waiting, so
     /// the common case costs one uncontended add and one load.
     pub fn add_delivered(&self, n: u64) {
         self.delivered.add(n);
         if self.delivery_waiter.load(Ordering::Relaxed)
             && self.delivery_waiter.swap(false, Ordering::Relaxed)
         {
-            self.delivery.notify_one();
+            // Every waiter: several publishers may wait on the same brake.
+            self.delivery.notify_waiters();
         }
     }
 
-    /// A future that completes after the next [`Tally::add_delivered`]
-    /// (enable it, re-check the condition, then await it).
-    pub fn delivered_changed(&self) -> tokio::sync::futures::Notified<'_> {
-        let notified = self.delivery.notified();
+    /// Returns once `cond` holds after a delivery, or after `limit` (the
+    /// wake-up is best effort: the caller re-checks and waits again).
+    pub async fn wait_delivered(&self, limit: Duration, cond: impl Fn() -> bool) {
+        let woken = self.delivery.notified();
+        tokio::pin!(woken);
+        // Registered before the flag is raised and the condition checked, so
+        // a delivery after the check wakes it.
+        woken.as_mut().enable();
         self.delivery_waiter.store(true, Ordering::Relaxed);
-        notified
+        if cond() {
+            return;
+        }
+        let _ = tokio::time::timeout(limit, woken).await;
     }
 
     /// Records a subscriber's failure (kept: the first message).

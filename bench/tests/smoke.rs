@@ -1,12 +1,16 @@
 //! A small run of every scenario against an in-process wspush, so the
-//! benchmark cannot rot. It asserts that well-behaved subscribers lost and
-//! reordered nothing, never any timing.
+//! benchmark cannot rot, and of every publisher shape (one call at a time,
+//! pipelined, notifications, two publishers). It asserts that well-behaved
+//! subscribers lost and reordered nothing, never any timing.
 #![allow(clippy::unwrap_used)]
 
+use std::net::SocketAddr;
+
 use wspush::config::Settings;
-use wspush_bench::publisher::Target;
+use wspush_bench::publisher::{Target, messages_on_channel};
+use wspush_bench::report::PointResult;
 use wspush_bench::run::Bench;
-use wspush_bench::scenario::{Shape, parse_letters};
+use wspush_bench::scenario::{PubMode, PubShape, Shape, parse_letters};
 
 async fn start_server() -> wspush::serve::Running {
     let settings = Settings {
@@ -23,6 +27,41 @@ fn small(subscribers: usize) -> Shape {
         scale: 0.01,
         max_subscribers: subscribers,
         idle_connections: vec![subscribers],
+        ..Shape::default()
+    }
+}
+
+/// The generator against the in-process wspush at `rpc` / `ws`.
+fn wspush_bench(ws: SocketAddr, rpc: SocketAddr, run_id: &str) -> Bench {
+    Bench {
+        label: "wspush".into(),
+        ws,
+        sub_path: "/".into(),
+        publish: Target::Rpc(rpc),
+        // The server runs in this process: its numbers are ours, only checked for sanity.
+        server_pid: Some(std::process::id()),
+        stats_rpc: Some(rpc),
+        lag: 16,
+        run_id: run_id.into(),
+    }
+}
+
+/// Clean, and every well-behaved subscriber got all its channel's messages.
+fn assert_complete(r: &PointResult) {
+    let p = &r.point;
+    assert!(
+        r.is_clean(),
+        "{} {}: {}",
+        p.name,
+        p.publisher.label(),
+        r.json()
+    );
+    if !p.idle_only {
+        let n = p.channels.max(1);
+        let want: u64 = (0..p.subscribers)
+            .map(|i| messages_on_channel(p.messages, i % n, n))
+            .sum();
+        assert_eq!(r.deliveries, want, "{} {}", p.name, p.publisher.label());
     }
 }
 
@@ -38,37 +77,67 @@ fn shorten_paced(point: &mut wspush_bench::scenario::Point) {
 async fn every_scenario_small_and_clean() {
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let server = start_server().await;
-    let bench = Bench {
-        label: "wspush".into(),
-        ws: server.ws_addr,
-        sub_path: "/".into(),
-        publish: Target::Rpc(server.rpc_addr),
-        // The server runs in this process: its numbers are ours, only checked for sanity.
-        server_pid: Some(std::process::id()),
-        stats_rpc: Some(server.rpc_addr),
-        window: 64,
-        lag: 16,
-        run_id: "smoke".into(),
-    };
+    let bench = wspush_bench(server.ws_addr, server.rpc_addr, "smoke");
     let shape = small(300);
-    let mut seen = 0;
+    let mut inflight = Vec::new();
     for letter in parse_letters("all").unwrap() {
         for point in shape.points(letter) {
             let mut point = point;
             shorten_paced(&mut point);
             let r = bench.run(&point).await.unwrap();
-            assert!(r.is_clean(), "{}: {}", point.name, r.json());
-            if !point.idle_only {
-                // Round robin over equal channels: each subscriber gets messages / channels.
-                let per_sub = point.messages / point.channels.max(1) as u64;
-                let want = per_sub * point.subscribers as u64;
-                assert_eq!(r.deliveries, want, "{}", point.name);
-            }
+            assert_complete(&r);
             assert!(r.json().starts_with('{'));
-            seen += 1;
+            inflight.push(r.point.publisher.inflight);
         }
     }
-    assert_eq!(seen, 11);
+    // a, b, c and f: one call at a time (the synchronous publisher), then 16.
+    assert_eq!(
+        inflight,
+        [1, 16, 1, 16, 1, 16, 1, 16, 1, 16, 1, 1, 1, 1, 16, 1, 1]
+    );
+    server.shutdown().await.unwrap();
+}
+
+/// Notifications (one and two publishers) and two publishers with calls in
+/// flight, on a broadcast, on 100 channels and with nobody subscribed:
+/// nothing lost or reordered per publisher.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publisher_shapes_small_and_clean() {
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let server = start_server().await;
+    let bench = wspush_bench(server.ws_addr, server.rpc_addr, "shapes");
+    let shapes = [
+        (PubMode::Notify, 1, 1),
+        (PubMode::Notify, 2, 1),
+        (PubMode::Call, 2, 1),
+        (PubMode::Call, 2, 4),
+    ];
+    for (pub_mode, publishers, inflight) in shapes {
+        let shape = Shape {
+            publisher: PubShape {
+                inflight,
+                publishers,
+                pub_mode,
+            },
+            pipelined: 0,
+            ..small(200)
+        };
+        for letter in ['a', 'c', 'f'] {
+            for point in shape.points(letter) {
+                let r = bench.run(&point).await.unwrap();
+                assert_complete(&r);
+                let json: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
+                assert_eq!(json["publishers"], publishers);
+                assert_eq!(json["pub_mode"], pub_mode.to_string());
+                let want = if pub_mode == PubMode::Notify {
+                    0
+                } else {
+                    inflight
+                };
+                assert_eq!(json["inflight"], want);
+            }
+        }
+    }
     server.shutdown().await.unwrap();
 }
 
@@ -77,7 +146,14 @@ async fn the_binary_runs_a_scenario_and_prints_json_lines() {
     let server = start_server().await;
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_wspush-bench"))
         .args(["run", "--scenario", "a,f", "--scale", "0.01"])
-        .args(["--max-subscribers", "100", "--threads", "1"])
+        .args([
+            "--max-subscribers",
+            "100",
+            "--threads",
+            "1",
+            "--pipelined",
+            "4",
+        ])
         .args(["--ws", &server.ws_addr.to_string()])
         .args(["--rpc", &server.rpc_addr.to_string()])
         .output()
@@ -94,20 +170,28 @@ async fn the_binary_runs_a_scenario_and_prints_json_lines() {
         .iter()
         .map(|p| p["point"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["a-100-64B", "a-100-64B", "f-push_data-64B"]);
+    let a = "a-100-64B";
+    let f = "f-push_data-64B";
+    assert_eq!(names, [a, a, a, a, f, f]);
+    let inflight: Vec<_> = points.iter().map(|p| p["inflight"].clone()).collect();
+    assert_eq!(inflight, [1, 4, 1, 4, 1, 4]);
     assert!(
         points
             .iter()
             .all(|p| p["lost"] == 0 && p["out_of_order"] == 0)
     );
-    assert!(stderr.contains("| server | point |"), "the table: {stderr}");
+    assert!(
+        stderr.contains("| server | point | publisher |"),
+        "the table: {stderr}"
+    );
     server.shutdown().await.unwrap();
 }
 
 /// The floor server (scenario d's calibration) speaks the Nchan-style interface the
-/// generator drives: subscribers on any path, HTTP POST publishes; nothing lost.
+/// generator drives: subscribers on any path, HTTP POST publishes (one at a time or
+/// pipelined); nothing lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_floor_server_serves_a_paced_point_cleanly() {
+async fn the_floor_server_serves_paced_and_max_rate_points_cleanly() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || wspush_bench::floor::serve(listener, 2));
@@ -122,13 +206,14 @@ async fn the_floor_server_serves_a_paced_point_cleanly() {
         },
         server_pid: None,
         stats_rpc: None,
-        window: 64,
         lag: 16,
         run_id: "floor".into(),
     };
-    let mut point = small(200).points('d').remove(0);
-    shorten_paced(&mut point);
-    let r = bench.run(&point).await.unwrap();
-    assert!(r.is_clean(), "{}", r.json());
-    assert_eq!(r.deliveries, 10 * point.subscribers as u64);
+    let mut paced = small(200).points('d').remove(0);
+    shorten_paced(&mut paced);
+    // One POST at a time (the default), and pipelined at max rate.
+    for point in [paced].into_iter().chain(small(200).points('a').drain(..2)) {
+        let r = bench.run(&point).await.unwrap();
+        assert_complete(&r);
+    }
 }
