@@ -32,6 +32,7 @@
 #   RUN_TIMEOUT       seconds one `wspush-bench run` may take before it is stopped (900)
 #   DEADLINE          seconds after which no further run starts; skipped runs are
 #                     listed in the results (3600)
+#   KEEP_TMP          1: keep the temp dir (JSON lines, nginx prefix and logs)
 #
 # Needs root for apt-get (only when nginx/nchan are missing) and an open-file
 # hard limit above the largest idle point (50,000 by default; it is capped,
@@ -107,7 +108,12 @@ stop_nchan() {
     for _ in $(seq 100); do kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.1; done
     NGINX_PID=
 }
-trap stop_nchan EXIT
+# The JSON lines end up in the results file; KEEP_TMP=1 keeps nginx's logs and prefix too.
+cleanup() {
+    stop_nchan
+    [ "${KEEP_TMP:-0}" = 1 ] || rm -rf "$TMP"
+}
+trap cleanup EXIT
 
 status=0
 START=$SECONDS
