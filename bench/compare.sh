@@ -1,11 +1,38 @@
 #!/usr/bin/env bash
-# Side by side: Nchan (nginx + libnginx-mod-nchan from Debian) and wspush,
-# the same load generator, scenarios a, b, d, e in one run; prints the ratios
-# and writes a results file under bench/results/.
+# Side by side: Nchan (nginx + libnginx-mod-nchan from Debian), wspush and the
+# floor server, the same load generator, scenarios a, b, d, e in one run; writes
+# a results file under bench/results/.
 #
-#   bench/compare.sh                       # everything (about 10 minutes on 2 cores)
+# The publisher is the seed's: one call at a time (`--pub-inflight 1`: the next
+# publish goes when the reply to the last has come; for Nchan and the floor, one
+# HTTP POST at a time). wspush runs scenarios a, b, c and f again pipelined
+# (PIPELINED calls in flight). Beside them: `wspush-bench calibrate` (this
+# machine's ceilings, including the loopback round trip that bounds a
+# one-at-a-time publisher) and the floor server on scenarios a and d.
+#
+#   bench/compare.sh                       # everything (about 12 minutes on 2 cores)
 #   SCENARIOS=a bench/compare.sh           # only scenario a
 #   IDLE_CONNECTIONS=10000,50000 SCALE=0.5 OUT=/tmp/x.md bench/compare.sh
+#   WSPUSH_BIN_B=/tmp/old/wspush NCHAN=0 ROUNDS=2 SCENARIOS=a,f bench/compare.sh
+#                                          # two builds, alternating, no Nchan
+#
+# Settings (environment):
+#   SCENARIOS         letters, comma-separated (a,b,d,e)
+#   PIPELINED         wspush's second shape on a, b, c, f: calls in flight (16; 0: none)
+#   WSPUSH_BIN        the wspush binary ($CARGO_TARGET_DIR/release/wspush, built here)
+#   WSPUSH_BIN_B      a second wspush binary: on every scenario and shape it runs next to
+#                     WSPUSH_BIN (A B, then B A in the next round …), each run with a
+#                     fresh server; its rows are labelled LABEL_B
+#   LABEL_A, LABEL_B  their labels in the results (wspush, wspush-b)
+#   ROUNDS            runs of each build per scenario and shape (1; 2 or more with
+#                     WSPUSH_BIN_B, so the order of the builds alternates)
+#   NCHAN             0: leave Nchan out (no nginx needed) (1)
+#   FLOOR_SCENARIOS   scenarios the floor server runs, of SCENARIOS (a,d)
+#   MAX_SUBSCRIBERS   cap every point's connections (for a quick check; no cap)
+#   RUN_TIMEOUT       seconds one `wspush-bench run` may take before it is stopped (900)
+#   DEADLINE          seconds after which no further run starts; skipped runs are
+#                     listed in the results (3600)
+#   KEEP_TMP          1: keep the temp dir (JSON lines, nginx prefix and logs)
 #
 # Needs root for apt-get (only when nginx/nchan are missing) and an open-file
 # hard limit above the largest idle point (50,000 by default; it is capped,
@@ -16,14 +43,34 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SCENARIOS=${SCENARIOS:-a,b,d,e}
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-10000,50000}
 SCALE=${SCALE:-1}
+PIPELINED=${PIPELINED:-16}
+LABEL_A=${LABEL_A:-wspush}
+LABEL_B=${LABEL_B:-wspush-b}
+WSPUSH_BIN_B=${WSPUSH_BIN_B:-}
+ROUNDS=${ROUNDS:-1}
+NCHAN=${NCHAN:-1}
+FLOOR_SCENARIOS=${FLOOR_SCENARIOS:-a,d}
+RUN_TIMEOUT=${RUN_TIMEOUT:-900}
+DEADLINE=${DEADLINE:-3600}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$CARGO_TARGET_DIR/release
+WSPUSH_BIN=${WSPUSH_BIN:-$BIN/wspush}
 NCHAN_SO=/usr/lib/nginx/modules/ngx_nchan_module.so
 NOTES=()
+if [ -n "$WSPUSH_BIN_B" ] && [ ! -x "$WSPUSH_BIN_B" ]; then
+    echo "WSPUSH_BIN_B=$WSPUSH_BIN_B is not an executable" >&2
+    exit 2
+fi
+if [ "$LABEL_A" = "$LABEL_B" ]; then
+    echo "LABEL_A and LABEL_B must differ (each build's results go to LABEL.jsonl)" >&2
+    exit 2
+fi
+# has LIST LETTER: whether the comma-separated LIST holds LETTER.
+has() { echo "$1" | tr ',' '\n' | grep -qx "$2"; }
 
 ulimit -n "$(ulimit -Hn)"
 HARD=$(ulimit -Hn)
-if [ "$HARD" != unlimited ]; then
+if [ "$HARD" != unlimited ] && has "$SCENARIOS" e; then
     capped=()
     for n in ${IDLE_CONNECTIONS//,/ }; do
         if [ "$n" -gt $((HARD - 1000)) ]; then
@@ -36,7 +83,7 @@ if [ "$HARD" != unlimited ]; then
     IDLE_CONNECTIONS=$(IFS=,; echo "${capped[*]}")
 fi
 
-if ! command -v nginx >/dev/null || [ ! -f "$NCHAN_SO" ]; then
+if [ "$NCHAN" != 0 ] && { ! command -v nginx >/dev/null || [ ! -f "$NCHAN_SO" ]; }; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y nginx libnginx-mod-nchan
 fi
 (cd "$ROOT" && cargo build --release -p wspush -p wspush-bench)
@@ -61,26 +108,72 @@ stop_nchan() {
     for _ in $(seq 100); do kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.1; done
     NGINX_PID=
 }
-trap stop_nchan EXIT
+# The JSON lines end up in the results file; KEEP_TMP=1 keeps nginx's logs and prefix too.
+cleanup() {
+    stop_nchan
+    [ "${KEEP_TMP:-0}" = 1 ] || rm -rf "$TMP"
+}
+trap cleanup EXIT
 
 status=0
+START=$SECONDS
+# One `wspush-bench run`, bounded by RUN_TIMEOUT (SIGTERM stops it and its
+# spawned server; SIGKILL 10 s later), none once DEADLINE has passed.
+bench_run() {
+    if (( SECONDS - START > DEADLINE )); then
+        NOTES+=("skipped after DEADLINE=${DEADLINE}s: run $*")
+        return 0
+    fi
+    local rc=0
+    timeout -k 10 "$RUN_TIMEOUT" "$BIN/wspush-bench" run --scale "$SCALE" --pipelined 0 \
+        ${MAX_SUBSCRIBERS:+--max-subscribers "$MAX_SUBSCRIBERS"} "$@" >/dev/null || rc=$?
+    if [ "$rc" != 0 ]; then
+        status=1
+        NOTES+=("failed (exit $rc; 124: RUN_TIMEOUT): run $*")
+    fi
+}
 run_nchan() {
     start_nchan
-    "$BIN/wspush-bench" run --label nchan --scale "$SCALE" "$@" \
+    bench_run --label nchan "$@" \
         --ws "127.0.0.1:$NCHAN_PORT" --sub-path '/sub/{channel}' \
         --http-publish "http://127.0.0.1:$NCHAN_PORT/pub/{channel}" \
-        --server-pid "$NGINX_PID" --json "$TMP/nchan.jsonl" >/dev/null || status=1
+        --server-pid "$NGINX_PID" --json "$TMP/nchan.jsonl"
     stop_nchan
 }
+# run_wspush LABEL BINARY ARGS…: a fresh server for this run.
 run_wspush() {
-    "$BIN/wspush-bench" run --label wspush --scale "$SCALE" "$@" \
-        --spawn-server "$BIN/wspush" --json "$TMP/wspush.jsonl" >/dev/null || status=1
+    local label=$1 bin=$2
+    shift 2
+    bench_run --label "$label" "$@" --spawn-server "$bin" --json "$TMP/$label.jsonl"
+}
+# Both builds ROUNDS times, alternating: A B, then B A, … so that a drift of the
+# machine (or whatever a run leaves behind) falls on both alike.
+run_builds() {
+    local round
+    for round in $(seq "$ROUNDS"); do
+        if [ -z "$WSPUSH_BIN_B" ]; then
+            run_wspush "$LABEL_A" "$WSPUSH_BIN" "$@"
+        elif [ $((round % 2)) = 1 ]; then
+            run_wspush "$LABEL_A" "$WSPUSH_BIN" "$@"
+            run_wspush "$LABEL_B" "$WSPUSH_BIN_B" "$@"
+        else
+            run_wspush "$LABEL_B" "$WSPUSH_BIN_B" "$@"
+            run_wspush "$LABEL_A" "$WSPUSH_BIN" "$@"
+        fi
+    done
+}
+# Calls in flight of each publisher shape scenario $1 runs with on wspush.
+shapes_of() {
+    case $1 in
+        a|b|c|f) [ "$PIPELINED" -gt 1 ] && echo "1 $PIPELINED" || echo 1 ;;
+        *) echo 1 ;;
+    esac
 }
 
 # The machine's own ceilings, with no server (see bench/src/calibrate.rs).
 CALIBRATION=$("$BIN/wspush-bench" calibrate --sockets 5000 2>&1 >/dev/null | sed '/^$/d')
 
-# Scenario d's floor: plain blocking writes from 2 threads (bench/src/floor.rs).
+# The floor: plain blocking writes from 2 threads, one POST at a time (bench/src/floor.rs).
 run_floor() {
     local port pid
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -90,61 +183,95 @@ run_floor() {
         python3 -c "import socket; socket.create_connection(('127.0.0.1', $port)).close()" 2>/dev/null && break
         sleep 0.1
     done
-    "$BIN/wspush-bench" run --label floor --scale "$SCALE" "$@" \
+    bench_run --label floor "$@" \
         --ws "127.0.0.1:$port" --sub-path /sub --http-publish "http://127.0.0.1:$port/pub" \
-        --server-pid "$pid" --json "$TMP/floor.jsonl" >/dev/null || status=1
+        --server-pid "$pid" --json "$TMP/floor.jsonl"
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
 }
 
-# Throughput and latency: one server each for every scenario but e.
+# Throughput and latency: Nchan on one server for every scenario but e, one POST
+# at a time; wspush on a fresh server per scenario and shape.
 MAIN=$(echo "$SCENARIOS" | tr ',' '\n' | grep -v '^e$' | paste -sd, || true)
-if [ -n "$MAIN" ]; then
+if [ -n "$MAIN" ] && [ "$NCHAN" != 0 ]; then
     run_nchan --scenario "$MAIN"
-    run_wspush --scenario "$MAIN"
 fi
-if echo "$SCENARIOS" | tr ',' '\n' | grep -qx d; then
-    run_floor --scenario d
+for letter in ${MAIN//,/ }; do
+    for n in $(shapes_of "$letter"); do
+        run_builds --scenario "$letter" --pub-inflight "$n"
+    done
+done
+FLOOR=$(echo "$FLOOR_SCENARIOS" | tr ',' '\n' | while read -r l; do has "$MAIN" "$l" && echo "$l"; done | paste -sd, || true)
+if [ -n "$FLOOR" ]; then
+    run_floor --scenario "$FLOOR"
 fi
 # Idle memory: a fresh server per point, as memory freed by earlier points is
 # reused and would hide the cost of new connections.
-if echo "$SCENARIOS" | tr ',' '\n' | grep -qx e; then
+if has "$SCENARIOS" e; then
     for n in ${IDLE_CONNECTIONS//,/ }; do
-        run_nchan --scenario e --idle-connections "$n"
-        run_wspush --scenario e --idle-connections "$n"
+        [ "$NCHAN" = 0 ] || run_nchan --scenario e --idle-connections "$n"
+        run_builds --scenario e --idle-connections "$n"
     done
 fi
 
-touch "$TMP/floor.jsonl"
-TABLE=$("$BIN/wspush-bench" table "$TMP/wspush.jsonl" "$TMP/nchan.jsonl" "$TMP/floor.jsonl")
-RATIOS=$("$BIN/wspush-bench" compare "$TMP/wspush.jsonl" "$TMP/nchan.jsonl")
+A=$TMP/$LABEL_A.jsonl
+B=$TMP/$LABEL_B.jsonl
+touch "$A" "$TMP/nchan.jsonl" "$TMP/floor.jsonl"
+FILES=("$A")
+[ -z "$WSPUSH_BIN_B" ] || { touch "$B"; FILES+=("$B"); }
+FILES+=("$TMP/nchan.jsonl" "$TMP/floor.jsonl")
+SIDE=$("$BIN/wspush-bench" side "${FILES[@]}")
+TABLE=$("$BIN/wspush-bench" table "${FILES[@]}")
+SHAPES=$("$BIN/wspush-bench" shapes "${FILES[@]}")
+RATIOS=$("$BIN/wspush-bench" compare "$A" "$TMP/nchan.jsonl")
+[ -z "$WSPUSH_BIN_B" ] || AB=$("$BIN/wspush-bench" compare "$B" "$A")
+id_of() { echo "$1 (sha256 $(sha256sum "$1" | cut -c1-12))"; }
 OUT=${OUT:-$ROOT/bench/results/$(date +%F)-compare.md}
 {
     echo "# wspush vs Nchan, $(date -u '+%F %H:%M UTC')"
     echo
     echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/ {print $2}') GiB RAM, $(uname -r)"
-    echo "- wspush ${WSPUSH_REV:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')}, $(nginx -v 2>&1 | sed 's/.*: //'), nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null || echo '?')"
+    echo "- wspush ${WSPUSH_REV:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')}: $LABEL_A = $(id_of "$WSPUSH_BIN")"
+    [ -z "$WSPUSH_BIN_B" ] || echo "- $LABEL_B = $(id_of "$WSPUSH_BIN_B"), run next to $LABEL_A on every scenario and shape ($ROUNDS round(s), order alternating by round), a fresh server each run"
+    [ "$NCHAN" = 0 ] || echo "- $(nginx -v 2>&1 | sed 's/.*: //'), nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null || echo '?')"
+    echo "- publisher: call/1 is one call (or HTTP POST) at a time, as the seed's synchronous client; call/$PIPELINED is $PIPELINED in flight on one connection; Nchan and the floor run call/1 only"
     echo "- load average at the start of each point is the last column: other work was running on the same cores"
-    echo "- command: \`SCENARIOS=$SCENARIOS IDLE_CONNECTIONS=$IDLE_CONNECTIONS SCALE=$SCALE bench/compare.sh\`"
+    echo "- command: \`SCENARIOS=$SCENARIOS IDLE_CONNECTIONS=$IDLE_CONNECTIONS SCALE=$SCALE PIPELINED=$PIPELINED ROUNDS=$ROUNDS NCHAN=$NCHAN${WSPUSH_BIN_B:+ WSPUSH_BIN_B=$WSPUSH_BIN_B}${MAX_SUBSCRIBERS:+ MAX_SUBSCRIBERS=$MAX_SUBSCRIBERS} bench/compare.sh\` ($((SECONDS - START)) s)"
     echo "- columns: deliveries/s counts messages received by the generator; p50…max are publish→receive latency; RSS/conn is the server's RSS growth per connected idle subscriber (nginx: master + workers); srv CPU s/M is server user+system CPU seconds per million deliveries; gen cores is the generator's own CPU"
     for n in "${NOTES[@]}"; do echo "- $n"; done
     echo
-    echo "$TABLE"
+    echo "Side by side (deliveries/s and p99; the floor is \`wspush-bench floor-server\`: blocking"
+    echo "writes from 2 threads, no event loop, no coalescing, one POST at a time):"
     echo
-    echo "wspush ÷ Nchan:"
+    echo "$SIDE"
     echo
-    echo "$RATIOS"
-    echo
-    echo "This machine's ceilings, with no server (\`wspush-bench calibrate\`); the floor rows above are"
-    echo "\`wspush-bench floor-server\`: blocking writes from 2 threads, no event loop, the least a"
-    echo "server can do per paced delivery here:"
+    echo "This machine's ceilings, with no server (\`wspush-bench calibrate\`): the round trip bounds"
+    echo "any one-at-a-time publisher, the write cost any paced fan-out:"
     echo
     echo "$CALIBRATION"
+    echo
+    if [ "$NCHAN" != 0 ]; then
+        echo "$LABEL_A ÷ Nchan, the same publisher (one at a time):"
+        echo
+        echo "$RATIOS"
+        echo
+    fi
+    if [ -n "$WSPUSH_BIN_B" ]; then
+        echo "$LABEL_B ÷ $LABEL_A, shape by shape (round k with round k):"
+        echo
+        echo "$AB"
+        echo
+    fi
+    echo "Each publisher shape against one call at a time:"
+    echo
+    echo "$SHAPES"
+    echo
+    echo "$TABLE"
     echo
     echo "Raw JSON lines:"
     echo
     echo '```'
-    cat "$TMP/wspush.jsonl" "$TMP/nchan.jsonl" "$TMP/floor.jsonl"
+    cat "${FILES[@]}"
     echo '```'
 } > "$OUT"
 cat "$OUT"

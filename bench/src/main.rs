@@ -64,6 +64,12 @@ enum Command {
         /// JSON lines files.
         files: Vec<PathBuf>,
     },
+    /// Print every server and publisher shape beside each other: a row per point,
+    /// deliveries/s and p99 (median of repeated rounds).
+    Side {
+        /// JSON lines files.
+        files: Vec<PathBuf>,
+    },
     /// Print the ratios of two runs' JSON lines (ours / theirs), point by
     /// point and publisher shape by shape.
     Compare {
@@ -156,6 +162,10 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Shapes { files } => {
             print!("{}", report::shapes(&read_all(&files)?));
+            Ok(())
+        }
+        Command::Side { files } => {
+            print!("{}", report::side_by_side(&read_all(&files)?));
             Ok(())
         }
         Command::Calibrate {

@@ -1,6 +1,7 @@
 //! Results of a benchmark point: one JSON line each, a text table, the
-//! side-by-side ratios of two runs (`wspush-bench compare`), and each
-//! publisher shape against one call at a time (`wspush-bench shapes`).
+//! side-by-side ratios of two runs (`wspush-bench compare`), each publisher
+//! shape against one call at a time (`wspush-bench shapes`), and every
+//! server and shape beside each other (`wspush-bench side`).
 
 use std::fmt::Write;
 
@@ -125,11 +126,19 @@ pub fn table(results: &[PointResult]) -> String {
 }
 
 /// Deliveries/s, or calls/s where nobody subscribes (scenario f).
-fn rate(r: &PointResult) -> String {
+fn throughput(r: &PointResult) -> f64 {
     if r.point.subscribers == 0 {
-        format!("{:.0} calls/s", r.publishes_per_sec)
+        r.publishes_per_sec
     } else {
-        format!("{:.0}", r.deliveries_per_sec)
+        r.deliveries_per_sec
+    }
+}
+
+/// [`throughput`] for a table cell.
+fn rate(r: &PointResult) -> String {
+    match r.point.subscribers {
+        0 => format!("{:.0} calls/s", r.publishes_per_sec),
+        _ => format!("{:.0}", r.deliveries_per_sec),
     }
 }
 
@@ -165,7 +174,7 @@ fn pairs<'a>(
 /// same publisher shape, present in both.
 pub fn compare(ours: &[PointResult], theirs: &[PointResult]) -> String {
     let mut out = String::from(
-        "| point | publisher | deliveries/s ×  | p99 ÷ (lower is better) | RSS/conn ÷ | srv CPU per delivery ÷ |\n|---|---|---|---|---|---|\n",
+        "| point | publisher | deliveries/s × (calls/s without subscribers) | p99 ÷ (lower is better) | RSS/conn ÷ | srv CPU per delivery ÷ |\n|---|---|---|---|---|---|\n",
     );
     let same = |o: &PointResult, t: &PointResult| {
         o.point.name == t.point.name && o.point.publisher == t.point.publisher
@@ -176,7 +185,7 @@ pub fn compare(ours: &[PointResult], theirs: &[PointResult]) -> String {
             "| {} | {} | {} | {} | {} | {} |",
             o.point.name,
             o.point.publisher.label(),
-            ratio(o.deliveries_per_sec, t.deliveries_per_sec),
+            ratio(throughput(o), throughput(t)),
             ratio(o.p99_ms, t.p99_ms),
             // Only idle points start from a fresh server; elsewhere memory
             // freed by earlier points is reused and the figure means little.
@@ -214,12 +223,85 @@ pub fn shapes(results: &[PointResult]) -> String {
             o.point.name,
             o.point.publisher.label(),
             rate(o),
-            ratio(o.deliveries_per_sec, t.deliveries_per_sec),
+            ratio(throughput(o), throughput(t)),
             o.publishes_per_sec,
             ratio(o.publishes_per_sec, t.publishes_per_sec),
             o.p99_ms,
             t.p99_ms,
         );
+    }
+    out
+}
+
+/// `2440000` → `2.44M`, `118000` → `118k`.
+fn short(n: f64) -> String {
+    if n >= 1e6 {
+        format!("{:.2}M", n / 1e6)
+    } else if n >= 1e3 {
+        format!("{:.0}k", n / 1e3)
+    } else {
+        format!("{n:.0}")
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// One row per point, one column per server and publisher shape (in the
+/// order they first appear): deliveries/s and p99 (calls/s where nobody
+/// subscribes), the median of repeated rounds. Idle points are left out.
+pub fn side_by_side(results: &[PointResult]) -> String {
+    let busy: Vec<&PointResult> = results.iter().filter(|r| !r.point.idle_only).collect();
+    let mut columns: Vec<(String, PubShape)> = Vec::new();
+    let mut rows: Vec<String> = Vec::new();
+    for r in &busy {
+        let column = (r.label.clone(), r.point.publisher);
+        if !columns.contains(&column) {
+            columns.push(column);
+        }
+        if !rows.contains(&r.point.name) {
+            rows.push(r.point.name.clone());
+        }
+    }
+    let mut out = String::from("| point |");
+    for (label, shape) in &columns {
+        let _ = write!(out, " {label} {} |", shape.label());
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"---|".repeat(columns.len()));
+    out.push('\n');
+    for name in &rows {
+        let _ = write!(out, "| {name} |");
+        for (label, shape) in &columns {
+            let cell: Vec<&&PointResult> = busy
+                .iter()
+                .filter(|r| {
+                    &r.point.name == name && &r.label == label && r.point.publisher == *shape
+                })
+                .collect();
+            let Some(first) = cell.first() else {
+                out.push_str(" – |");
+                continue;
+            };
+            let of = |f: fn(&PointResult) -> f64| median(cell.iter().map(|r| f(r)).collect());
+            let rounds = match cell.len() {
+                1 => String::new(),
+                n => format!(" (median of {n})"),
+            };
+            if first.point.subscribers == 0 {
+                let _ = write!(
+                    out,
+                    " {} calls/s{rounds} |",
+                    short(of(|r| r.publishes_per_sec))
+                );
+            } else {
+                let (rate, p99) = (of(|r| r.deliveries_per_sec), of(|r| r.p99_ms));
+                let _ = write!(out, " {}/s, p99 {p99:.1} ms{rounds} |", short(rate));
+            }
+        }
+        out.push('\n');
     }
     out
 }
@@ -279,6 +361,15 @@ mod tests {
             "{ratios}"
         );
         assert!(!ratios.contains("call/16"), "no Nchan row of that shape");
+        let side = side_by_side(&[a.clone(), piped.clone(), piped.clone()]);
+        assert!(
+            side.starts_with("| point | wspush call/1 | wspush call/16 |\n|---|---|---|\n"),
+            "{side}"
+        );
+        assert!(
+            side.contains("| a-10k-64B | 500k/s, p99 2.0 ms | 2.00M/s, p99 2.0 ms (median of 2) |"),
+            "{side}"
+        );
         let by_shape = shapes(&ours);
         assert!(
             by_shape.contains("| wspush | a-10k-64B | call/16 | 2000000 | 4.00 | 200 | 4.00 |"),
@@ -304,6 +395,19 @@ mod tests {
         assert!(
             ratios.contains("| 2.00 |") && ratios.contains("| 3.00 |"),
             "{ratios}"
+        );
+        let calls = |rate: f64| PointResult {
+            point: Point {
+                name: "f-push_data-64B".into(),
+                ..Point::default()
+            },
+            publishes_per_sec: rate,
+            ..PointResult::default()
+        };
+        let f = compare(&[calls(40.0)], &[calls(10.0)]);
+        assert!(
+            f.contains("| f-push_data-64B | call/1 | 4.00 |"),
+            "calls/s: {f}"
         );
     }
 }
