@@ -45,6 +45,13 @@ const CHUNK: usize = 256;
 /// A fan-out handing at most this many connections to direct writing writes them on the
 /// caller's thread: a hand-off to a writer thread costs about as much as a few writes.
 const INLINE_MAX: usize = 4;
+/// Writer threads run at a lower priority than the event loop (on Linux niceness 10: the
+/// crate's cross-platform scale 0..=99 maps 22 to it): when the cores are busy, the
+/// runtime, which reads the next push, goes first, so that push is queued while earlier
+/// writes are still in progress and shares their `writev` instead of costing its own. A
+/// synchronous publisher's pushes then coalesce as a pipelining one's do; on idle cores
+/// the writers run at full speed anyway.
+const WRITER_PRIORITY: u8 = 22;
 
 /// One `writev` of the prepared frames at the front of `q`, under its lock. Returns `true`
 /// when every frame it tried went out and more wait (call it again).
@@ -179,7 +186,10 @@ impl Writers {
                     let runner = Arc::clone(&lane);
                     let spawned = std::thread::Builder::new()
                         .name(format!("ws-writer-{i}"))
-                        .spawn(move || runner.run());
+                        .spawn(move || {
+                            lower_priority();
+                            runner.run()
+                        });
                     match spawned {
                         Ok(_) => Some(lane),
                         Err(e) => {
@@ -204,6 +214,20 @@ impl Writers {
         let lane = &lanes[self.next.fetch_add(1, Ordering::Relaxed) % lanes.len()];
         lane.lock().chunks.push_back(chunk);
         lane.ready.notify_one();
+    }
+}
+
+/// Gives the calling thread [`WRITER_PRIORITY`]; where the OS refuses, it keeps its own.
+fn lower_priority() {
+    use thread_priority::{ThreadPriority, ThreadPriorityValue};
+    let set = ThreadPriorityValue::try_from(WRITER_PRIORITY)
+        .map_err(|e| format!("{e:?}"))
+        .and_then(|p| {
+            thread_priority::set_current_thread_priority(ThreadPriority::Crossplatform(p))
+                .map_err(|e| format!("{e:?}"))
+        });
+    if let Err(e) = set {
+        tracing::debug!(error = ?e, "writer thread keeps the default priority");
     }
 }
 
@@ -263,5 +287,29 @@ impl Drop for FanOut<'_> {
             let chunk = std::mem::take(&mut self.chunk);
             self.writers.hand_off(chunk);
         }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    /// The niceness of the calling thread (field 19 of its `stat`).
+    fn niceness() -> i32 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        // The command name (field 2) may hold spaces; the fields after it do not.
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        after_name.split(' ').nth(16).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn writer_threads_yield_to_the_event_loop() {
+        let (before, after) = std::thread::spawn(|| {
+            let before = niceness();
+            super::lower_priority();
+            (before, niceness())
+        })
+        .join()
+        .unwrap();
+        assert_eq!(after, before.max(10), "niceness {before} -> {after}");
     }
 }

@@ -93,6 +93,10 @@ pub struct Subs {
     pending: Mutex<HashMap<u64, Buffered>>,
     /// The last position delivered live (broker mode: detects missed messages).
     last: Mutex<Option<Position>>,
+    /// Positioned subscribers that resumed up to a position the live stream may not have
+    /// reached yet (a node lagging its broker): live messages they already have are skipped
+    /// for them, until the stream passes their floor. Usually empty.
+    floors: Mutex<HashMap<u64, Position>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -125,6 +129,10 @@ impl Subs {
     /// Removes a subscriber; false if it was not one.
     pub fn remove(&mut self, id: u64) -> bool {
         let pending = self.pending.get_mut().unwrap_or_else(|e| e.into_inner());
+        self.floors
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
         self.plain.remove(&id).is_some()
             | self.positioned.remove(&id).is_some()
             | pending.remove(&id).is_some()
@@ -144,7 +152,8 @@ impl Subs {
     /// Queues `payload` to every subscriber: raw to plain ones, enveloped with
     /// `pos` to positioned ones, buffered for resuming ones. With
     /// `check_order`, positioned subscribers get a gap notice first when
-    /// `pos` does not follow the last position delivered.
+    /// `pos` does not follow the last position delivered. A subscriber that resumed
+    /// past `pos` (its node lags the broker) does not get it twice.
     pub fn fan_out(
         &self,
         stream: Option<&str>,
@@ -156,20 +165,44 @@ impl Subs {
         let mut tally = Tally::default();
         let mut pending = lock(&self.pending);
         let mut skip_positioned = false;
+        let mut node_gap = false;
         if let (true, Some(pos)) = (check_order, pos) {
             let mut last = lock(&self.last);
             match &*last {
                 Some(l) if l.covers(pos) => skip_positioned = true,
-                Some(l) if !l.is_followed_by(pos) && !self.positioned.is_empty() => {
-                    let before = Position::new(pos.epoch.clone(), pos.seq.saturating_sub(1));
-                    let notice = prepare(gap_notice(stream, &before));
-                    tally.send_to(&notice, self.positioned.values(), out);
-                    tally.gaps += self.positioned.len() as u64;
-                }
+                Some(l) if !l.is_followed_by(pos) => node_gap = true,
                 _ => {}
             }
             if !skip_positioned {
                 *last = Some(pos.clone());
+            }
+        }
+        // Resumed subscribers that already have `pos` (they get nothing now), and those
+        // that missed messages before it (they get a gap notice first).
+        let mut have = Vec::new();
+        let mut behind = Vec::new();
+        if let (false, Some(pos)) = (skip_positioned, pos) {
+            let mut floors = lock(&self.floors);
+            floors.retain(|id, floor| {
+                if floor.covers(pos) {
+                    have.push(*id);
+                    return true;
+                }
+                if !floor.is_followed_by(pos) {
+                    behind.push(*id);
+                }
+                false
+            });
+            if node_gap {
+                let floored: Vec<u64> = have.iter().chain(&behind).copied().collect();
+                behind.extend(self.positioned.keys().filter(|id| !floored.contains(id)));
+            }
+            if !behind.is_empty() {
+                let before = Position::new(pos.epoch.clone(), pos.seq.saturating_sub(1));
+                let notice = prepare(gap_notice(stream, &before));
+                let conns = behind.iter().filter_map(|id| self.positioned.get(id));
+                tally.send_to(&notice, conns, out);
+                tally.gaps += behind.len() as u64;
             }
         }
         let wants_envelope =
@@ -179,7 +212,12 @@ impl Subs {
             tally.send_to(&prepare(payload), self.plain.values(), out);
         }
         if let Some(frame) = enveloped {
-            tally.send_to(&frame, self.positioned.values(), out);
+            if have.is_empty() {
+                tally.send_to(&frame, self.positioned.values(), out);
+            } else {
+                let conns = self.positioned.iter().filter(|(id, _)| !have.contains(id));
+                tally.send_to(&frame, conns.map(|(_, c)| c), out);
+            }
             if let Some(pos) = pos {
                 let mut overflowed = Vec::new();
                 let size = frame.plain_frame().len();
@@ -242,6 +280,10 @@ impl Subs {
             tally.backlog(&frame, conn);
             last = pos;
         }
+        self.floors
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, last);
         self.positioned.insert(id, conn.clone());
         tally
     }
