@@ -23,6 +23,9 @@ use crate::query::ClientOptions;
 /// `new WebSocket(url, ["wspush", token])`; the server answers with it.
 pub const SUBPROTOCOL: &str = "wspush";
 
+/// Seconds a token's `exp` and `nbf` may be off, for clocks a little apart.
+pub const LEEWAY_SECS: u64 = 5;
+
 /// The claims wspush reads from a token.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct Claims {
@@ -31,6 +34,11 @@ pub struct Claims {
     pub sub: Option<String>,
     /// Expiry, seconds since the Unix epoch (required).
     pub exp: u64,
+    /// Not before, seconds since the Unix epoch (optional). Declared so that
+    /// a value that is not a number refuses the token: the JWT library skips
+    /// an `nbf` it cannot read.
+    #[serde(default)]
+    pub nbf: Option<u64>,
     /// Channels the holder may join (`"*"`: any).
     #[serde(default)]
     pub channels: Vec<String>,
@@ -228,8 +236,12 @@ fn public_key(path: &Path) -> Result<(DecodingKey, Validation), AuthError> {
 fn validation(alg: Algorithm) -> Validation {
     let mut v = Validation::new(alg);
     v.set_required_spec_claims(&["exp"]);
-    // Room for clocks a little apart, not for old tokens.
-    v.leeway = 5;
+    // RFC 7519 §4.1.5: a token MUST NOT be accepted before its `nbf` (the
+    // library checks it only when asked; an absent `nbf` is fine).
+    v.validate_nbf = true;
+    // Room for clocks a little apart, not for old or future tokens: applies
+    // to `exp` and `nbf` alike.
+    v.leeway = LEEWAY_SECS;
     v
 }
 

@@ -95,6 +95,35 @@ fn missing_wrong_or_expired_tokens_are_unauthorized() {
     assert_eq!(g.refusals(Refusal::Unauthorized), 3);
 }
 
+/// A token signed with `k` carrying these claims as they are.
+fn token_with(claims: serde_json::Value) -> String {
+    encode(&Header::default(), &claims, &EncodingKey::from_secret(b"k")).unwrap()
+}
+
+#[test]
+fn tokens_not_yet_valid_are_unauthorized() {
+    // RFC 7519 §4.1.5: not accepted before `nbf`, give or take the leeway.
+    let g = gate(Some("k"), &[], &[]);
+    let admit = |nbf: serde_json::Value| {
+        let t = token_with(serde_json::json!({ "exp": now() + 7200, "nbf": nbf }));
+        g.admit(&request(&format!("/?token={t}"), &[]))
+    };
+    assert_eq!(admit((now() + 3600).into()), Err(Refusal::Unauthorized));
+    assert_eq!(
+        admit((now() + LEEWAY_SECS + 30).into()),
+        Err(Refusal::Unauthorized)
+    );
+    // An `nbf` that is not a number is not skipped.
+    assert_eq!(admit("tomorrow".into()), Err(Refusal::Unauthorized));
+    assert!(admit((now() - 60).into()).is_ok());
+    assert!(admit(now().into()).is_ok());
+    // Clocks a second or two apart.
+    assert!(admit((now() + 1).into()).is_ok());
+    // No `nbf` at all is fine.
+    let t = token_with(serde_json::json!({ "exp": now() + 60 }));
+    assert!(g.admit(&request(&format!("/?token={t}"), &[])).is_ok());
+}
+
 #[test]
 fn token_as_subprotocol_answers_wspush() {
     let g = gate(Some("k"), &[], &[]);

@@ -30,13 +30,19 @@ fn settings() -> Settings {
     }
 }
 
-fn token(sub: &str, channels: &[&str]) -> String {
-    let exp = std::time::SystemTime::now()
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs()
-        + 600;
-    let claims = serde_json::json!({ "sub": sub, "exp": exp, "channels": channels });
+}
+
+fn token(sub: &str, channels: &[&str]) -> String {
+    signed(serde_json::json!({ "sub": sub, "exp": unix_now() + 600, "channels": channels }))
+}
+
+/// A token signed with [`SECRET`] carrying exactly `claims`.
+fn signed(claims: serde_json::Value) -> String {
     jsonwebtoken::encode(
         &Header::default(),
         &claims,
@@ -96,6 +102,27 @@ async fn without_a_valid_token_the_upgrade_is_refused_401() {
     );
     let stats = server.shared.stats();
     assert_eq!(stats.refused_unauthorized, 2);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_token_not_yet_valid_is_refused_401() {
+    let server = authed_server().await;
+    let base = format!("ws://{}", server.ws_addr);
+    let at =
+        |nbf: u64| signed(serde_json::json!({ "sub": "a", "exp": unix_now() + 7200, "nbf": nbf }));
+    let early = at(unix_now() + 3600);
+    assert_eq!(
+        status_of(client::connect(&format!("{base}/?token={early}")).await),
+        401
+    );
+    let due = at(unix_now() - 1);
+    assert!(
+        client::connect(&format!("{base}/?token={due}"))
+            .await
+            .is_ok()
+    );
+    assert_eq!(server.shared.stats().refused_unauthorized, 1);
     server.shutdown().await.unwrap();
 }
 
