@@ -57,10 +57,23 @@ fn gate(secret: Option<&str>, public: &[&str], origins: &[&str]) -> Gate {
 #[test]
 fn auth_off_admits_everyone() {
     let g = gate(None, &[], &[]);
-    assert_eq!(
-        g.admit(&request("/?channel=x", &[])),
-        Ok(Admission::default())
-    );
+    let a = g.admit(&request("/?channel=x", &[])).unwrap();
+    assert_eq!((a.claims, a.protocol), (None, None));
+    assert_eq!(a.options.channels, ["x"]);
+}
+
+#[test]
+fn a_malformed_since_is_a_bad_request_with_or_without_auth() {
+    for g in [gate(None, &[], &[]), gate(Some("k"), &[], &[])] {
+        let t = token("k", now() + 60, &["n"]);
+        let bad = format!("/?token={t}&channel=n&since=E:abc:n");
+        assert_eq!(g.admit(&request(&bad, &[])), Err(Refusal::BadRequest));
+        let good = format!("/?token={t}&channel=n&since=E:4:n");
+        let a = g.admit(&request(&good, &[])).unwrap();
+        assert!(a.options.positions && a.options.since.len() == 1);
+        assert_eq!(g.refusals(Refusal::BadRequest), 1);
+    }
+    assert_eq!(Refusal::BadRequest.status(), http::StatusCode::BAD_REQUEST);
 }
 
 #[test]

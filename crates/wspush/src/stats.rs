@@ -70,6 +70,8 @@ pub struct Stats {
     pub broker_bad_messages: u64,
     /// History reads from Redis that failed.
     pub broker_history_errors: u64,
+    /// Upgrades refused with 400 (a malformed `since=`).
+    pub refused_bad_request: u64,
     /// Upgrades refused with 401 (missing or invalid token).
     pub refused_unauthorized: u64,
     /// Upgrades refused with 403 (origin or channel not allowed).
@@ -162,7 +164,7 @@ impl Stats {
         self.broker_history_errors = get(&b.history_errors);
     }
 
-    fn scalars(&self) -> [(&'static str, u64, &'static str); 41] {
+    fn scalars(&self) -> [(&'static str, u64, &'static str); 42] {
         [
             (
                 "ping_timeouts",
@@ -218,6 +220,11 @@ impl Stats {
                 "rpc_backpressure_pauses",
                 self.rpc_backpressure_pauses,
                 "RPC connections paused at their in-flight or output cap",
+            ),
+            (
+                "refused_bad_request",
+                self.refused_bad_request,
+                "Upgrades refused with 400 (malformed since=)",
             ),
             (
                 "refused_unauthorized",

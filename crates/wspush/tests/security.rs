@@ -233,6 +233,33 @@ async fn without_auth_a_plain_connection_still_works() {
 }
 
 #[tokio::test]
+async fn a_malformed_since_is_refused_400_before_the_upgrade() {
+    // Auth off: the query check is not part of it.
+    let server = start(&settings()).await.unwrap();
+    let base = format!("ws://{}", server.ws_addr);
+    for query in ["channel=n&since=E:abc:n", "since=E:1:", "since=nocolon"] {
+        let refused = client::connect(&format!("{base}/?{query}")).await;
+        assert_eq!(status_of(refused), 400, "{query}");
+    }
+    assert_eq!(server.shared.stats().refused_bad_request, 3);
+    assert_eq!(server.shared.hub.connection_count(), 0);
+    // A well-formed one still resumes (positions on: the first frame has a header line).
+    let mut ws = client::connect(&format!("{base}/?channel=n&since=E:0:n"))
+        .await
+        .unwrap();
+    let rpc = Rpc::connect_tcp(server.rpc_addr).await.unwrap();
+    wait_connections(&rpc, 1).await;
+    let Message::Text(notice) = recv(&mut ws).await else {
+        panic!("expected a text gap notice")
+    };
+    assert!(
+        notice.starts_with(b"{") && notice.ends_with(b"\n"),
+        "{notice:?}"
+    );
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn rpc_secret_is_required_before_any_call() {
     let server = start(&Settings {
         rpc_secret: Some("rpc-s3cret".into()),
