@@ -586,7 +586,9 @@ async fn idle_history_of_many_channels_is_freed_on_a_timer() {
         ..settings()
     })
     .await;
-    const CHANNELS: u64 = 50_000;
+    // The counters are the check; RSS (in `after()`) only a generous bound:
+    // glibc keeps most small freed blocks for reuse rather than returning them.
+    const CHANNELS: u64 = 30_000;
     for i in 0..CHANNELS {
         let params = vec![Value::from(format!("idle-{i}")), Value::from("x")];
         bench.rpc.notify("publish", params).unwrap();

@@ -201,6 +201,11 @@ impl Drop for Kept {
 impl Entries {
     fn push(&mut self, seq: u64, at: Instant, payload: &Payload, ledger: &Ledger) {
         let c = cost(payload);
+        if self.list.capacity() == 0 {
+            // Room for one, not the four a first push makes: most channels of
+            // a server with many hold a single message.
+            self.list.reserve_exact(1);
+        }
         self.list.push_back((seq, at, payload.clone()));
         self.bytes += c;
         ledger.bytes.fetch_add(c, Ordering::Relaxed);
