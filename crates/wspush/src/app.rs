@@ -158,6 +158,7 @@ impl Shared {
             self.started.elapsed().as_secs(),
         );
         stats.node = u64::from(self.node());
+        stats.refused_bad_request = self.gate.refusals(Refusal::BadRequest);
         stats.refused_unauthorized = self.gate.refusals(Refusal::Unauthorized);
         stats.refused_forbidden = self.gate.refusals(Refusal::Forbidden);
         stats.rpc_auth_failures = self.rpc_auth.failures();
@@ -220,7 +221,15 @@ impl App {
 impl Handler for App {
     async fn on_open(&self, conn: &Connection, req: &Request) {
         let query = req.query().unwrap_or("");
-        let opts = ClientOptions::from_query(query);
+        // Decided in on_upgrade; only an expiry in between can fail here, and
+        // then the closing connection joins nothing.
+        let (opts, user) = match self.shared.gate.admit(req) {
+            Ok(admission) => (admission.options, admission.claims.and_then(|c| c.sub)),
+            Err(why) => {
+                conn.close(ws_proto::close::POLICY, why.reason());
+                (ClientOptions::default(), None)
+            }
+        };
         let channels = &opts.channels;
         let id = self.shared.conn_id(conn);
         let info = ConnInfo {
@@ -230,14 +239,7 @@ impl Handler for App {
             // connections() and on_open show the query: not the bearer token.
             query: crate::auth::redact_token(query),
             opened: SystemTime::now(),
-            // Checked in on_upgrade; only an expiry in between can fail here.
-            user: match self.shared.gate.admit(req) {
-                Ok(admission) => admission.claims.and_then(|c| c.sub),
-                Err(_) => {
-                    conn.close(ws_proto::close::POLICY, "token expired");
-                    None
-                }
-            },
+            user,
         };
         tracing::info!(conn = info.id, peer = %info.peer, path = %info.path, ?channels, "open");
         // Subscribe first, then read history: messages published in between

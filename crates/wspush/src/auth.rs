@@ -2,12 +2,13 @@
 //!
 //! ```text
 //! upgrade request --Origin in allowlist?--no--> 403
+//!                 --query well-formed (every `since=` parses)?--no--> 400
 //!                 --token (?token= or subprotocol) valid JWT?--no--> 401
 //!                 --every ?channel= allowed by the token or public?--no--> 403
 //!                 --> 101, the connection carries the token's `sub` as its user
 //! ```
 //!
-//! Everything here is off by default: with no JWT key and no origin list a
+//! Everything but the query check is off by default: with no JWT key and no origin list a
 //! plain `new WebSocket(url)` connects as before.
 
 use std::path::Path;
@@ -23,6 +24,9 @@ use crate::query::ClientOptions;
 /// `new WebSocket(url, ["wspush", token])`; the server answers with it.
 pub const SUBPROTOCOL: &str = "wspush";
 
+/// Seconds a token's `exp` and `nbf` may be off, for clocks a little apart.
+pub const LEEWAY_SECS: u64 = 5;
+
 /// The claims wspush reads from a token.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct Claims {
@@ -31,6 +35,11 @@ pub struct Claims {
     pub sub: Option<String>,
     /// Expiry, seconds since the Unix epoch (required).
     pub exp: u64,
+    /// Not before, seconds since the Unix epoch (optional). Declared so that
+    /// a value that is not a number refuses the token: the JWT library skips
+    /// an `nbf` it cannot read.
+    #[serde(default)]
+    pub nbf: Option<u64>,
     /// Channels the holder may join (`"*"`: any).
     #[serde(default)]
     pub channels: Vec<String>,
@@ -56,7 +65,9 @@ pub enum AuthError {
 /// How a refused upgrade is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// No token, or an invalid, expired or wrongly signed one: 401.
+    /// The query asks for something malformed (a `since=` that does not parse): 400.
+    BadRequest,
+    /// No token, or an invalid, expired, not yet valid or wrongly signed one: 401.
     Unauthorized,
     /// The Origin is not allowed, or a channel is not permitted: 403.
     Forbidden,
@@ -66,8 +77,18 @@ impl Refusal {
     /// The HTTP status of the refusal.
     pub fn status(self) -> http::StatusCode {
         match self {
+            Refusal::BadRequest => http::StatusCode::BAD_REQUEST,
             Refusal::Unauthorized => http::StatusCode::UNAUTHORIZED,
             Refusal::Forbidden => http::StatusCode::FORBIDDEN,
+        }
+    }
+
+    /// The close reason when an open connection turns out refused.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Refusal::BadRequest => "malformed query",
+            Refusal::Unauthorized => "token expired",
+            Refusal::Forbidden => "forbidden",
         }
     }
 }
@@ -75,6 +96,8 @@ impl Refusal {
 /// What an admitted browser may do.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Admission {
+    /// What the URL asks for (channels, positions, resume points).
+    pub options: ClientOptions,
     /// The token's claims; `None` when auth is off.
     pub claims: Option<Claims>,
     /// The subprotocol to answer with, if the token came as one.
@@ -86,6 +109,7 @@ pub struct Gate {
     jwt: Option<(DecodingKey, Validation)>,
     public_channels: Vec<String>,
     allowed_origins: Vec<String>,
+    bad_request: AtomicU64,
     unauthorized: AtomicU64,
     forbidden: AtomicU64,
 }
@@ -113,6 +137,7 @@ impl Gate {
             jwt: None,
             public_channels: Vec::new(),
             allowed_origins: Vec::new(),
+            bad_request: AtomicU64::new(0),
             unauthorized: AtomicU64::new(0),
             forbidden: AtomicU64::new(0),
         }
@@ -145,6 +170,7 @@ impl Gate {
 
     fn counter(&self, why: Refusal) -> &AtomicU64 {
         match why {
+            Refusal::BadRequest => &self.bad_request,
             Refusal::Unauthorized => &self.unauthorized,
             Refusal::Forbidden => &self.forbidden,
         }
@@ -159,10 +185,13 @@ impl Gate {
 
     fn decide(&self, req: &Request) -> Result<Admission, Refusal> {
         self.check_origin(req)?;
+        let options =
+            ClientOptions::parse(req.query().unwrap_or("")).map_err(|_| Refusal::BadRequest)?;
         let offers = offers(req);
         let protocol = answer(&offers);
         let Some((key, validation)) = &self.jwt else {
             return Ok(Admission {
+                options,
                 claims: None,
                 protocol,
             });
@@ -171,11 +200,11 @@ impl Gate {
         let claims = jsonwebtoken::decode::<Claims>(&token, key, validation)
             .map_err(|_| Refusal::Unauthorized)?
             .claims;
-        let opts = ClientOptions::from_query(req.query().unwrap_or(""));
-        if !opts.channels.iter().all(|c| self.may_join(&claims, c)) {
+        if !options.channels.iter().all(|c| self.may_join(&claims, c)) {
             return Err(Refusal::Forbidden);
         }
         Ok(Admission {
+            options,
             claims: Some(claims),
             protocol,
         })
@@ -228,8 +257,12 @@ fn public_key(path: &Path) -> Result<(DecodingKey, Validation), AuthError> {
 fn validation(alg: Algorithm) -> Validation {
     let mut v = Validation::new(alg);
     v.set_required_spec_claims(&["exp"]);
-    // Room for clocks a little apart, not for old tokens.
-    v.leeway = 5;
+    // RFC 7519 §4.1.5: a token MUST NOT be accepted before its `nbf` (the
+    // library checks it only when asked; an absent `nbf` is fine).
+    v.validate_nbf = true;
+    // Room for clocks a little apart, not for old or future tokens: applies
+    // to `exp` and `nbf` alike.
+    v.leeway = LEEWAY_SECS;
     v
 }
 

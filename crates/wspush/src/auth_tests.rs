@@ -57,10 +57,23 @@ fn gate(secret: Option<&str>, public: &[&str], origins: &[&str]) -> Gate {
 #[test]
 fn auth_off_admits_everyone() {
     let g = gate(None, &[], &[]);
-    assert_eq!(
-        g.admit(&request("/?channel=x", &[])),
-        Ok(Admission::default())
-    );
+    let a = g.admit(&request("/?channel=x", &[])).unwrap();
+    assert_eq!((a.claims, a.protocol), (None, None));
+    assert_eq!(a.options.channels, ["x"]);
+}
+
+#[test]
+fn a_malformed_since_is_a_bad_request_with_or_without_auth() {
+    for g in [gate(None, &[], &[]), gate(Some("k"), &[], &[])] {
+        let t = token("k", now() + 60, &["n"]);
+        let bad = format!("/?token={t}&channel=n&since=E:abc:n");
+        assert_eq!(g.admit(&request(&bad, &[])), Err(Refusal::BadRequest));
+        let good = format!("/?token={t}&channel=n&since=E:4:n");
+        let a = g.admit(&request(&good, &[])).unwrap();
+        assert!(a.options.positions && a.options.since.len() == 1);
+        assert_eq!(g.refusals(Refusal::BadRequest), 1);
+    }
+    assert_eq!(Refusal::BadRequest.status(), http::StatusCode::BAD_REQUEST);
 }
 
 #[test]
@@ -93,6 +106,35 @@ fn missing_wrong_or_expired_tokens_are_unauthorized() {
         Err(Refusal::Unauthorized)
     );
     assert_eq!(g.refusals(Refusal::Unauthorized), 3);
+}
+
+/// A token signed with `k` carrying these claims as they are.
+fn token_with(claims: serde_json::Value) -> String {
+    encode(&Header::default(), &claims, &EncodingKey::from_secret(b"k")).unwrap()
+}
+
+#[test]
+fn tokens_not_yet_valid_are_unauthorized() {
+    // RFC 7519 §4.1.5: not accepted before `nbf`, give or take the leeway.
+    let g = gate(Some("k"), &[], &[]);
+    let admit = |nbf: serde_json::Value| {
+        let t = token_with(serde_json::json!({ "exp": now() + 7200, "nbf": nbf }));
+        g.admit(&request(&format!("/?token={t}"), &[]))
+    };
+    assert_eq!(admit((now() + 3600).into()), Err(Refusal::Unauthorized));
+    assert_eq!(
+        admit((now() + LEEWAY_SECS + 30).into()),
+        Err(Refusal::Unauthorized)
+    );
+    // An `nbf` that is not a number is not skipped.
+    assert_eq!(admit("tomorrow".into()), Err(Refusal::Unauthorized));
+    assert!(admit((now() - 60).into()).is_ok());
+    assert!(admit(now().into()).is_ok());
+    // Clocks a second or two apart.
+    assert!(admit((now() + 1).into()).is_ok());
+    // No `nbf` at all is fine.
+    let t = token_with(serde_json::json!({ "exp": now() + 60 }));
+    assert!(g.admit(&request(&format!("/?token={t}"), &[])).is_ok());
 }
 
 #[test]

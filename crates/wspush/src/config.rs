@@ -61,6 +61,10 @@ pub struct Settings {
     pub history_len: usize,
     /// Seconds a kept message stays resumable (0: no age limit).
     pub history_secs: u64,
+    /// Bytes of messages each stream keeps, oldest dropped first (0: no limit).
+    pub history_stream_bytes: usize,
+    /// Bytes of messages all streams keep together, oldest dropped first (0: no limit).
+    pub history_total_bytes: usize,
     /// Milliseconds a publish waits for Redis before it fails.
     pub broker_timeout_ms: u64,
     /// Serve `wss://` with this PEM certificate chain (with `tls_key`).
@@ -117,6 +121,12 @@ impl Default for Settings {
             // every kept message is a shared buffer, not a copy.
             history_len: 100,
             history_secs: 300,
+            // A hundred messages of 40 KiB per stream (typical pushes are far
+            // smaller), and 64 MiB in all: a small server's history stays a
+            // small part of its memory however large or many the pushes
+            // (a single RPC message may be 16 MiB; its JSON larger).
+            history_stream_bytes: crate::history::DEFAULT_STREAM_BYTES,
+            history_total_bytes: crate::history::DEFAULT_TOTAL_BYTES,
             broker_timeout_ms: 2000,
             tls_cert: None,
             tls_key: None,
@@ -198,6 +208,12 @@ pub struct ServeArgs {
     /// Seconds a kept message stays resumable, 0 for no age limit [default: 300].
     #[arg(long, env = "WSPUSH_HISTORY_SECS", value_name = "SECS")]
     pub history_secs: Option<u64>,
+    /// Bytes of messages each stream keeps, oldest dropped first; a larger message is not kept; 0 for no limit [default: 4194304].
+    #[arg(long, env = "WSPUSH_HISTORY_STREAM_BYTES", value_name = "BYTES")]
+    pub history_stream_bytes: Option<usize>,
+    /// Bytes of messages all streams keep together, oldest of any dropped first; 0 for no limit [default: 67108864].
+    #[arg(long, env = "WSPUSH_HISTORY_TOTAL_BYTES", value_name = "BYTES")]
+    pub history_total_bytes: Option<usize>,
     /// Milliseconds a publish waits for Redis before failing [default: 2000].
     #[arg(long, env = "WSPUSH_BROKER_TIMEOUT_MS", value_name = "MS")]
     pub broker_timeout_ms: Option<u64>,
@@ -341,6 +357,8 @@ impl Settings {
             node_id,
             history_len,
             history_secs,
+            history_stream_bytes,
+            history_total_bytes,
             broker_timeout_ms,
             tls_cert,
             tls_key,
@@ -365,6 +383,8 @@ impl Settings {
             len: self.history_len,
             max_age: (self.history_secs > 0)
                 .then(|| std::time::Duration::from_secs(self.history_secs)),
+            stream_bytes: self.history_stream_bytes,
+            total_bytes: self.history_total_bytes,
         }
     }
 }
@@ -425,6 +445,16 @@ mod tests {
         let d = Settings::default();
         assert!(d.jwt_secret.is_none() && d.rpc_secret.is_none() && d.tls_cert.is_none());
         assert!(d.allowed_origins.is_empty() && !d.rpc_insecure);
+    }
+
+    #[test]
+    fn history_byte_limits_come_from_toml_and_reach_the_retention() {
+        let d = Settings::default().retention();
+        assert_eq!((d.stream_bytes, d.total_bytes), (4 << 20, 64 << 20));
+        let s =
+            Settings::from_toml("history_stream_bytes = 1000\nhistory_total_bytes = 0\n").unwrap();
+        let r = s.retention();
+        assert_eq!((r.stream_bytes, r.total_bytes), (1000, 0));
     }
 
     #[test]

@@ -1,19 +1,29 @@
 //! Recent messages per stream, and what a resuming client is owed.
 //!
-//! The embedded broker keeps a [`Ring`] per stream in memory (Redis keeps a
-//! stream per channel instead, see `broker::redis`); both answer a resume
+//! The embedded broker keeps a [`Ring`] per stream in memory, within count,
+//! age and byte limits (see [`MemoryHistory`]; Redis keeps a stream per
+//! channel instead, see `broker::redis`); both answer a resume
 //! with a [`HistoryRead`], and [`plan`] turns it plus the client's
 //! [`Since`] into exactly the messages it missed, or a gap notice first when
 //! the history no longer reaches back that far.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod memory;
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use self::memory::{MemoryHistory, Ring, Usage};
 use crate::data::Payload;
 use crate::position::Position;
 use crate::query::Since;
+
+/// Default per-stream byte limit: 4 MiB, a hundred messages of 40 KiB, four
+/// times a browser's default queue; one stream cannot take the total.
+pub const DEFAULT_STREAM_BYTES: usize = 4 << 20;
+
+/// Default byte limit over all streams: 64 MiB, sized for a small server
+/// (a 512 MiB machine keeps most of its memory for connections).
+pub const DEFAULT_TOTAL_BYTES: usize = 64 << 20;
 
 /// How much history each stream keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +32,32 @@ pub struct Retention {
     pub len: usize,
     /// And none older than this (`None`: no age limit).
     pub max_age: Option<Duration>,
+    /// And at most this many bytes per stream, oldest dropped first; a larger
+    /// message is numbered but not kept (0: no limit). The embedded broker
+    /// only: Redis keeps its own.
+    pub stream_bytes: usize,
+    /// And at most this many bytes over all streams, the oldest message of
+    /// any stream dropped first (0: no limit). The embedded broker only.
+    pub total_bytes: usize,
+}
+
+impl Default for Retention {
+    /// 100 messages, no age limit, the default byte limits.
+    fn default() -> Self {
+        Retention {
+            len: 100,
+            max_age: None,
+            stream_bytes: DEFAULT_STREAM_BYTES,
+            total_bytes: DEFAULT_TOTAL_BYTES,
+        }
+    }
+}
+
+impl Retention {
+    /// Messages from before this instant are too old (`None`: none is).
+    pub fn cutoff(&self, now: Instant) -> Option<Instant> {
+        self.max_age.and_then(|age| now.checked_sub(age))
+    }
 }
 
 /// What a history holds for one stream when a client resumes.
@@ -31,7 +67,9 @@ pub struct HistoryRead {
     pub epoch: Arc<str>,
     /// The last sequence number given out in this epoch (0: none yet).
     pub last_seq: u64,
-    /// The retained messages, oldest first.
+    /// The retained messages, oldest first: one run of sequence numbers
+    /// ending at `last_seq`, or none ([`plan`] relies on it: a hole would be
+    /// replayed over without a gap notice).
     pub entries: Vec<(u64, Payload)>,
 }
 
@@ -76,163 +114,6 @@ pub fn plan(since: &Since, read: HistoryRead) -> Replay {
     }
 }
 
-/// The history of one stream in the embedded broker.
-#[derive(Debug)]
-pub struct Ring {
-    epoch: Arc<str>,
-    last_seq: u64,
-    entries: VecDeque<(u64, Instant, Payload)>,
-}
-
-impl Ring {
-    fn new(epoch: Arc<str>) -> Ring {
-        Ring {
-            epoch,
-            last_seq: 0,
-            entries: VecDeque::new(),
-        }
-    }
-
-    /// Numbers `payload` and keeps it (a shared `Bytes`, no copy).
-    pub fn append(&mut self, payload: &Payload, keep: &Retention, now: Instant) -> Position {
-        self.last_seq += 1;
-        if keep.len > 0 {
-            if self.entries.len() >= keep.len {
-                self.entries.pop_front();
-            }
-            self.entries
-                .push_back((self.last_seq, now, payload.clone()));
-        }
-        self.expire(keep, now);
-        Position::new(self.epoch.clone(), self.last_seq)
-    }
-
-    fn expire(&mut self, keep: &Retention, now: Instant) {
-        if let Some(age) = keep.max_age {
-            while let Some((_, t, _)) = self.entries.front() {
-                if now.saturating_duration_since(*t) <= age {
-                    break;
-                }
-                self.entries.pop_front();
-            }
-        }
-    }
-
-    /// What the ring holds now.
-    pub fn read(&mut self, keep: &Retention, now: Instant) -> HistoryRead {
-        self.expire(keep, now);
-        HistoryRead {
-            epoch: self.epoch.clone(),
-            last_seq: self.last_seq,
-            entries: self
-                .entries
-                .iter()
-                .map(|(s, _, p)| (*s, p.clone()))
-                .collect(),
-        }
-    }
-
-    fn is_stale(&self, keep: &Retention, now: Instant) -> bool {
-        let newest = self.entries.back().map(|(_, t, _)| *t);
-        match (keep.max_age, newest) {
-            (Some(age), Some(t)) => now.saturating_duration_since(t) > age,
-            (Some(_), None) => true,
-            (None, _) => false,
-        }
-    }
-}
-
-/// Every stream's [`Ring`]: the broadcast stream and one per channel ever published to.
-pub struct MemoryHistory {
-    keep: Retention,
-    node_epoch: String,
-    generation: AtomicU64,
-    broadcast: Mutex<Ring>,
-    channels: RwLock<HashMap<Arc<str>, Arc<Mutex<Ring>>>>,
-    sweep_at: AtomicU64,
-}
-
-fn lock(ring: &Mutex<Ring>) -> MutexGuard<'_, Ring> {
-    // A panic mid-append leaves a ring that is still a valid ring.
-    ring.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-impl MemoryHistory {
-    /// Empty histories; the epoch prefix comes from the clock, so a restarted
-    /// server never reuses one.
-    pub fn new(keep: Retention) -> MemoryHistory {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros());
-        let node_epoch = format!("{now:x}.{:x}", std::process::id());
-        let broadcast = Mutex::new(Ring::new(Arc::from(format!("{node_epoch}.0"))));
-        MemoryHistory {
-            keep,
-            node_epoch,
-            generation: AtomicU64::new(1),
-            broadcast,
-            channels: RwLock::new(HashMap::new()),
-            sweep_at: AtomicU64::new(1024),
-        }
-    }
-
-    /// The retention settings.
-    pub fn retention(&self) -> &Retention {
-        &self.keep
-    }
-
-    /// The broadcast stream's ring, locked: hold it across numbering and
-    /// fan-out so that positions reach every browser in order.
-    pub fn broadcast(&self) -> MutexGuard<'_, Ring> {
-        lock(&self.broadcast)
-    }
-
-    /// A channel's ring (created on first use, with a fresh epoch).
-    pub fn channel(&self, name: &str) -> Arc<Mutex<Ring>> {
-        if let Some(ring) = self.read_map().get(name) {
-            return Arc::clone(ring);
-        }
-        let mut map = self.channels.write().unwrap_or_else(|e| e.into_inner());
-        self.sweep(&mut map);
-        let generation = self.generation.fetch_add(1, Ordering::Relaxed);
-        let node_epoch = &self.node_epoch;
-        Arc::clone(map.entry(Arc::from(name)).or_insert_with(|| {
-            Arc::new(Mutex::new(Ring::new(Arc::from(format!(
-                "{node_epoch}.{generation:x}"
-            )))))
-        }))
-    }
-
-    /// Forgets channels whose messages all expired, once the map has doubled
-    /// since the last sweep (their epoch goes with them: a later resume gets
-    /// a gap notice, never a wrong replay).
-    fn sweep(&self, map: &mut HashMap<Arc<str>, Arc<Mutex<Ring>>>) {
-        if (map.len() as u64) < self.sweep_at.load(Ordering::Relaxed) {
-            return;
-        }
-        let now = Instant::now();
-        map.retain(|_, ring| !lock(ring).is_stale(&self.keep, now));
-        self.sweep_at
-            .store((map.len() as u64 * 2).max(1024), Ordering::Relaxed);
-    }
-
-    fn read_map(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Arc<str>, Arc<Mutex<Ring>>>> {
-        self.channels.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// What a stream holds now (`None`: the broadcast stream).
-    pub fn read(&self, stream: Option<&str>) -> HistoryRead {
-        let now = Instant::now();
-        match stream {
-            None => self.broadcast().read(&self.keep, now),
-            Some(name) => match self.read_map().get(name) {
-                Some(ring) => lock(ring).read(&self.keep, now),
-                None => HistoryRead::default(),
-            },
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -257,36 +138,6 @@ mod tests {
             last_seq,
             entries: seqs.iter().map(|s| (*s, text("x"))).collect(),
         }
-    }
-
-    #[test]
-    fn ring_keeps_the_last_n_and_numbers_from_one() {
-        let keep = Retention {
-            len: 2,
-            max_age: None,
-        };
-        let mut ring = Ring::new(Arc::from("e"));
-        let now = Instant::now();
-        for (i, s) in ["a", "b", "c"].into_iter().enumerate() {
-            assert_eq!(ring.append(&text(s), &keep, now).seq, i as u64 + 1);
-        }
-        let r = ring.read(&keep, now);
-        assert_eq!(r.last_seq, 3);
-        assert_eq!(r.entries, vec![(2, text("b")), (3, text("c"))]);
-    }
-
-    #[test]
-    fn ring_forgets_old_messages() {
-        let keep = Retention {
-            len: 10,
-            max_age: Some(Duration::from_secs(5)),
-        };
-        let mut ring = Ring::new(Arc::from("e"));
-        let t0 = Instant::now();
-        ring.append(&text("old"), &keep, t0);
-        ring.append(&text("new"), &keep, t0 + Duration::from_secs(4));
-        let r = ring.read(&keep, t0 + Duration::from_secs(6));
-        assert_eq!(r.entries, vec![(2, text("new"))]);
     }
 
     #[test]
@@ -321,20 +172,5 @@ mod tests {
         let r = plan(&since("e", 1), read("e", 3, &[]));
         assert_eq!(r.gap, Some(Position::new("e", 3)));
         assert_eq!(r.last, Position::new("e", 3));
-    }
-
-    #[test]
-    fn memory_history_gives_channels_their_own_epochs() {
-        let h = MemoryHistory::new(Retention {
-            len: 4,
-            max_age: None,
-        });
-        let now = Instant::now();
-        let a = lock(&h.channel("a")).append(&text("1"), h.retention(), now);
-        let b = lock(&h.channel("b")).append(&text("1"), h.retention(), now);
-        assert_ne!(a.epoch, b.epoch);
-        assert_eq!(h.read(Some("a")).entries, vec![(1, text("1"))]);
-        assert_eq!(h.read(Some("zzz")), HistoryRead::default());
-        assert_eq!(h.broadcast().append(&text("x"), h.retention(), now).seq, 1);
     }
 }

@@ -96,10 +96,7 @@ pub struct Hub {
 
 impl Default for Hub {
     fn default() -> Self {
-        Hub::new(crate::history::Retention {
-            len: 100,
-            max_age: None,
-        })
+        Hub::new(crate::history::Retention::default())
     }
 }
 

@@ -8,7 +8,9 @@
 //! ```
 //!
 //! A `since` names the channel last so that channel names may contain `:`;
-//! epochs never do.
+//! epochs never do. A `since` that does not parse refuses the whole request
+//! (HTTP 400 before the upgrade, see `auth::Gate`): a client that asked for
+//! positions must never get raw frames it would misread as a header line.
 
 /// The channels, position and resume requests of one connection.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -33,38 +35,52 @@ pub struct Since {
 }
 
 impl Since {
-    /// Parses `EPOCH:SEQ` (broadcast stream) or `EPOCH:SEQ:CHANNEL`.
+    /// Parses `EPOCH:SEQ` (broadcast stream) or `EPOCH:SEQ:CHANNEL`; the
+    /// epoch may be empty (a stream that had no history), a channel not.
     pub fn parse(value: &str) -> Option<Since> {
         let mut parts = value.splitn(3, ':');
         let epoch = parts.next()?.to_owned();
         let seq = parts.next()?.parse().ok()?;
-        Some(Since {
-            stream: parts.next().map(str::to_owned),
-            epoch,
-            seq,
-        })
+        let stream = match parts.next() {
+            Some("") => return None,
+            other => other.map(str::to_owned),
+        };
+        Some(Since { stream, epoch, seq })
     }
 }
 
+/// Why a query string is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueryError {
+    /// A `since=` value that is not `EPOCH:SEQ` or `EPOCH:SEQ:CHANNEL`.
+    #[error("malformed since={0:?}: expected EPOCH:SEQ or EPOCH:SEQ:CHANNEL")]
+    Since(String),
+}
+
 impl ClientOptions {
-    /// Reads the options from a query string (without `?`); unknown keys and
-    /// malformed values are ignored, as browsers' extra parameters must be.
-    pub fn from_query(query: &str) -> ClientOptions {
+    /// Reads the options from a query string (without `?`). Unknown keys and
+    /// malformed values of other keys are ignored, as browsers' extra
+    /// parameters must be; a malformed `since` is an error, because the
+    /// client expects positioned frames (see the module docs).
+    pub fn parse(query: &str) -> Result<ClientOptions, QueryError> {
         let mut opts = ClientOptions::default();
-        for (key, value) in query.split('&').filter_map(|pair| pair.split_once('=')) {
-            let Some(value) = percent_decode(value) else {
-                continue;
-            };
-            match key {
-                "channel" if !value.is_empty() => opts.channels.push(value),
-                "positions" => opts.positions |= matches!(value.as_str(), "1" | "true" | "yes"),
-                "since" => {
-                    if let Some(since) = Since::parse(&value) {
-                        opts.positions = true;
-                        // The first position given for a stream wins.
-                        if !opts.since.iter().any(|s| s.stream == since.stream) {
-                            opts.since.push(since);
-                        }
+        for (key, raw) in query.split('&').filter_map(|pair| pair.split_once('=')) {
+            let value = percent_decode(raw);
+            match (key, value) {
+                ("channel", Some(value)) if !value.is_empty() => opts.channels.push(value),
+                ("positions", Some(value)) => {
+                    opts.positions |= matches!(value.as_str(), "1" | "true" | "yes")
+                }
+                ("since", value) => {
+                    let since = value
+                        .as_deref()
+                        .and_then(Since::parse)
+                        .ok_or_else(|| QueryError::Since(raw.to_owned()))?;
+                    opts.positions = true;
+                    // The first position given for a stream wins.
+                    if !opts.since.iter().any(|s| s.stream == since.stream) {
+                        opts.since.push(since);
                     }
                 }
                 _ => {}
@@ -74,13 +90,16 @@ impl ClientOptions {
         let channels = &opts.channels;
         opts.since
             .retain(|s| s.stream.as_ref().is_none_or(|c| channels.contains(c)));
-        opts
+        Ok(opts)
     }
 }
 
-/// Parses the channels a browser asked for in its URL: `?channel=a&channel=b`.
+/// Parses the channels a browser asked for in its URL: `?channel=a&channel=b`
+/// (none when the query is refused).
 pub fn channels_from_query(query: &str) -> Vec<String> {
-    ClientOptions::from_query(query).channels
+    ClientOptions::parse(query)
+        .map(|o| o.channels)
+        .unwrap_or_default()
 }
 
 /// Decodes `%XX` escapes and `+` in a query value; `None` if it is not UTF-8.
@@ -130,9 +149,9 @@ mod tests {
 
     #[test]
     fn positions_and_resume_points() {
-        let o = ClientOptions::from_query(
-            "channel=a%3Ab&since=e1:41&since=e2:17:a%3Ab&since=e3:5:other&since=bad&since=e:x",
-        );
+        let o =
+            ClientOptions::parse("channel=a%3Ab&since=e1:41&since=e2:17:a%3Ab&since=e3:5:other")
+                .unwrap_or_else(|e| panic!("{e}"));
         assert!(o.positions);
         assert_eq!(
             o.since,
@@ -149,7 +168,27 @@ mod tests {
                 },
             ]
         );
-        assert!(ClientOptions::from_query("positions=1").positions);
-        assert!(!ClientOptions::from_query("positions=0&channel=x").positions);
+        assert!(ClientOptions::parse("positions=1").is_ok_and(|o| o.positions));
+        assert!(ClientOptions::parse("positions=0&channel=x").is_ok_and(|o| !o.positions));
+        // A stream that had no history has the empty epoch.
+        assert!(ClientOptions::parse("since=:0").is_ok_and(|o| o.since.len() == 1));
+    }
+
+    #[test]
+    fn a_malformed_since_refuses_the_query() {
+        for bad in [
+            "since=E:abc:n",
+            "since=bad",
+            "since=e:x",
+            "since=",
+            "since=e:-1",
+            "since=e:5:",
+            "since=e%3A%ff",
+            "channel=a&since=e1:4:a&since=e:99999999999999999999:a",
+        ] {
+            let err = ClientOptions::parse(bad).err();
+            assert!(matches!(err, Some(QueryError::Since(_))), "{bad}: {err:?}");
+        }
+        assert!(channels_from_query("channel=a&since=oops").is_empty());
     }
 }

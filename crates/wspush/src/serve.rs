@@ -166,6 +166,12 @@ pub async fn start(settings: &Settings) -> Result<Running, ServeError> {
             .with_rpc_secret(settings.rpc_secret.clone()),
     );
     let shutdown = CancellationToken::new();
+    if shared.broker.is_none() {
+        // The embedded broker's history: idle streams go on a timer, not on
+        // the publishing path.
+        let (hub, token) = (Arc::clone(&shared.hub), shutdown.clone());
+        tokio::spawn(async move { hub.history().expire_until(token).await });
+    }
     if let Some(broker) = &shared.broker {
         broker.start_subscriber(Arc::clone(&shared.hub), shutdown.clone());
         tokio::spawn(Arc::clone(&shared).share_stats(shutdown.clone()));

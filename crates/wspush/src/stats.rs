@@ -58,6 +58,16 @@ pub struct Stats {
     pub resumes: u64,
     /// Gap notices sent to browsers (history did not cover what they missed).
     pub gap_notices: u64,
+    /// Bytes of messages the embedded broker's history holds now.
+    pub history_bytes: u64,
+    /// Channels whose numbering the embedded broker keeps now.
+    pub history_channels: u64,
+    /// Messages dropped from (or never kept in) history by `history_stream_bytes`.
+    pub history_trimmed_stream: u64,
+    /// Messages dropped from history by `history_total_bytes`.
+    pub history_trimmed_total: u64,
+    /// Channels whose history was forgotten after `history_secs` idle.
+    pub history_expired_channels: u64,
     /// This node's number (0: embedded broker).
     pub node: u64,
     /// 1 while the Redis subscription is up (always 0 with the embedded broker).
@@ -72,6 +82,8 @@ pub struct Stats {
     pub broker_bad_messages: u64,
     /// History reads from Redis that failed.
     pub broker_history_errors: u64,
+    /// Upgrades refused with 400 (a malformed `since=`).
+    pub refused_bad_request: u64,
     /// Upgrades refused with 401 (missing or invalid token).
     pub refused_unauthorized: u64,
     /// Upgrades refused with 403 (origin or channel not allowed).
@@ -112,6 +124,7 @@ impl Stats {
     ) -> Stats {
         let c = hub.counters();
         let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        let history = hub.history().usage();
         Stats {
             uptime_secs,
             connections: hub.connection_count() as u64,
@@ -140,6 +153,11 @@ impl Stats {
             events_dropped: listeners.dropped(),
             resumes: get(&c.resumes),
             gap_notices: get(&c.gap_notices),
+            history_bytes: history.bytes,
+            history_channels: history.channels,
+            history_trimmed_stream: history.trimmed_stream,
+            history_trimmed_total: history.trimmed_total,
+            history_expired_channels: history.expired_channels,
             closes_by_code: ws.closes_by_code.iter().copied().collect(),
             ..Stats::default()
         }
@@ -221,6 +239,11 @@ impl Stats {
                 "rpc_backpressure_pauses",
                 self.rpc_backpressure_pauses,
                 "RPC connections paused at their in-flight or output cap",
+            ),
+            (
+                "refused_bad_request",
+                self.refused_bad_request,
+                "Upgrades refused with 400 (malformed since=)",
             ),
             (
                 "refused_unauthorized",
@@ -318,6 +341,31 @@ impl Stats {
                 self.gap_notices,
                 "Gap notices sent to browsers",
             ),
+            (
+                "history_bytes",
+                self.history_bytes,
+                "Bytes of messages kept for resumes (embedded broker)",
+            ),
+            (
+                "history_channels",
+                self.history_channels,
+                "Channels whose numbering is kept (embedded broker)",
+            ),
+            (
+                "history_trimmed_stream",
+                self.history_trimmed_stream,
+                "Messages dropped from history: per-stream byte limit",
+            ),
+            (
+                "history_trimmed_total",
+                self.history_trimmed_total,
+                "Messages dropped from history: total byte limit",
+            ),
+            (
+                "history_expired_channels",
+                self.history_expired_channels,
+                "Channels forgotten after history_secs idle",
+            ),
             ("node", self.node, "This node's number (0: embedded broker)"),
             (
                 "broker_connected",
@@ -385,6 +433,8 @@ impl Stats {
                 "connections"
                     | "channels"
                     | "queued_bytes"
+                    | "history_bytes"
+                    | "history_channels"
                     | "listeners"
                     | "uptime_secs"
                     | "node"

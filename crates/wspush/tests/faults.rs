@@ -497,3 +497,113 @@ async fn connecting_too_fast_from_one_address_is_refused_429() {
     drop(held);
     server.shutdown().await.unwrap();
 }
+
+/// Waits (bounded) until `done` holds for the server's stats.
+async fn wait_stats(bench: &Bench, what: &str, done: impl Fn(&wspush::stats::Stats) -> bool) {
+    for _ in 0..1500 {
+        if done(&bench.server.shared.stats()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{what}: {:?}", bench.server.shared.stats());
+}
+
+#[tokio::test]
+async fn big_values_to_unsubscribed_channels_stay_within_the_history_limits() {
+    let _turn = TURN.lock().await;
+    // The default byte limits (4 MiB a stream, 64 MiB in all); a short age so
+    // that the memory is seen going back.
+    let bench = Bench::start(Settings {
+        rpc_max_message_bytes: 8 << 20,
+        history_secs: 1,
+        ..settings()
+    })
+    .await;
+    let publish = |channel: String, value: Value| {
+        let rpc = bench.rpc.clone();
+        async move {
+            let n = rpc.call("publish", vec![Value::from(channel), value]);
+            assert_eq!(n.await.unwrap(), Value::from(0));
+        }
+    };
+    // Larger than a stream may keep: numbered, never kept.
+    for i in 0..8u8 {
+        publish(format!("big{i}"), Value::Binary(vec![i; 6 << 20])).await;
+    }
+    // 120 MiB to 60 streams: the oldest go beyond 64 MiB.
+    for i in 0..60u8 {
+        publish(format!("mid{i}"), Value::Binary(vec![i; 2 << 20])).await;
+    }
+    // Binary inside a map: JSON text with base64, not four bytes a byte.
+    let blob = Value::Map(vec![(
+        Value::from("blob"),
+        Value::Binary(vec![0xab; 1 << 20]),
+    )]);
+    publish("json".into(), blob).await;
+    let s = bench.server.shared.stats();
+    assert!(s.history_bytes <= 64 << 20, "{s:?}");
+    assert!(s.history_bytes >= 60 << 20, "it keeps what it may: {s:?}");
+    assert_eq!(s.history_trimmed_stream, 8, "{s:?}");
+    assert!(s.history_trimmed_total >= 28, "{s:?}");
+    // A generous bound (the allocator keeps freed memory for reuse): without
+    // the limits the history alone would hold 168 MiB.
+    let grown_mib = rss_kib().saturating_sub(bench.rss_baseline) >> 10;
+    assert!(grown_mib < 128, "RSS grew {grown_mib} MiB");
+    let json = bench.server.shared.hub.history().read(Some("json"));
+    let kept = json.entries[0].1.bytes();
+    assert!(kept.len() < (1 << 20) / 3 * 4 + 64, "{} bytes", kept.len());
+    assert!(kept.starts_with(b"{\"blob\":\"q6ur"), "{:?}", &kept[..16]);
+    // Both readings of the counters show them.
+    let metrics = bench.server.shared.stats().to_prometheus();
+    assert!(
+        metrics.contains("wspush_history_trimmed_total "),
+        "{metrics}"
+    );
+    let rpc_stats = bench.rpc.call("stats", vec![]).await.unwrap();
+    assert!(
+        rpc_stats
+            .to_string()
+            .contains("\"history_trimmed_stream\": 8"),
+        "{rpc_stats}"
+    );
+    // Past --history-secs every stream is forgotten and its memory freed.
+    wait_stats(&bench, "history not expired", |s| {
+        s.history_bytes == 0 && s.history_channels == 0
+    })
+    .await;
+    // Not `after()`: glibc keeps big freed blocks in its heap once it has
+    // raised its mmap threshold, so RSS need not come back to the baseline.
+    bench.healthy().await;
+    bench.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn idle_history_of_many_channels_is_freed_on_a_timer() {
+    let _turn = TURN.lock().await;
+    let bench = Bench::start(Settings {
+        history_secs: 1,
+        ..settings()
+    })
+    .await;
+    // The counters are the check; RSS (in `after()`) only a generous bound:
+    // glibc keeps most small freed blocks for reuse rather than returning them.
+    const CHANNELS: u64 = 30_000;
+    for i in 0..CHANNELS {
+        let params = vec![Value::from(format!("idle-{i}")), Value::from("x")];
+        bench.rpc.notify("publish", params).unwrap();
+    }
+    // Methods run in order: when this answers, every publish has been made.
+    bench.rpc.call("stats", vec![]).await.unwrap();
+    let s = bench.server.shared.stats();
+    assert!(
+        s.history_channels + s.history_expired_channels >= CHANNELS,
+        "{s:?}"
+    );
+    // No further publish: the timer alone forgets them, and the map shrinks.
+    wait_stats(&bench, "idle channels kept", |s| {
+        s.history_channels == 0 && s.history_expired_channels >= CHANNELS
+    })
+    .await;
+    bench.after().await;
+}

@@ -106,30 +106,65 @@ async fn a_reconnecting_client_gets_exactly_what_it_missed_then_live() {
     h.server.shutdown().await.unwrap();
 }
 
-#[tokio::test]
-async fn history_that_no_longer_covers_the_gap_says_so() {
-    let mut h = harness(3).await;
+/// A positioned client of channel `c` gets message 1 and leaves; messages 2
+/// to `last` are published; it resumes from 1 and must get a gap notice at
+/// `gap`, then the messages after it. Returns the epoch.
+async fn resume_after_trimming(
+    h: &mut Harness,
+    m: impl Fn(u64) -> String,
+    last: u64,
+    gap: u64,
+) -> String {
     let mut ws = h.open("/?channel=c&positions=1").await.0;
-    publish(&h, "c", "m1".into()).await;
+    publish(h, "c", m(1)).await;
     let (first, _) = recv_positioned(&mut ws).await;
     drop(ws);
-    for i in 2..=10 {
-        publish(&h, "c", format!("m{i}")).await;
+    for i in 2..=last {
+        publish(h, "c", m(i)).await;
     }
     let e = epoch(&first);
     let mut ws = h.open(&format!("/?channel=c&since={e}:1:c")).await.0;
     let (notice, data) = recv_positioned(&mut ws).await;
     assert_eq!(notice["gap"], Json::Bool(true), "{notice}");
-    assert_eq!((seq(&notice), data.as_str()), (7, ""));
-    for i in 8..=10 {
+    assert_eq!((seq(&notice), data.as_str()), (gap, ""));
+    for i in gap + 1..=last {
         let (head, data) = recv_positioned(&mut ws).await;
-        assert_eq!((seq(&head), data), (i, format!("m{i}")));
+        assert_eq!((seq(&head), data), (i, m(i)));
     }
+    e
+}
+
+#[tokio::test]
+async fn history_that_no_longer_covers_the_gap_says_so() {
+    let mut h = harness(3).await;
+    let e = resume_after_trimming(&mut h, |i| format!("m{i}"), 10, 7).await;
     // A position from another epoch (e.g. before a restart): notice, then what is kept.
     let mut ws = h.open("/?channel=c&since=older:99:c").await.0;
     let (notice, _) = recv_positioned(&mut ws).await;
     assert_eq!((notice["gap"].as_bool(), seq(&notice)), (Some(true), 7));
     assert_eq!(epoch(&notice), e);
+    h.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn history_trimmed_by_its_byte_limit_gives_gap_notices_not_silence() {
+    // Room for two messages of 300 bytes (each counted with a little overhead).
+    let mut h = Harness::start(Settings {
+        history_stream_bytes: 1000,
+        shutdown_grace: 0,
+        ..local_settings()
+    })
+    .await;
+    let e = resume_after_trimming(&mut h, |i| format!("{i:0>300}"), 7, 5).await;
+    // Larger than the limit: numbered, not kept; a resume from just before it
+    // is told, rather than waiting in silence for the next message.
+    publish(&h, "c", "x".repeat(2000)).await;
+    let mut ws = h.open(&format!("/?channel=c&since={e}:7:c")).await.0;
+    let (notice, _) = recv_positioned(&mut ws).await;
+    assert_eq!((notice["gap"].as_bool(), seq(&notice)), (Some(true), 8));
+    let stats = h.server.shared.stats();
+    // 1 to 5 for room, then 6 and 7 with the big one, and the big one.
+    assert_eq!(stats.history_trimmed_stream, 8, "{stats:?}");
     h.server.shutdown().await.unwrap();
 }
 

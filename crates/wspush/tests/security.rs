@@ -30,13 +30,19 @@ fn settings() -> Settings {
     }
 }
 
-fn token(sub: &str, channels: &[&str]) -> String {
-    let exp = std::time::SystemTime::now()
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs()
-        + 600;
-    let claims = serde_json::json!({ "sub": sub, "exp": exp, "channels": channels });
+}
+
+fn token(sub: &str, channels: &[&str]) -> String {
+    signed(serde_json::json!({ "sub": sub, "exp": unix_now() + 600, "channels": channels }))
+}
+
+/// A token signed with [`SECRET`] carrying exactly `claims`.
+fn signed(claims: serde_json::Value) -> String {
     jsonwebtoken::encode(
         &Header::default(),
         &claims,
@@ -96,6 +102,27 @@ async fn without_a_valid_token_the_upgrade_is_refused_401() {
     );
     let stats = server.shared.stats();
     assert_eq!(stats.refused_unauthorized, 2);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_token_not_yet_valid_is_refused_401() {
+    let server = authed_server().await;
+    let base = format!("ws://{}", server.ws_addr);
+    let at =
+        |nbf: u64| signed(serde_json::json!({ "sub": "a", "exp": unix_now() + 7200, "nbf": nbf }));
+    let early = at(unix_now() + 3600);
+    assert_eq!(
+        status_of(client::connect(&format!("{base}/?token={early}")).await),
+        401
+    );
+    let due = at(unix_now() - 1);
+    assert!(
+        client::connect(&format!("{base}/?token={due}"))
+            .await
+            .is_ok()
+    );
+    assert_eq!(server.shared.stats().refused_unauthorized, 1);
     server.shutdown().await.unwrap();
 }
 
@@ -202,6 +229,33 @@ async fn without_auth_a_plain_connection_still_works() {
         .await
         .unwrap();
     assert_eq!(recv(&mut ws).await, Message::text("plain"));
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_malformed_since_is_refused_400_before_the_upgrade() {
+    // Auth off: the query check is not part of it.
+    let server = start(&settings()).await.unwrap();
+    let base = format!("ws://{}", server.ws_addr);
+    for query in ["channel=n&since=E:abc:n", "since=E:1:", "since=nocolon"] {
+        let refused = client::connect(&format!("{base}/?{query}")).await;
+        assert_eq!(status_of(refused), 400, "{query}");
+    }
+    assert_eq!(server.shared.stats().refused_bad_request, 3);
+    assert_eq!(server.shared.hub.connection_count(), 0);
+    // A well-formed one still resumes (positions on: the first frame has a header line).
+    let mut ws = client::connect(&format!("{base}/?channel=n&since=E:0:n"))
+        .await
+        .unwrap();
+    let rpc = Rpc::connect_tcp(server.rpc_addr).await.unwrap();
+    wait_connections(&rpc, 1).await;
+    let Message::Text(notice) = recv(&mut ws).await else {
+        panic!("expected a text gap notice")
+    };
+    assert!(
+        notice.starts_with(b"{") && notice.ends_with(b"\n"),
+        "{notice:?}"
+    );
     server.shutdown().await.unwrap();
 }
 
