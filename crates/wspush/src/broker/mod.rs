@@ -12,6 +12,7 @@
 
 pub mod bus;
 pub mod redis;
+pub mod resp;
 
 use std::time::Duration;
 
