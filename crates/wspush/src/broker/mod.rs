@@ -11,6 +11,7 @@
 //! hold them exactly.
 
 pub mod bus;
+pub mod receipts;
 pub mod redis;
 pub mod resp;
 
