@@ -4,11 +4,13 @@
 //! Keys (`S` is `b` for the broadcast stream, `c:NAME` for a channel):
 //!
 //! ```text
-//! wspush:m:S      hash {epoch, seq}: the stream's numbering
-//! wspush:h:S      stream of {k: t|b, d: data, t: unix ms}, entry id SEQ-0, XADD MAXLEN
+//! wspush:m:S      hash {epoch, seq}: the stream's numbering       } both expire one history
+//! wspush:h:S      stream of {k: t|b, d: data, t: unix ms},        } window (--history-secs)
+//!                 entry id SEQ-0, XADD MAXLEN                     } after the stream's last write
 //! wspush:bus      pub/sub: every stream message and send_user, to every node
 //! wspush:node:N   pub/sub: commands for the connections of node N
-//! wspush:nodes    counter handing out node numbers
+//! wspush:nodes    counter handing out node numbers (never expires: numbers must not repeat)
+//! wspush:stats    hash node -> shared counters (expires when no node refreshes it)
 //! ```
 //!
 //! Pub/sub payloads are a header line, `\n`, then raw bytes:
@@ -30,7 +32,12 @@ use crate::position::Position;
 pub const BUS: &str = "wspush:bus";
 
 /// Numbers a stream message, keeps it, publishes it; returns how many nodes got it.
-/// KEYS: meta hash, history stream. ARGV: bus, kind, tag, name, data, maxlen, max age ms.
+/// KEYS: meta hash, history stream. ARGV: bus, kind, tag, name, data, maxlen,
+/// max age ms (0: none).
+///
+/// Both keys live one history window past the stream's last write (set here,
+/// atomically with the write): a stream nobody writes to leaves nothing behind
+/// in Redis, and the next write starts a new epoch, as after any loss.
 pub const PUBLISH_SCRIPT: &str = r#"
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
@@ -43,12 +50,15 @@ if seq == 1 or not epoch then
 end
 local s = string.format('%d', seq)
 local maxlen = tonumber(ARGV[6])
+local age = tonumber(ARGV[7])
 if maxlen > 0 then
   local t = redis.call('TIME')
   local ms = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
   redis.call('XADD', KEYS[2], 'MAXLEN', maxlen, s .. '-0', 'k', ARGV[2], 'd', ARGV[5], 't', ms)
-  local age = tonumber(ARGV[7])
-  if age > 0 then redis.call('PEXPIRE', KEYS[2], age) end
+end
+if age > 0 then
+  redis.call('PEXPIRE', KEYS[1], age)
+  if maxlen > 0 then redis.call('PEXPIRE', KEYS[2], age) end
 end
 return redis.call('PUBLISH', ARGV[1], ARGV[2] .. ' ' .. s .. ' ' .. epoch .. ' ' .. ARGV[3] .. '\n' .. ARGV[4] .. ARGV[5])
 "#;

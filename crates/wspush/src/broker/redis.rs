@@ -249,11 +249,18 @@ impl RedisBroker {
             "t": now as u64,
             "s": mine.iter().map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v))).collect::<serde_json::Map<_, _>>(),
         });
+        // The hash lives while some node refreshes it; nodes that stopped
+        // are removed below, so restarts (new node numbers) do not pile up.
+        let ttl_ms = u64::try_from(max_age.as_millis().saturating_mul(12)).unwrap_or(u64::MAX);
         let mut pipe = redis::pipe();
         pipe.cmd("HSET")
             .arg(STATS_KEY)
             .arg(self.node)
             .arg(entry.to_string())
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(STATS_KEY)
+            .arg(ttl_ms.max(1))
             .ignore()
             .cmd("HGETALL")
             .arg(STATS_KEY);
@@ -264,22 +271,23 @@ impl RedisBroker {
                 .map_err(|_| BrokerError::Timeout(self.timeout))?
                 .map_err(unavailable)?;
         let oldest = now.saturating_sub(max_age.as_millis()) as u64;
-        Ok(all
-            .into_iter()
-            .filter_map(|(node, text)| {
-                let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-                if v.get("t")?.as_u64()? < oldest {
-                    return None;
-                }
-                let counters = v
-                    .get("s")?
-                    .as_object()?
-                    .iter()
-                    .filter_map(|(k, n)| Some((k.clone(), n.as_u64()?)))
-                    .collect();
-                Some((node, counters))
-            })
-            .collect())
+        let gone = now.saturating_sub(max_age.as_millis().saturating_mul(12)) as u64;
+        let mut stale = Vec::new();
+        let mut live = Vec::new();
+        for (node, text) in all {
+            match parse_shared(&text) {
+                Some((t, counters)) if t >= oldest => live.push((node, counters)),
+                Some((t, _)) if t >= gone => {}
+                _ => stale.push(node),
+            }
+        }
+        if !stale.is_empty() {
+            let mut hdel = redis::cmd("HDEL");
+            hdel.arg(STATS_KEY).arg(&stale);
+            // Best effort: the next share tries again.
+            let _ = tokio::time::timeout(self.timeout, hdel.query_async::<()>(&mut conn)).await;
+        }
+        Ok(live)
     }
 
     /// Starts the subscriber task: delivers to `hub` until `shutdown`.
@@ -293,6 +301,19 @@ impl RedisBroker {
         };
         tokio::spawn(sub.run(shutdown));
     }
+}
+
+/// A node's shared counters: when they were shared, and the counters.
+fn parse_shared(text: &str) -> Option<(u64, Vec<(String, u64)>)> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    let t = v.get("t")?.as_u64()?;
+    let counters = v
+        .get("s")?
+        .as_object()?
+        .iter()
+        .filter_map(|(k, n)| Some((k.clone(), n.as_u64()?)))
+        .collect();
+    Some((t, counters))
 }
 
 fn unix_ms() -> u128 {
