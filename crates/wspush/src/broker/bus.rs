@@ -63,6 +63,39 @@ end
 return redis.call('PUBLISH', ARGV[1], ARGV[2] .. ' ' .. s .. ' ' .. epoch .. ' ' .. ARGV[3] .. '\n' .. ARGV[4] .. ARGV[5])
 "#;
 
+/// The header line of a pub/sub payload, if it has one.
+fn head(msg: &[u8]) -> Option<&str> {
+    let nl = msg.iter().position(|b| *b == b'\n')?;
+    std::str::from_utf8(&msg[..nl]).ok()
+}
+
+/// Whether a payload changes a connection's state (subscribe, unsubscribe,
+/// disconnect): small, and not to be lost when the intake drops data.
+pub fn is_control(msg: &[u8]) -> bool {
+    matches!(msg.first(), Some(b'S' | b'U' | b'D'))
+}
+
+/// The stream and position of a stream message, read from its header and
+/// the first bytes of its body (for logging what was dropped).
+pub fn stream_of(msg: &[u8]) -> Option<(Option<String>, Position)> {
+    let head = head(msg)?;
+    let mut fields = head.split(' ');
+    if !matches!(fields.next()?, "t" | "b") {
+        return None;
+    }
+    let seq = fields.next()?.parse().ok()?;
+    let epoch = fields.next()?;
+    let stream = match fields.next()? {
+        "-" => None,
+        len => {
+            let len: usize = len.parse().ok()?;
+            let body = &msg[head.len() + 1..];
+            Some(String::from_utf8_lossy(body.get(..len)?).into_owned())
+        }
+    };
+    Some((stream, Position::new(epoch, seq)))
+}
+
 /// The meta hash and history stream keys of a stream.
 pub fn keys(stream: Option<&str>) -> (String, String) {
     match stream {
@@ -302,6 +335,18 @@ mod tests {
                 BusMessage::Node(cmd)
             );
         }
+    }
+
+    #[test]
+    fn streams_and_control_commands_are_read_from_the_header_alone() {
+        assert_eq!(
+            stream_of(b"t 7 e1.2 4\nn:wshello"),
+            Some((Some("n:ws".into()), Position::new("e1.2", 7)))
+        );
+        assert_eq!(stream_of(b"b 3 e -\n"), Some((None, Position::new("e", 3))));
+        assert_eq!(stream_of(b"T 1\nx"), None);
+        assert!(is_control(b"S 1\nc") && is_control(b"D 1 1000\n"));
+        assert!(!is_control(b"T 1\nx") && !is_control(b"t 1 e -\nx"));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The Redis broker: one ordered, pipelined publish connection and one
-//! pub/sub connection per node.
+//! subscription per node (see [`super::subscriber`]).
 //!
 //! Publishes are queued in call order (the RPC methods enqueue before they
 //! return their future) to one task that sends whatever is queued as one
@@ -7,27 +7,22 @@
 //! pushes keep their order and a Redis outage is an error for every push it
 //! touches, never a silent success. An error means the push may or may not
 //! have been delivered (the connection may break after Redis ran it).
-//!
-//! The subscriber reconnects with backoff (100 ms doubling to 5 s) and
-//! resubscribes; messages published meanwhile are reported to positioned
-//! browsers as gaps by [`Hub::deliver`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures_util::{FutureExt, StreamExt};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, Value as RValue};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::bus::{self, BUS, BusMessage, NodeCommand};
+use super::bus::{self, BUS, NodeCommand};
+use super::subscriber::Subscriber;
 use super::{BrokerError, MAX_NODE};
 use crate::data::Payload;
 use crate::history::{HistoryRead, Retention};
 use crate::hub::Hub;
-use crate::stream::Flush;
 
 /// Most commands sent as one pipeline.
 const MAX_BATCH: usize = 1024;
@@ -41,12 +36,21 @@ pub struct BrokerCounters {
     pub publish_errors: AtomicU64,
     /// Times the subscriber connection was lost or could not be made.
     pub disconnects: AtomicU64,
-    /// Messages received from Redis.
+    /// Messages received from Redis (including those the intake dropped).
     pub messages_in: AtomicU64,
     /// Messages from Redis that could not be parsed (dropped).
     pub bad_messages: AtomicU64,
     /// History reads that failed (the browser got a gap notice).
     pub history_errors: AtomicU64,
+    /// Bytes in the intake queue now (gauge).
+    pub intake_bytes: AtomicU64,
+    /// The most the intake queue has held (gauge).
+    pub intake_peak: AtomicU64,
+    /// Messages from Redis this node dropped: intake full (gap mode) or a
+    /// message larger than the whole intake.
+    pub intake_dropped: AtomicU64,
+    /// Times the intake filled up and the node went into gap mode.
+    pub lag_episodes: AtomicU64,
 }
 
 struct Job {
@@ -67,7 +71,12 @@ pub struct RedisBroker {
     timeout: Duration,
     sha: String,
     counters: Arc<BrokerCounters>,
+    intake_bytes: usize,
 }
+
+/// Default bound of a node's intake from the bus: a few seconds of a busy
+/// bus, far below what a node holds for its browsers.
+pub const DEFAULT_INTAKE_BYTES: usize = 64 << 20;
 
 fn unavailable(e: impl std::fmt::Display) -> BrokerError {
     BrokerError::Unavailable(e.to_string())
@@ -119,7 +128,15 @@ impl RedisBroker {
                 .get_hash()
                 .to_owned(),
             counters,
+            intake_bytes: DEFAULT_INTAKE_BYTES,
         })
+    }
+
+    /// The same broker with the subscription's intake bounded to `bytes`
+    /// (`--broker-intake-bytes`); call before [`RedisBroker::start_subscriber`].
+    pub fn with_intake_bytes(mut self, bytes: usize) -> Self {
+        self.intake_bytes = bytes.max(1);
+        self
     }
 
     /// This node's number.
@@ -290,14 +307,15 @@ impl RedisBroker {
         Ok(live)
     }
 
-    /// Starts the subscriber task: delivers to `hub` until `shutdown`.
+    /// Starts the subscriber tasks: delivers to `hub` until `shutdown`.
     pub fn start_subscriber(&self, hub: Arc<Hub>, shutdown: CancellationToken) {
         let sub = Subscriber {
-            client: self.client.clone(),
+            info: self.client.get_connection_info().clone(),
             channels: vec![BUS.to_owned(), bus::node_channel(self.node)],
             hub,
             counters: Arc::clone(&self.counters),
             timeout: self.timeout,
+            intake_bytes: self.intake_bytes,
         };
         tokio::spawn(sub.run(shutdown));
     }
@@ -430,105 +448,6 @@ async fn run_publisher(
                 for reply in replies {
                     let _ = reply.send(Err(e.clone()));
                 }
-            }
-        }
-    }
-}
-
-struct Subscriber {
-    client: redis::Client,
-    channels: Vec<String>,
-    hub: Arc<Hub>,
-    counters: Arc<BrokerCounters>,
-    timeout: Duration,
-}
-
-impl Subscriber {
-    async fn run(self, shutdown: CancellationToken) {
-        let mut delay = Duration::from_millis(100);
-        loop {
-            let connect = async {
-                let mut pubsub = self.client.get_async_pubsub().await?;
-                for channel in &self.channels {
-                    pubsub.subscribe(channel).await?;
-                }
-                Ok::<_, redis::RedisError>(pubsub)
-            };
-            let connected = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                r = tokio::time::timeout(self.timeout, connect) => r,
-            };
-            match connected {
-                Ok(Ok(pubsub)) => {
-                    self.counters.connected.store(1, Ordering::Relaxed);
-                    tracing::info!(channels = ?self.channels, "subscribed to Redis");
-                    delay = Duration::from_millis(100);
-                    let mut messages = pubsub.into_on_message();
-                    // One message of look-ahead: a burst is queued for coalescing, its
-                    // last message (or a lone one) is written at once.
-                    let mut ahead = None;
-                    loop {
-                        let msg = match ahead.take() {
-                            Some(msg) => msg,
-                            None => tokio::select! {
-                                _ = shutdown.cancelled() => return,
-                                msg = messages.next() => match msg {
-                                    Some(msg) => msg,
-                                    None => break,
-                                },
-                            },
-                        };
-                        let next = messages.next().now_or_never();
-                        let more = matches!(next, Some(Some(_)));
-                        self.handle_message(msg.get_payload_bytes(), Flush::after(more));
-                        match next {
-                            Some(Some(msg)) => ahead = Some(msg),
-                            Some(None) => break,
-                            None => {}
-                        }
-                    }
-                    self.counters.connected.store(0, Ordering::Relaxed);
-                    tracing::warn!("Redis subscription lost; reconnecting");
-                }
-                Ok(Err(e)) => tracing::warn!(error = %e, ?delay, "cannot subscribe to Redis"),
-                Err(_) => tracing::warn!(?delay, "subscribing to Redis timed out"),
-            }
-            self.counters.disconnects.fetch_add(1, Ordering::Relaxed);
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(delay) => {}
-            }
-            delay = (delay * 2).min(Duration::from_secs(5));
-        }
-    }
-
-    fn handle_message(&self, msg: &[u8], flush: Flush) {
-        self.counters.messages_in.fetch_add(1, Ordering::Relaxed);
-        let hub = &self.hub;
-        match BusMessage::parse(msg) {
-            Ok(BusMessage::Stream(stream, pos, payload)) => {
-                hub.deliver(stream.as_deref(), &pos, payload, flush);
-            }
-            Ok(BusMessage::User(user, payload)) => {
-                hub.send_user(&user, payload, flush);
-            }
-            Ok(BusMessage::Node(cmd)) => match cmd {
-                NodeCommand::Send(id, payload) => {
-                    hub.send(id, payload, flush);
-                }
-                NodeCommand::Subscribe(id, channel) => {
-                    hub.subscribe(id, &channel);
-                }
-                NodeCommand::Unsubscribe(id, channel) => {
-                    hub.unsubscribe(id, &channel);
-                }
-                NodeCommand::Disconnect(id, code, reason) => {
-                    hub.disconnect(id, code, &reason);
-                }
-            },
-            Err(e) => {
-                self.counters.bad_messages.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %e, "unreadable message from Redis dropped");
             }
         }
     }
