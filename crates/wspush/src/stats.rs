@@ -70,6 +70,8 @@ pub struct Stats {
     pub broker_bad_messages: u64,
     /// History reads from Redis that failed.
     pub broker_history_errors: u64,
+    /// Pushes refused because this node's Redis subscription was not up.
+    pub broker_refused_pushes: u64,
     /// Bytes of bus messages waiting in this node's intake now.
     pub broker_intake_bytes: u64,
     /// The most the intake has held since start.
@@ -168,13 +170,14 @@ impl Stats {
         self.broker_messages_in = get(&b.messages_in);
         self.broker_bad_messages = get(&b.bad_messages);
         self.broker_history_errors = get(&b.history_errors);
+        self.broker_refused_pushes = get(&b.refused_pushes);
         self.broker_intake_bytes = get(&b.intake_bytes);
         self.broker_intake_peak_bytes = get(&b.intake_peak);
         self.broker_intake_dropped = get(&b.intake_dropped);
         self.broker_lag_episodes = get(&b.lag_episodes);
     }
 
-    fn scalars(&self) -> [(&'static str, u64, &'static str); 45] {
+    fn scalars(&self) -> [(&'static str, u64, &'static str); 46] {
         [
             (
                 "ping_timeouts",
@@ -352,6 +355,11 @@ impl Stats {
                 "broker_history_errors",
                 self.broker_history_errors,
                 "History reads from Redis that failed",
+            ),
+            (
+                "broker_refused_pushes",
+                self.broker_refused_pushes,
+                "Pushes refused: this node's Redis subscription not up",
             ),
             (
                 "broker_intake_bytes",

@@ -4,6 +4,7 @@
 //! embedded (default):  rpc --> Hub (numbers, keeps history, fans out)
 //! redis:               rpc --> publisher task --pipelined EVALSHA--> Redis (numbers, XADD, PUBLISH)
 //!                      Redis --pub/sub--> reader --intake (bytes)--> deliverer --> Hub::deliver --> browsers
+//!                      reader --receipts--> the publishing caller's answer
 //! ```
 //!
 //! Connection ids carry their node: `node << 32 | local id` (node 0 in

@@ -7,6 +7,12 @@
 //! pushes keep their order and a Redis outage is an error for every push it
 //! touches, never a silent success. An error means the push may or may not
 //! have been delivered (the connection may break after Redis ran it).
+//!
+//! A push that this node receives itself (every stream push and
+//! `send_user`, and commands for this node's connections) is refused while
+//! this node's subscription is down, and succeeds only once it came back on
+//! that subscription ([`super::receipts`]): a success means this node's
+//! browsers have it queued, not only that Redis ran it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +23,8 @@ use redis::{Cmd, Value as RValue};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::bus::{self, BUS, NodeCommand};
+use super::bus::{self, BUS, NodeCommand, Receipt};
+use super::receipts::{NOT_READY, Receipts};
 use super::subscriber::Subscriber;
 use super::{BrokerError, MAX_NODE};
 use crate::data::Payload;
@@ -42,6 +49,9 @@ pub struct BrokerCounters {
     pub bad_messages: AtomicU64,
     /// History reads that failed (the browser got a gap notice).
     pub history_errors: AtomicU64,
+    /// Pushes refused because this node's subscription was not up (also in
+    /// `publish_errors`).
+    pub refused_pushes: AtomicU64,
     /// Bytes in the intake queue now (gauge).
     pub intake_bytes: AtomicU64,
     /// The most the intake queue has held (gauge).
@@ -53,9 +63,98 @@ pub struct BrokerCounters {
     pub lag_episodes: AtomicU64,
 }
 
+/// What a caller asked to send; the publisher turns it into a command.
+enum Op {
+    /// `push_data` (`None`) or `publish` to a channel.
+    Stream(Option<String>, Payload),
+    /// A command for a connection of `node`.
+    Node(u32, NodeCommand),
+    /// `send_user`.
+    User(String, Payload),
+}
+
+impl Op {
+    /// Whether node `me` receives what this publishes (and so waits for it).
+    fn comes_back_to(&self, me: u32) -> bool {
+        !matches!(self, Op::Node(node, _) if *node != me)
+    }
+}
+
 struct Job {
-    cmd: Cmd,
+    op: Op,
     reply: oneshot::Sender<Result<RValue, BrokerError>>,
+}
+
+/// Builds the commands of a pipeline, numbering the receipts in pipeline order.
+struct Commands {
+    node: u32,
+    origin: u64,
+    sha: String,
+    keep: Retention,
+    next_ticket: u64,
+}
+
+impl Commands {
+    /// The command for `op`, with a receipt when it comes back to this node.
+    fn build(&mut self, op: Op) -> (Cmd, Option<u64>) {
+        let ticket = op.comes_back_to(self.node).then(|| {
+            self.next_ticket += 1;
+            self.next_ticket
+        });
+        let field = ticket.map_or_else(String::new, |ticket| {
+            Receipt {
+                origin: self.origin,
+                ticket,
+            }
+            .field()
+        });
+        let cmd = match op {
+            Op::Stream(stream, payload) => self.stream(stream.as_deref(), &payload, &field),
+            Op::Node(node, command) => {
+                let mut cmd = redis::cmd("PUBLISH");
+                cmd.arg(bus::node_channel(node)).arg(command.encode(&field));
+                cmd
+            }
+            Op::User(user, payload) => {
+                let mut cmd = redis::cmd("PUBLISH");
+                cmd.arg(BUS).arg(bus::encode_user(&user, &payload, &field));
+                cmd
+            }
+        };
+        (cmd, ticket)
+    }
+
+    fn stream(&self, stream: Option<&str>, payload: &Payload, field: &str) -> Cmd {
+        let (meta, history) = bus::keys(stream);
+        let kind = match payload {
+            Payload::Text(_) => "t",
+            Payload::Binary(_) => "b",
+        };
+        let max_age = self.keep.max_age.map_or(0, |d| d.as_millis());
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(&self.sha)
+            .arg(2)
+            .arg(meta)
+            .arg(history)
+            .arg(BUS)
+            .arg(kind)
+            .arg(bus::tag(stream))
+            .arg(stream.unwrap_or(""))
+            .arg(&payload.bytes()[..])
+            .arg(self.keep.len)
+            .arg(u64::try_from(max_age).unwrap_or(u64::MAX))
+            .arg(field);
+        cmd
+    }
+}
+
+/// A number that differs between processes (receipt origins).
+fn random_origin() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(unix_ms());
+    h.write_u32(std::process::id());
+    h.finish()
 }
 
 /// Where nodes share their counters (field: node number).
@@ -69,8 +168,9 @@ pub struct RedisBroker {
     jobs: mpsc::UnboundedSender<Job>,
     keep: Retention,
     timeout: Duration,
-    sha: String,
     counters: Arc<BrokerCounters>,
+    receipts: Arc<Receipts<RValue>>,
+    origin: u64,
     intake_bytes: usize,
 }
 
@@ -116,7 +216,25 @@ impl RedisBroker {
         };
         let (jobs, rx) = mpsc::unbounded_channel();
         let counters = Arc::new(BrokerCounters::default());
-        tokio::spawn(run_publisher(conn.clone(), rx, timeout));
+        let receipts = Arc::new(Receipts::new(timeout));
+        let origin = random_origin();
+        let commands = Commands {
+            node,
+            origin,
+            sha: redis::Script::new(bus::PUBLISH_SCRIPT)
+                .get_hash()
+                .to_owned(),
+            keep,
+            next_ticket: 0,
+        };
+        let publisher = Publisher {
+            conn: conn.clone(),
+            commands,
+            receipts: Arc::clone(&receipts),
+            counters: Arc::clone(&counters),
+            timeout,
+        };
+        tokio::spawn(publisher.run(rx));
         Ok(RedisBroker {
             node,
             client,
@@ -124,10 +242,9 @@ impl RedisBroker {
             jobs,
             keep,
             timeout,
-            sha: redis::Script::new(bus::PUBLISH_SCRIPT)
-                .get_hash()
-                .to_owned(),
             counters,
+            receipts,
+            origin,
             intake_bytes: DEFAULT_INTAKE_BYTES,
         })
     }
@@ -150,31 +267,14 @@ impl RedisBroker {
     }
 
     /// Queues a publish now (call order is delivery order); the future
-    /// resolves to the number of nodes it reached.
+    /// resolves to the number of nodes it reached, once it also reached this
+    /// one.
     pub fn publish(
         &self,
         stream: Option<&str>,
         payload: &Payload,
     ) -> impl Future<Output = Result<u64, BrokerError>> + Send + 'static {
-        let (meta, history) = bus::keys(stream);
-        let kind = match payload {
-            Payload::Text(_) => "t",
-            Payload::Binary(_) => "b",
-        };
-        let max_age = self.keep.max_age.map_or(0, |d| d.as_millis());
-        let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(&self.sha)
-            .arg(2)
-            .arg(meta)
-            .arg(history)
-            .arg(BUS)
-            .arg(kind)
-            .arg(bus::tag(stream))
-            .arg(stream.unwrap_or(""))
-            .arg(&payload.bytes()[..])
-            .arg(self.keep.len)
-            .arg(u64::try_from(max_age).unwrap_or(u64::MAX));
-        self.submit(cmd)
+        self.submit(Op::Stream(stream.map(str::to_owned), payload.clone()))
     }
 
     /// Queues a command for a connection of another node (or this one, to
@@ -184,9 +284,7 @@ impl RedisBroker {
         node: u32,
         command: &NodeCommand,
     ) -> impl Future<Output = Result<u64, BrokerError>> + Send + 'static {
-        let mut cmd = redis::cmd("PUBLISH");
-        cmd.arg(bus::node_channel(node)).arg(command.encode());
-        self.submit(cmd)
+        self.submit(Op::Node(node, command.clone()))
     }
 
     /// Queues `send_user` on the shared bus; resolves to how many nodes listen.
@@ -195,19 +293,27 @@ impl RedisBroker {
         user: &str,
         payload: Payload,
     ) -> impl Future<Output = Result<u64, BrokerError>> + Send + 'static {
-        let mut cmd = redis::cmd("PUBLISH");
-        cmd.arg(BUS).arg(bus::encode_user(user, &payload));
-        self.submit(cmd)
+        self.submit(Op::User(user.to_owned(), payload))
     }
 
-    fn submit(&self, cmd: Cmd) -> impl Future<Output = Result<u64, BrokerError>> + Send + 'static {
+    fn submit(&self, op: Op) -> impl Future<Output = Result<u64, BrokerError>> + Send + 'static {
         let (reply, rx) = oneshot::channel();
-        let sent = self.jobs.send(Job { cmd, reply }).is_ok();
+        // Refused at once while the subscription is down: it could not come back.
+        let sent = match op.comes_back_to(self.node) && self.receipts.up().is_none() {
+            true => {
+                self.counters.refused_pushes.fetch_add(1, Ordering::Relaxed);
+                Err(BrokerError::Unavailable(NOT_READY.into()))
+            }
+            false => match self.jobs.send(Job { op, reply }) {
+                Ok(()) => Ok(()),
+                Err(_) => Err(BrokerError::Closed),
+            },
+        };
         let counters = Arc::clone(&self.counters);
         async move {
             let result = match sent {
-                true => rx.await.unwrap_or(Err(BrokerError::Closed)),
-                false => Err(BrokerError::Closed),
+                Ok(()) => rx.await.unwrap_or(Err(BrokerError::Closed)),
+                Err(e) => Err(e),
             };
             let result = result.and_then(|v| match v {
                 RValue::Int(n) => Ok(u64::try_from(n).unwrap_or(0)),
@@ -314,6 +420,8 @@ impl RedisBroker {
             channels: vec![BUS.to_owned(), bus::node_channel(self.node)],
             hub,
             counters: Arc::clone(&self.counters),
+            receipts: Arc::clone(&self.receipts),
+            origin: self.origin,
             timeout: self.timeout,
             intake_bytes: self.intake_bytes,
         };
@@ -410,45 +518,98 @@ fn parse_history(reply: Vec<RValue>, oldest_ms: Option<u128>) -> Result<HistoryR
     Ok(read)
 }
 
-async fn run_publisher(
-    mut conn: ConnectionManager,
-    mut rx: mpsc::UnboundedReceiver<Job>,
+/// The task that owns the publish connection.
+struct Publisher {
+    conn: ConnectionManager,
+    commands: Commands,
+    receipts: Arc<Receipts<RValue>>,
+    counters: Arc<BrokerCounters>,
     timeout: Duration,
-) {
-    let mut batch = Vec::with_capacity(64);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+}
+
+/// A job sent in a pipeline: where its answer goes, and its receipt.
+struct Sent {
+    reply: oneshot::Sender<Result<RValue, BrokerError>>,
+    ticket: Option<u64>,
+}
+
+impl Publisher {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Job>) {
+        let mut batch = Vec::with_capacity(64);
+        loop {
+            let next = self.receipts.expire(tokio::time::Instant::now());
+            tokio::select! {
+                n = rx.recv_many(&mut batch, MAX_BATCH) => {
+                    if n == 0 {
+                        return;
+                    }
+                    self.send(&mut batch).await;
+                }
+                _ = tokio::time::sleep_until(next.unwrap_or_else(far_future)), if next.is_some() => {}
+            }
+        }
+    }
+
+    /// Sends `batch` as one pipeline and answers (or hands to the receipts) each job.
+    async fn send(&mut self, batch: &mut Vec<Job>) {
+        // The subscription as this pipeline leaves: what comes back on it counts.
+        let generation = self.receipts.up();
         let mut pipe = redis::pipe();
         // Loading the script with every batch costs one hash on the server and
         // means a restarted (empty) Redis never answers NOSCRIPT.
         pipe.cmd("SCRIPT").arg("LOAD").arg(bus::PUBLISH_SCRIPT);
-        let mut replies = Vec::with_capacity(batch.len());
+        let mut sent = Vec::with_capacity(batch.len());
         for job in batch.drain(..) {
-            pipe.add_command(job.cmd);
-            replies.push(job.reply);
+            if generation.is_none() && job.op.comes_back_to(self.commands.node) {
+                self.counters.refused_pushes.fetch_add(1, Ordering::Relaxed);
+                let _ = job
+                    .reply
+                    .send(Err(BrokerError::Unavailable(NOT_READY.into())));
+                continue;
+            }
+            let (cmd, ticket) = self.commands.build(job.op);
+            pipe.add_command(cmd);
+            sent.push(Sent {
+                reply: job.reply,
+                ticket,
+            });
         }
-        let sent = conn.req_packed_commands(&pipe, 0, replies.len() + 1);
-        let outcome = match tokio::time::timeout(timeout, sent).await {
-            Ok(Ok(values)) if values.len() == replies.len() + 1 => Ok(values),
+        if sent.is_empty() {
+            return;
+        }
+        let request = self.conn.req_packed_commands(&pipe, 0, sent.len() + 1);
+        let outcome = match tokio::time::timeout(self.timeout, request).await {
+            Ok(Ok(values)) if values.len() == sent.len() + 1 => Ok(values),
             Ok(Ok(values)) => Err(BrokerError::Reply(format!("{} replies", values.len()))),
             Ok(Err(e)) => Err(unavailable(e)),
-            Err(_) => Err(BrokerError::Timeout(timeout)),
+            Err(_) => Err(BrokerError::Timeout(self.timeout)),
         };
-        match outcome {
-            Ok(values) => {
-                for (reply, value) in replies.into_iter().zip(values.into_iter().skip(1)) {
-                    let result = match value {
-                        RValue::ServerError(e) => Err(BrokerError::Redis(format!("{e:?}"))),
-                        v => Ok(v),
-                    };
-                    let _ = reply.send(result);
-                }
-            }
+        let values = match outcome {
+            Ok(values) => values,
             Err(e) => {
-                tracing::warn!(error = %e, pushes = replies.len(), "publish to Redis failed");
-                for reply in replies {
-                    let _ = reply.send(Err(e.clone()));
+                tracing::warn!(error = %e, pushes = sent.len(), "publish to Redis failed");
+                for job in sent {
+                    let _ = job.reply.send(Err(e.clone()));
+                }
+                return;
+            }
+        };
+        for (job, value) in sent.into_iter().zip(values.into_iter().skip(1)) {
+            match (value, job.ticket, generation) {
+                (RValue::ServerError(e), _, _) => {
+                    let _ = job.reply.send(Err(BrokerError::Redis(format!("{e:?}"))));
+                }
+                (v, Some(ticket), Some(generation)) => {
+                    self.receipts.wait(ticket, generation, v, job.reply);
+                }
+                (v, _, _) => {
+                    let _ = job.reply.send(Ok(v));
                 }
             }
         }
     }
+}
+
+fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(3600)
 }

@@ -7,8 +7,9 @@
 //! ```
 //!
 //! The reader reconnects with backoff (100 ms doubling to 5 s) and
-//! resubscribes; messages published meanwhile are reported to positioned
-//! browsers as gaps by `Hub::deliver`.
+//! resubscribes. While it is not subscribed, pushes that this node would
+//! receive itself are refused (see [`super::receipts`]); messages published
+//! meanwhile are reported to positioned browsers as gaps by `Hub::deliver`.
 //! A subscription that stays silent is pinged; one that does not answer
 //! within `max(broker timeout, 5 s)` is treated as lost.
 
@@ -17,7 +18,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use redis::{ConnectionAddr, ConnectionInfo};
+use redis::{ConnectionAddr, ConnectionInfo, Value as RValue};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use super::BrokerCounters;
 use super::bus::{self, BusMessage, NodeCommand};
 use super::intake::Intake;
+use super::receipts::Receipts;
 use super::resp::{self, Decoder, Frame, RespError};
 use crate::hub::Hub;
 use crate::stream::Flush;
@@ -86,6 +88,10 @@ pub struct Subscriber {
     pub hub: Arc<Hub>,
     /// The broker's counters.
     pub counters: Arc<BrokerCounters>,
+    /// This node's waiting pushes.
+    pub receipts: Arc<Receipts<RValue>>,
+    /// This process's receipt origin.
+    pub origin: u64,
     /// Connect and handshake timeout.
     pub timeout: Duration,
     /// The intake bound in bytes.
@@ -110,6 +116,7 @@ impl Subscriber {
             };
             match connected {
                 Ok(Ok(link)) => {
+                    self.receipts.subscribed();
                     self.counters.connected.store(1, Ordering::Relaxed);
                     tracing::info!(channels = ?self.channels, "subscribed to Redis");
                     delay = Duration::from_millis(100);
@@ -117,9 +124,10 @@ impl Subscriber {
                         _ = shutdown.cancelled() => None,
                         why = self.read(link, &intake) => Some(why),
                     };
+                    self.receipts.lost();
                     self.counters.connected.store(0, Ordering::Relaxed);
                     let Some(why) = why else { return };
-                    tracing::warn!(error = %why, "Redis subscription lost; resubscribing");
+                    tracing::warn!(error = %why, "Redis subscription lost; pushes refused until it is back");
                 }
                 Ok(Err(e)) => tracing::warn!(error = %e, ?delay, "cannot subscribe to Redis"),
                 Err(_) => tracing::warn!(?delay, "subscribing to Redis timed out"),
@@ -227,11 +235,16 @@ impl Subscriber {
 
     fn on_frame(&self, frame: Frame, intake: &Intake) {
         let c = &self.counters;
+        let own = |msg: &[u8]| bus::receipt_of(msg).filter(|r| r.origin == self.origin);
         match frame {
             Frame::Message { payload, .. } => {
                 c.messages_in.fetch_add(1, Ordering::Relaxed);
+                let receipt = own(&payload);
                 let control = bus::is_control(&payload);
                 intake.offer(payload, control);
+                if let Some(r) = receipt {
+                    self.receipts.received(r.ticket, true);
+                }
             }
             Frame::Oversized { head, len } => {
                 c.messages_in.fetch_add(1, Ordering::Relaxed);
@@ -242,6 +255,9 @@ impl Subscriber {
                     stream = ?bus::stream_of(&head),
                     "message from Redis larger than --broker-intake-bytes dropped"
                 );
+                if let Some(r) = own(&head) {
+                    self.receipts.received(r.ticket, false);
+                }
             }
             Frame::Error(e) => tracing::warn!(error = %e, "error on the Redis subscription"),
             _ => {}
