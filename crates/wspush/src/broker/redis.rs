@@ -182,6 +182,15 @@ fn unavailable(e: impl std::fmt::Display) -> BrokerError {
     BrokerError::Unavailable(e.to_string())
 }
 
+/// A failed request: the connection's own response timeout (the same
+/// `timeout`) reads as what it is, Redis not answering in time.
+fn failed(e: redis::RedisError, timeout: Duration) -> BrokerError {
+    match e.is_timeout() {
+        true => BrokerError::Timeout(timeout),
+        false => unavailable(e),
+    }
+}
+
 impl RedisBroker {
     /// Connects to `url`; `node` 0 asks Redis for a fresh node number.
     /// Fails if Redis cannot be reached within `timeout`.
@@ -351,7 +360,7 @@ impl RedisBroker {
         let reply: Vec<RValue> = tokio::time::timeout(self.timeout, pipe.query_async(&mut conn))
             .await
             .map_err(|_| BrokerError::Timeout(self.timeout))?
-            .map_err(unavailable)?;
+            .map_err(|e| failed(e, self.timeout))?;
         let oldest_ms = self
             .keep
             .max_age
@@ -392,7 +401,7 @@ impl RedisBroker {
             tokio::time::timeout(self.timeout, pipe.query_async(&mut conn))
                 .await
                 .map_err(|_| BrokerError::Timeout(self.timeout))?
-                .map_err(unavailable)?;
+                .map_err(|e| failed(e, self.timeout))?;
         let oldest = now.saturating_sub(max_age.as_millis()) as u64;
         let gone = now.saturating_sub(max_age.as_millis().saturating_mul(12)) as u64;
         let mut stale = Vec::new();
@@ -581,7 +590,7 @@ impl Publisher {
         let outcome = match tokio::time::timeout(self.timeout, request).await {
             Ok(Ok(values)) if values.len() == sent.len() + 1 => Ok(values),
             Ok(Ok(values)) => Err(BrokerError::Reply(format!("{} replies", values.len()))),
-            Ok(Err(e)) => Err(unavailable(e)),
+            Ok(Err(e)) => Err(failed(e, self.timeout)),
             Err(_) => Err(BrokerError::Timeout(self.timeout)),
         };
         let values = match outcome {
