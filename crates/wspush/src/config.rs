@@ -55,6 +55,9 @@ pub struct Settings {
     pub rpc_max_in_flight: usize,
     /// `embedded` (one node) or `redis://HOST:PORT[/DB]` (any number of nodes).
     pub broker: String,
+    /// Bytes of bus messages a Redis node may hold before delivering them; a
+    /// node further behind drops to gap mode (counted, gap notices) instead of growing.
+    pub broker_intake_bytes: usize,
     /// This node's number in a Redis cluster (0: ask Redis for a fresh one).
     pub node_id: u32,
     /// Messages each stream keeps for resuming clients (0: none).
@@ -116,6 +119,9 @@ impl Default for Settings {
             rpc_max_message_bytes: 16 << 20,
             rpc_max_in_flight: 1024,
             broker: "embedded".into(),
+            // A few seconds of a busy bus; a node lagging further is told and
+            // recovers from the history rather than holding gigabytes.
+            broker_intake_bytes: crate::broker::DEFAULT_INTAKE_BYTES,
             node_id: 0,
             // Enough to ride out a reconnect of a few seconds at moderate rates;
             // every kept message is a shared buffer, not a copy.
@@ -199,6 +205,9 @@ pub struct ServeArgs {
     /// `embedded`, or `redis://HOST:PORT[/DB]` to share pushes between nodes [default: embedded].
     #[arg(long, env = "WSPUSH_BROKER", value_name = "URL")]
     pub broker: Option<String>,
+    /// Bytes of Redis bus messages a node may hold before delivering; past it the node drops (counted) and positioned browsers get gap notices [default: 67108864].
+    #[arg(long, env = "WSPUSH_BROKER_INTAKE_BYTES", value_name = "BYTES")]
+    pub broker_intake_bytes: Option<usize>,
     /// This node's number with a Redis broker, 1-2097151; 0 asks Redis [default: 0].
     #[arg(long, env = "WSPUSH_NODE_ID", value_name = "N")]
     pub node_id: Option<u32>,
@@ -354,6 +363,7 @@ impl Settings {
             rpc_max_message_bytes,
             rpc_max_in_flight,
             broker,
+            broker_intake_bytes,
             node_id,
             history_len,
             history_secs,

@@ -4,7 +4,10 @@
 //! before it reads the next message) and queues its Redis command there, so
 //! one program's pushes reach Redis, and hence every browser, in call order;
 //! only the wait for Redis's answer is asynchronous. A push fails with an RPC
-//! error (`broker unavailable: …`) when Redis is down, never silently.
+//! error (`broker unavailable: …`) when Redis is down, never silently; one
+//! that this node receives itself also fails while this node's subscription
+//! is down (`subscription not ready`) and succeeds only once it came back on
+//! that subscription (see `broker::receipts`).
 //!
 //! `send`, `subscribe`, `unsubscribe` and `disconnect` go through Redis to the
 //! node that holds the connection (its number is in the id), even when that

@@ -238,7 +238,8 @@ async fn connect_broker(
     let timeout = Duration::from_millis(settings.broker_timeout_ms.max(1));
     let broker =
         crate::broker::RedisBroker::connect(url, settings.node_id, settings.retention(), timeout)
-            .await?;
+            .await?
+            .with_intake_bytes(settings.broker_intake_bytes);
     Ok(Some(broker))
 }
 

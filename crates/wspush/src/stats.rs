@@ -84,6 +84,16 @@ pub struct Stats {
     pub broker_history_errors: u64,
     /// Upgrades refused with 400 (a malformed `since=`).
     pub refused_bad_request: u64,
+    /// Pushes refused because this node's Redis subscription was not up.
+    pub broker_refused_pushes: u64,
+    /// Bytes of bus messages waiting in this node's intake now.
+    pub broker_intake_bytes: u64,
+    /// The most the intake has held since start.
+    pub broker_intake_peak_bytes: u64,
+    /// Bus messages this node dropped (intake full, or larger than all of it).
+    pub broker_intake_dropped: u64,
+    /// Times the intake filled and this node went into gap mode.
+    pub broker_lag_episodes: u64,
     /// Upgrades refused with 401 (missing or invalid token).
     pub refused_unauthorized: u64,
     /// Upgrades refused with 403 (origin or channel not allowed).
@@ -181,6 +191,11 @@ impl Stats {
         self.broker_messages_in = get(&b.messages_in);
         self.broker_bad_messages = get(&b.bad_messages);
         self.broker_history_errors = get(&b.history_errors);
+        self.broker_refused_pushes = get(&b.refused_pushes);
+        self.broker_intake_bytes = get(&b.intake_bytes);
+        self.broker_intake_peak_bytes = get(&b.intake_peak);
+        self.broker_intake_dropped = get(&b.intake_dropped);
+        self.broker_lag_episodes = get(&b.lag_episodes);
     }
 
     fn scalars(&self) -> Vec<(&'static str, u64, &'static str)> {
@@ -397,6 +412,31 @@ impl Stats {
                 self.broker_history_errors,
                 "History reads from Redis that failed",
             ),
+            (
+                "broker_refused_pushes",
+                self.broker_refused_pushes,
+                "Pushes refused: this node's Redis subscription not up",
+            ),
+            (
+                "broker_intake_bytes",
+                self.broker_intake_bytes,
+                "Bytes of bus messages waiting in this node's intake",
+            ),
+            (
+                "broker_intake_peak_bytes",
+                self.broker_intake_peak_bytes,
+                "Most bytes this node's intake has held",
+            ),
+            (
+                "broker_intake_dropped",
+                self.broker_intake_dropped,
+                "Bus messages dropped: intake full (gap mode) or message too large",
+            ),
+            (
+                "broker_lag_episodes",
+                self.broker_lag_episodes,
+                "Times this node's intake filled (gap mode)",
+            ),
         ]
     }
 
@@ -439,6 +479,8 @@ impl Stats {
                     | "uptime_secs"
                     | "node"
                     | "broker_connected"
+                    | "broker_intake_bytes"
+                    | "broker_intake_peak_bytes"
                     | "rpc_connections"
             ) {
                 "gauge"
@@ -497,12 +539,16 @@ mod tests {
 }
 
 /// Sums the counters several nodes shared: the `cluster` part of `stats()`.
-/// Per-node facts (`node`, `uptime_secs`, `broker_connected`) are not summed.
+/// Per-node facts (`node`, `uptime_secs`, `broker_connected`, the intake
+/// peak) are not summed.
 pub fn cluster_value(nodes: &[(u32, Vec<(String, u64)>)]) -> Value {
     let mut sums: BTreeMap<&str, u64> = BTreeMap::new();
     for (_, counters) in nodes {
         for (name, v) in counters {
-            if !matches!(name.as_str(), "node" | "uptime_secs" | "broker_connected") {
+            if !matches!(
+                name.as_str(),
+                "node" | "uptime_secs" | "broker_connected" | "broker_intake_peak_bytes"
+            ) {
                 *sums.entry(name.as_str()).or_default() += v;
             }
         }

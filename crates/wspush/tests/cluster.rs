@@ -3,181 +3,21 @@
 //! node, and a Redis restart in the middle.
 #![allow(clippy::unwrap_used)]
 
-use std::process::Stdio;
+mod common;
+
 use std::time::Duration;
 
-use msgpack_rpc::{CallError, Client as Rpc, Notification, Value};
+use common::redis_server::{
+    Redis, WAIT, cluster, field, recv_positioned, recv_text, seq, wait_until_published_to,
+};
+use msgpack_rpc::Value;
 use serde_json::Value as Json;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
 use tokio::time::timeout;
-use ws_server::Message;
-use ws_server::client::{self, Client as Ws};
-use wspush::config::Settings;
-use wspush::serve::{Running, start};
-
-const WAIT: Duration = Duration::from_secs(15);
-
-/// A redis-server of our own, killed on drop.
-struct Redis {
-    child: Child,
-    port: u16,
-    dir: std::path::PathBuf,
-}
-
-impl Redis {
-    async fn start() -> Redis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = std::env::temp_dir().join(format!("wspush-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let child = Redis::spawn(port, &dir).await;
-        Redis { child, port, dir }
-    }
-
-    async fn spawn(port: u16, dir: &std::path::Path) -> Child {
-        let mut child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(dir)
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run redis-server ({e}): run scripts/test-deps.sh to install it")
-            });
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let ready = timeout(WAIT, async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if line.contains("Ready to accept connections") {
-                    return true;
-                }
-            }
-            false
-        })
-        .await;
-        assert_eq!(ready, Ok(true), "redis-server did not start on port {port}");
-        // Keep draining its log so it never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        child
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    async fn restart(&mut self) {
-        self.stop().await;
-        self.child = Redis::spawn(self.port, &self.dir).await;
-    }
-
-    async fn stop(&mut self) {
-        self.child.kill().await.unwrap();
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// One node plus a listening RPC client on it.
-struct Node {
-    server: Running,
-    rpc: Rpc,
-    events: mpsc::Receiver<Notification>,
-}
-
-impl Node {
-    async fn start(redis: &Redis) -> Node {
-        let settings = Settings {
-            ws: "127.0.0.1:0".parse().unwrap(),
-            rpc: "127.0.0.1:0".parse().unwrap(),
-            broker: redis.url(),
-            broker_timeout_ms: 1000,
-            shutdown_grace: 0,
-            ..Settings::default()
-        };
-        let server = start(&settings).await.unwrap();
-        let rpc = Rpc::connect_tcp(server.rpc_addr).await.unwrap();
-        let events = rpc.notifications();
-        rpc.call("listen", vec![]).await.unwrap();
-        Node {
-            server,
-            rpc,
-            events,
-        }
-    }
-
-    /// Opens a browser on this node; returns it with its id once registered.
-    async fn open(&mut self, query: &str) -> (Ws, u64) {
-        let url = format!("ws://{}/{query}", self.server.ws_addr);
-        let ws = client::connect(&url).await.unwrap();
-        loop {
-            let event = timeout(WAIT, self.events.recv()).await.unwrap().unwrap();
-            if &event.method[..] == b"on_open" {
-                return (ws, event.params[0].as_u64().unwrap());
-            }
-        }
-    }
-
-    async fn call(&self, method: &str, params: Vec<Value>) -> Result<Value, CallError> {
-        self.rpc.call(method, params).await
-    }
-}
-
-async fn cluster(redis: &Redis) -> Vec<Node> {
-    let mut nodes = Vec::new();
-    for _ in 0..3 {
-        nodes.push(Node::start(redis).await);
-    }
-    // Every node subscribed: a publish reaches all three.
-    wait_until_published_to(&nodes[0], 3).await;
-    nodes
-}
-
-/// Publishes probes on an unused channel until `n` nodes receive them.
-/// Subscribing is the server's own background work, so this polls, bounded.
-async fn wait_until_published_to(node: &Node, n: u64) {
-    for _ in 0..200 {
-        let reached = node
-            .call("publish", vec![Value::from("probe"), Value::from("x")])
-            .await;
-        if reached.ok().and_then(|v| v.as_u64()) == Some(n) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the nodes never all subscribed");
-}
-
-async fn recv_text(ws: &mut Ws) -> String {
-    match timeout(WAIT, ws.recv_message()).await.unwrap().unwrap() {
-        Some(Message::Text(t)) => String::from_utf8(t.to_vec()).unwrap(),
-        other => panic!("expected text, got {other:?}"),
-    }
-}
-
-async fn recv_positioned(ws: &mut Ws) -> (Json, String) {
-    let text = recv_text(ws).await;
-    let (head, data) = text.split_once('\n').expect("no header line");
-    (serde_json::from_str(head).unwrap(), data.to_owned())
-}
-
-fn seq(h: &Json) -> u64 {
-    h["q"].as_u64().unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishes_on_any_node_reach_every_node_in_order() {
     let redis = Redis::start().await;
-    let mut nodes = cluster(&redis).await;
+    let mut nodes = cluster(&redis, 3).await;
     let mut plain = Vec::new();
     let mut positioned = Vec::new();
     for node in nodes.iter_mut() {
@@ -224,7 +64,7 @@ async fn publishes_on_any_node_reach_every_node_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_and_subscribe_reach_connections_on_other_nodes() {
     let redis = Redis::start().await;
-    let mut nodes = cluster(&redis).await;
+    let mut nodes = cluster(&redis, 3).await;
     let (mut ws, id) = nodes[2].open("?x=1").await;
     let node_of_id = id >> 32;
     assert_ne!(node_of_id, 0, "ids carry their node: {id:#x}");
@@ -255,7 +95,7 @@ async fn send_and_subscribe_reach_connections_on_other_nodes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_resumes_on_another_node_with_exactly_what_it_missed() {
     let redis = Redis::start().await;
-    let mut nodes = cluster(&redis).await;
+    let mut nodes = cluster(&redis, 3).await;
     let (mut ws, _) = nodes[0].open("?channel=r&positions=1").await;
     for i in 1..=5 {
         let data = Value::from(format!("m{i}"));
@@ -294,7 +134,7 @@ async fn a_client_resumes_on_another_node_with_exactly_what_it_missed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_restart_fails_publishes_loudly_then_delivery_resumes_with_a_gap_notice() {
     let mut redis = Redis::start().await;
-    let mut nodes = cluster(&redis).await;
+    let mut nodes = cluster(&redis, 3).await;
     let (mut ws, _) = nodes[1].open("?channel=o&positions=1").await;
     let (mut raw, _) = nodes[2].open("?channel=o").await;
     let publish = |data: &str| vec![Value::from("o"), Value::from(data)];
@@ -322,24 +162,16 @@ async fn a_redis_restart_fails_publishes_loudly_then_delivery_resumes_with_a_gap
     assert_eq!((seq(&head), data.as_str()), (1, "after"));
     assert_eq!(recv_text(&mut raw).await, "after");
 
-    let stats = nodes[0].call("stats", vec![]).await.unwrap().to_string();
-    assert!(!stats.contains("\"broker_publish_errors\": 0"), "{stats}");
-    assert!(!stats.contains("\"broker_disconnects\": 0"), "{stats}");
-    assert!(stats.contains("\"broker_connected\": 1"), "{stats}");
-}
-
-/// The value under `key` in a msgpack map.
-fn field<'a>(map: &'a Value, key: &str) -> Option<&'a Value> {
-    map.as_map()?
-        .iter()
-        .find(|(k, _)| k.as_str() == Some(key))
-        .map(|(_, v)| v)
+    // This node's own counters (the `cluster` sums may be a second old).
+    assert!(nodes[0].counter("broker_publish_errors").await > 0);
+    assert!(nodes[0].counter("broker_disconnects").await > 0);
+    assert_eq!(nodes[0].counter("broker_connected").await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stats_aggregate_across_nodes() {
     let redis = Redis::start().await;
-    let mut nodes = cluster(&redis).await;
+    let mut nodes = cluster(&redis, 3).await;
     let mut browsers = Vec::new();
     for node in nodes.iter_mut() {
         browsers.push(node.open("").await.0);

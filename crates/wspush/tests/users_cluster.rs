@@ -3,56 +3,26 @@
 //! (`scripts/test-deps.sh` installs it).
 #![allow(clippy::unwrap_used)]
 
-use std::process::Stdio;
+mod common;
+
 use std::time::Duration;
 
+use common::redis_server::{Redis, WAIT};
 use jsonwebtoken::{EncodingKey, Header};
 use msgpack_rpc::{Client as Rpc, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 use tokio::time::timeout;
 use ws_server::Message;
 use ws_server::client::{self, Client as Ws};
 use wspush::config::Settings;
 use wspush::serve::{Running, start};
 
-const WAIT: Duration = Duration::from_secs(15);
 const SECRET: &str = "cluster-jwt";
 
-/// A throwaway redis-server on a free port, killed on drop.
-async fn redis() -> (Child, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("no redis-server ({e}): run scripts/test-deps.sh"));
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    timeout(WAIT, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if line.contains("Ready to accept connections") {
-                return;
-            }
-        }
-        panic!("redis-server ended before it was ready");
-    })
-    .await
-    .unwrap();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, port)
-}
-
-async fn node(port: u16) -> (Running, Rpc) {
+async fn node(redis: &Redis) -> (Running, Rpc) {
     let server = start(&Settings {
         ws: "127.0.0.1:0".parse().unwrap(),
         rpc: "127.0.0.1:0".parse().unwrap(),
-        broker: format!("redis://127.0.0.1:{port}"),
+        broker: redis.url(),
         jwt_secret: Some(SECRET.into()),
         shutdown_grace: 0,
         ..Settings::default()
@@ -102,9 +72,9 @@ async fn open(server: &Running, rpc: &Rpc, user: &str) -> Ws {
 
 #[tokio::test]
 async fn send_user_reaches_the_user_on_every_node() {
-    let (_redis, port) = redis().await;
-    let (a, rpc_a) = node(port).await;
-    let (b, rpc_b) = node(port).await;
+    let redis = Redis::start().await;
+    let (a, rpc_a) = node(&redis).await;
+    let (b, rpc_b) = node(&redis).await;
     let mut on_a = open(&a, &rpc_a, "alice").await;
     let mut on_b = open(&b, &rpc_b, "alice").await;
 

@@ -4,22 +4,29 @@
 //! Keys (`S` is `b` for the broadcast stream, `c:NAME` for a channel):
 //!
 //! ```text
-//! wspush:m:S      hash {epoch, seq}: the stream's numbering
-//! wspush:h:S      stream of {k: t|b, d: data, t: unix ms}, entry id SEQ-0, XADD MAXLEN
+//! wspush:m:S      hash {epoch, seq}: the stream's numbering       } both expire one history
+//! wspush:h:S      stream of {k: t|b, d: data, t: unix ms},        } window (--history-secs)
+//!                 entry id SEQ-0, XADD MAXLEN                     } after the stream's last write
 //! wspush:bus      pub/sub: every stream message and send_user, to every node
 //! wspush:node:N   pub/sub: commands for the connections of node N
-//! wspush:nodes    counter handing out node numbers
+//! wspush:nodes    counter handing out node numbers (never expires: numbers must not repeat)
+//! wspush:stats    hash node -> shared counters (expires when no node refreshes it)
 //! ```
 //!
 //! Pub/sub payloads are a header line, `\n`, then raw bytes:
 //!
 //! ```text
-//! t SEQ EPOCH -\n<data>              broadcast stream, text (b: binary)
-//! t SEQ EPOCH LEN\n<channel><data>   channel of LEN bytes
-//! T ID\n<data>                       send() to connection ID (B: binary)
-//! S ID\n<channel> / U ID\n<channel>  subscribe / unsubscribe
-//! D ID CODE\n<reason>                disconnect
+//! t SEQ EPOCH - [O]\n<data>              broadcast stream, text (b: binary)
+//! t SEQ EPOCH LEN [O]\n<channel><data>   channel of LEN bytes
+//! T ID [O]\n<data>                       send() to connection ID (B: binary)
+//! S ID [O]\n<channel> / U ID [O]\n<channel>  subscribe / unsubscribe
+//! D ID CODE [O]\n<reason>                disconnect
+//! V LEN [O]\n<user><data>                send_user (W: binary)
 //! ```
+//!
+//! `O` (`ORIGIN.TICKET`, origin in hex) is present on what a node published
+//! and will receive itself: its receipt (see `receipts`). Parsers ignore
+//! trailing header fields, so nodes without it read the same bus.
 
 use bytes::Bytes;
 
@@ -30,7 +37,12 @@ use crate::position::Position;
 pub const BUS: &str = "wspush:bus";
 
 /// Numbers a stream message, keeps it, publishes it; returns how many nodes got it.
-/// KEYS: meta hash, history stream. ARGV: bus, kind, tag, name, data, maxlen, max age ms.
+/// KEYS: meta hash, history stream. ARGV: bus, kind, tag, name, data, maxlen,
+/// max age ms (0: none), origin field (` O.T` or empty).
+///
+/// Both keys live one history window past the stream's last write (set here,
+/// atomically with the write): a stream nobody writes to leaves nothing behind
+/// in Redis, and the next write starts a new epoch, as after any loss.
 pub const PUBLISH_SCRIPT: &str = r#"
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
@@ -43,15 +55,89 @@ if seq == 1 or not epoch then
 end
 local s = string.format('%d', seq)
 local maxlen = tonumber(ARGV[6])
+local age = tonumber(ARGV[7])
 if maxlen > 0 then
   local t = redis.call('TIME')
   local ms = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
   redis.call('XADD', KEYS[2], 'MAXLEN', maxlen, s .. '-0', 'k', ARGV[2], 'd', ARGV[5], 't', ms)
-  local age = tonumber(ARGV[7])
-  if age > 0 then redis.call('PEXPIRE', KEYS[2], age) end
 end
-return redis.call('PUBLISH', ARGV[1], ARGV[2] .. ' ' .. s .. ' ' .. epoch .. ' ' .. ARGV[3] .. '\n' .. ARGV[4] .. ARGV[5])
+if age > 0 then
+  redis.call('PEXPIRE', KEYS[1], age)
+  if maxlen > 0 then redis.call('PEXPIRE', KEYS[2], age) end
+end
+return redis.call('PUBLISH', ARGV[1], ARGV[2] .. ' ' .. s .. ' ' .. epoch .. ' ' .. ARGV[3] .. ARGV[8] .. '\n' .. ARGV[4] .. ARGV[5])
 "#;
+
+/// A message's receipt field: `origin` (a random number per process, so two
+/// nodes misconfigured with one `--node-id` still tell theirs apart) and the
+/// ticket, counting that origin's receipted messages in publish order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Receipt {
+    /// Who published it.
+    pub origin: u64,
+    /// Its number among that origin's receipted messages.
+    pub ticket: u64,
+}
+
+impl Receipt {
+    /// The header field, with its leading space.
+    pub fn field(&self) -> String {
+        format!(" {:x}.{}", self.origin, self.ticket)
+    }
+
+    fn parse(field: &str) -> Option<Receipt> {
+        let (origin, ticket) = field.split_once('.')?;
+        Some(Receipt {
+            origin: u64::from_str_radix(origin, 16).ok()?,
+            ticket: ticket.parse().ok()?,
+        })
+    }
+}
+
+/// The header line of a pub/sub payload, if it has one.
+fn head(msg: &[u8]) -> Option<&str> {
+    let nl = msg.iter().position(|b| *b == b'\n')?;
+    std::str::from_utf8(&msg[..nl]).ok()
+}
+
+/// The receipt field of a pub/sub payload, read from its header alone.
+pub fn receipt_of(msg: &[u8]) -> Option<Receipt> {
+    let head = head(msg)?;
+    let at = match head.as_bytes().first()? {
+        b't' | b'b' => 4,
+        b'D' => 3,
+        b'T' | b'B' | b'S' | b'U' | b'V' | b'W' => 2,
+        _ => return None,
+    };
+    Receipt::parse(head.split(' ').nth(at)?)
+}
+
+/// Whether a payload changes a connection's state (subscribe, unsubscribe,
+/// disconnect): small, and not to be lost when the intake drops data.
+pub fn is_control(msg: &[u8]) -> bool {
+    matches!(msg.first(), Some(b'S' | b'U' | b'D'))
+}
+
+/// The stream and position of a stream message, read from its header and
+/// the first bytes of its body (for logging what was dropped).
+pub fn stream_of(msg: &[u8]) -> Option<(Option<String>, Position)> {
+    let head = head(msg)?;
+    let mut fields = head.split(' ');
+    if !matches!(fields.next()?, "t" | "b") {
+        return None;
+    }
+    let seq = fields.next()?.parse().ok()?;
+    let epoch = fields.next()?;
+    let stream = match fields.next()? {
+        "-" => None,
+        len => {
+            let len: usize = len.parse().ok()?;
+            let body = &msg[head.len() + 1..];
+            Some(String::from_utf8_lossy(body.get(..len)?).into_owned())
+        }
+    };
+    Some((stream, Position::new(epoch, seq)))
+}
 
 /// The meta hash and history stream keys of a stream.
 pub fn keys(stream: Option<&str>) -> (String, String) {
@@ -85,8 +171,8 @@ pub enum NodeCommand {
 }
 
 impl NodeCommand {
-    /// The pub/sub payload.
-    pub fn encode(&self) -> Vec<u8> {
+    /// The pub/sub payload; `receipt` is [`Receipt::field`] or empty.
+    pub fn encode(&self, receipt: &str) -> Vec<u8> {
         let (head, body): (String, &[u8]) = match self {
             NodeCommand::Send(id, Payload::Text(b)) => (format!("T {id}"), b),
             NodeCommand::Send(id, Payload::Binary(b)) => (format!("B {id}"), b),
@@ -94,7 +180,7 @@ impl NodeCommand {
             NodeCommand::Unsubscribe(id, c) => (format!("U {id}"), c.as_bytes()),
             NodeCommand::Disconnect(id, code, r) => (format!("D {id} {code}"), r.as_bytes()),
         };
-        frame(&head, &[body])
+        frame(&format!("{head}{receipt}"), &[body])
     }
 }
 
@@ -111,13 +197,17 @@ fn frame(head: &str, parts: &[&[u8]]) -> Vec<u8> {
 }
 
 /// `send_user(user, data)` for the shared bus, where every node serves its
-/// own connections of that user: `V|W <user length>\n<user><data>`.
-pub fn encode_user(user: &str, payload: &Payload) -> Vec<u8> {
+/// own connections of that user: `V|W <user length>\n<user><data>`;
+/// `receipt` is [`Receipt::field`] or empty.
+pub fn encode_user(user: &str, payload: &Payload, receipt: &str) -> Vec<u8> {
     let (kind, data) = match payload {
         Payload::Text(b) => ('V', b),
         Payload::Binary(b) => ('W', b),
     };
-    frame(&format!("{kind} {}", user.len()), &[user.as_bytes(), data])
+    frame(
+        &format!("{kind} {}{receipt}", user.len()),
+        &[user.as_bytes(), data],
+    )
 }
 
 /// A message received from Redis.
@@ -269,11 +359,13 @@ mod tests {
             ("al ice\n", Payload::Text(Bytes::from_static(b"x\ny"))),
             ("", Payload::Binary(Bytes::from_static(&[0, 10]))),
         ] {
-            let wire = encode_user(user, &payload);
-            assert_eq!(
-                BusMessage::parse(&wire).unwrap(),
-                BusMessage::User(user.into(), payload)
-            );
+            for receipt in ["", " ff.2"] {
+                let wire = encode_user(user, &payload, receipt);
+                assert_eq!(
+                    BusMessage::parse(&wire).unwrap(),
+                    BusMessage::User(user.into(), payload.clone())
+                );
+            }
         }
         assert!(BusMessage::parse(b"V 9\nab").is_err());
     }
@@ -287,11 +379,45 @@ mod tests {
             NodeCommand::Unsubscribe(5, "a".into()),
             NodeCommand::Disconnect(5, 4000, "bye".into()),
         ] {
-            assert_eq!(
-                BusMessage::parse(&cmd.encode()).unwrap(),
-                BusMessage::Node(cmd)
-            );
+            let receipt = Receipt {
+                origin: 0xabc,
+                ticket: 9,
+            };
+            for field in [String::new(), receipt.field()] {
+                let wire = cmd.encode(&field);
+                assert_eq!(
+                    BusMessage::parse(&wire).unwrap(),
+                    BusMessage::Node(cmd.clone())
+                );
+                let expected = (!field.is_empty()).then_some(receipt);
+                assert_eq!(receipt_of(&wire), expected, "{wire:?}");
+            }
         }
+    }
+
+    #[test]
+    fn receipts_and_streams_are_read_from_the_header_alone() {
+        let r = Receipt {
+            origin: u64::MAX,
+            ticket: 12,
+        };
+        let wire = format!("t 7 e1.2 4{}\nn:wshello", r.field());
+        assert_eq!(receipt_of(wire.as_bytes()), Some(r));
+        assert_eq!(
+            stream_of(wire.as_bytes()),
+            Some((Some("n:ws".into()), Position::new("e1.2", 7)))
+        );
+        // The epoch holds a dot but is no receipt; nodes without receipts parse alike.
+        assert_eq!(receipt_of(b"t 7 e1.2 -\nx"), None);
+        assert_eq!(stream_of(b"b 3 e -\n"), Some((None, Position::new("e", 3))));
+        assert_eq!(
+            BusMessage::parse(wire.as_bytes()).unwrap(),
+            BusMessage::parse(b"t 7 e1.2 4\nn:wshello").unwrap()
+        );
+        assert_eq!(receipt_of(b"t 7 e1.2 4 zz.1\nn:ws"), None);
+        assert_eq!(stream_of(b"T 1\nx"), None);
+        assert!(is_control(b"S 1\nc") && is_control(b"D 1 1000\n"));
+        assert!(!is_control(b"T 1\nx") && !is_control(b"t 1 e -\nx"));
     }
 
     #[test]

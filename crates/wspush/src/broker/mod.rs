@@ -3,7 +3,8 @@
 //! ```text
 //! embedded (default):  rpc --> Hub (numbers, keeps history, fans out)
 //! redis:               rpc --> publisher task --pipelined EVALSHA--> Redis (numbers, XADD, PUBLISH)
-//!                      Redis --pub/sub--> subscriber task (one per node) --> Hub::deliver --> browsers
+//!                      Redis --pub/sub--> reader --intake (bytes)--> deliverer --> Hub::deliver --> browsers
+//!                      reader --receipts--> the publishing caller's answer
 //! ```
 //!
 //! Connection ids carry their node: `node << 32 | local id` (node 0 in
@@ -11,11 +12,15 @@
 //! hold them exactly.
 
 pub mod bus;
+pub mod intake;
+pub mod receipts;
 pub mod redis;
+pub mod resp;
+pub mod subscriber;
 
 use std::time::Duration;
 
-pub use self::redis::{BrokerCounters, RedisBroker};
+pub use self::redis::{BrokerCounters, DEFAULT_INTAKE_BYTES, RedisBroker};
 
 /// Node numbers stay below this so ids stay below 2^53.
 pub const MAX_NODE: u32 = (1 << 21) - 1;

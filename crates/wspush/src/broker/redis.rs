@@ -1,5 +1,5 @@
 //! The Redis broker: one ordered, pipelined publish connection and one
-//! pub/sub connection per node.
+//! subscription per node (see [`super::subscriber`]).
 //!
 //! Publishes are queued in call order (the RPC methods enqueue before they
 //! return their future) to one task that sends whatever is queued as one
@@ -8,21 +8,24 @@
 //! touches, never a silent success. An error means the push may or may not
 //! have been delivered (the connection may break after Redis ran it).
 //!
-//! The subscriber reconnects with backoff (100 ms doubling to 5 s) and
-//! resubscribes; messages published meanwhile are reported to positioned
-//! browsers as gaps by [`Hub::deliver`].
+//! A push that this node receives itself (every stream push and
+//! `send_user`, and commands for this node's connections) is refused while
+//! this node's subscription is down, and succeeds only once it came back on
+//! that subscription ([`super::receipts`]): a success means this node's
+//! browsers have it queued, not only that Redis ran it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures_util::StreamExt;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, Value as RValue};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::bus::{self, BUS, BusMessage, NodeCommand};
+use super::bus::{self, BUS, NodeCommand, Receipt};
+use super::receipts::{NOT_READY, Receipts};
+use super::subscriber::Subscriber;
 use super::{BrokerError, MAX_NODE};
 use crate::data::Payload;
 use crate::history::{HistoryRead, Retention};
@@ -40,17 +43,118 @@ pub struct BrokerCounters {
     pub publish_errors: AtomicU64,
     /// Times the subscriber connection was lost or could not be made.
     pub disconnects: AtomicU64,
-    /// Messages received from Redis.
+    /// Messages received from Redis (including those the intake dropped).
     pub messages_in: AtomicU64,
     /// Messages from Redis that could not be parsed (dropped).
     pub bad_messages: AtomicU64,
     /// History reads that failed (the browser got a gap notice).
     pub history_errors: AtomicU64,
+    /// Pushes refused because this node's subscription was not up (also in
+    /// `publish_errors`).
+    pub refused_pushes: AtomicU64,
+    /// Bytes in the intake queue now (gauge).
+    pub intake_bytes: AtomicU64,
+    /// The most the intake queue has held (gauge).
+    pub intake_peak: AtomicU64,
+    /// Messages from Redis this node dropped: intake full (gap mode) or a
+    /// message larger than the whole intake.
+    pub intake_dropped: AtomicU64,
+    /// Times the intake filled up and the node went into gap mode.
+    pub lag_episodes: AtomicU64,
+}
+
+/// What a caller asked to send; the publisher turns it into a command.
+enum Op {
+    /// `push_data` (`None`) or `publish` to a channel.
+    Stream(Option<String>, Payload),
+    /// A command for a connection of `node`.
+    Node(u32, NodeCommand),
+    /// `send_user`.
+    User(String, Payload),
+}
+
+impl Op {
+    /// Whether node `me` receives what this publishes (and so waits for it).
+    fn comes_back_to(&self, me: u32) -> bool {
+        !matches!(self, Op::Node(node, _) if *node != me)
+    }
 }
 
 struct Job {
-    cmd: Cmd,
+    op: Op,
     reply: oneshot::Sender<Result<RValue, BrokerError>>,
+}
+
+/// Builds the commands of a pipeline, numbering the receipts in pipeline order.
+struct Commands {
+    node: u32,
+    origin: u64,
+    sha: String,
+    keep: Retention,
+    next_ticket: u64,
+}
+
+impl Commands {
+    /// The command for `op`, with a receipt when it comes back to this node.
+    fn build(&mut self, op: Op) -> (Cmd, Option<u64>) {
+        let ticket = op.comes_back_to(self.node).then(|| {
+            self.next_ticket += 1;
+            self.next_ticket
+        });
+        let field = ticket.map_or_else(String::new, |ticket| {
+            Receipt {
+                origin: self.origin,
+                ticket,
+            }
+            .field()
+        });
+        let cmd = match op {
+            Op::Stream(stream, payload) => self.stream(stream.as_deref(), &payload, &field),
+            Op::Node(node, command) => {
+                let mut cmd = redis::cmd("PUBLISH");
+                cmd.arg(bus::node_channel(node)).arg(command.encode(&field));
+                cmd
+            }
+            Op::User(user, payload) => {
+                let mut cmd = redis::cmd("PUBLISH");
+                cmd.arg(BUS).arg(bus::encode_user(&user, &payload, &field));
+                cmd
+            }
+        };
+        (cmd, ticket)
+    }
+
+    fn stream(&self, stream: Option<&str>, payload: &Payload, field: &str) -> Cmd {
+        let (meta, history) = bus::keys(stream);
+        let kind = match payload {
+            Payload::Text(_) => "t",
+            Payload::Binary(_) => "b",
+        };
+        let max_age = self.keep.max_age.map_or(0, |d| d.as_millis());
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(&self.sha)
+            .arg(2)
+            .arg(meta)
+            .arg(history)
+            .arg(BUS)
+            .arg(kind)
+            .arg(bus::tag(stream))
+            .arg(stream.unwrap_or(""))
+            .arg(&payload.bytes()[..])
+            .arg(self.keep.len)
+            .arg(u64::try_from(max_age).unwrap_or(u64::MAX))
+            .arg(field);
+        cmd
+    }
+}
+
+/// A number that differs between processes (receipt origins).
+fn random_origin() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(unix_ms());
+    h.write_u32(std::process::id());
+    h.finish()
 }
 
 /// Where nodes share their counters (field: node number).
@@ -64,12 +168,27 @@ pub struct RedisBroker {
     jobs: mpsc::UnboundedSender<Job>,
     keep: Retention,
     timeout: Duration,
-    sha: String,
     counters: Arc<BrokerCounters>,
+    receipts: Arc<Receipts<RValue>>,
+    origin: u64,
+    intake_bytes: usize,
 }
+
+/// Default bound of a node's intake from the bus: a few seconds of a busy
+/// bus, far below what a node holds for its browsers.
+pub const DEFAULT_INTAKE_BYTES: usize = 64 << 20;
 
 fn unavailable(e: impl std::fmt::Display) -> BrokerError {
     BrokerError::Unavailable(e.to_string())
+}
+
+/// A failed request: the connection's own response timeout (the same
+/// `timeout`) reads as what it is, Redis not answering in time.
+fn failed(e: redis::RedisError, timeout: Duration) -> BrokerError {
+    match e.is_timeout() {
+        true => BrokerError::Timeout(timeout),
+        false => unavailable(e),
+    }
 }
 
 impl RedisBroker {
@@ -106,7 +225,25 @@ impl RedisBroker {
         };
         let (jobs, rx) = mpsc::unbounded_channel();
         let counters = Arc::new(BrokerCounters::default());
-        tokio::spawn(run_publisher(conn.clone(), rx, timeout));
+        let receipts = Arc::new(Receipts::new(timeout));
+        let origin = random_origin();
+        let commands = Commands {
+            node,
+            origin,
+            sha: redis::Script::new(bus::PUBLISH_SCRIPT)
+                .get_hash()
+                .to_owned(),
+            keep,
+            next_ticket: 0,
+        };
+        let publisher = Publisher {
+            conn: conn.clone(),
+            commands,
+            receipts: Arc::clone(&receipts),
+            counters: Arc::clone(&counters),
+            timeout,
+        };
+        tokio::spawn(publisher.run(rx));
         Ok(RedisBroker {
             node,
             client,
@@ -114,11 +251,18 @@ impl RedisBroker {
             jobs,
             keep,
             timeout,
-            sha: redis::Script::new(bus::PUBLISH_SCRIPT)
-                .get_hash()
-                .to_owned(),
             counters,
+            receipts,
+            origin,
+            intake_bytes: DEFAULT_INTAKE_BYTES,
         })
+    }
+
+    /// The same broker with the subscription's intake bounded to `bytes`
+    /// (`--broker-intake-bytes`); call before [`RedisBroker::start_subscriber`].
+    pub fn with_intake_bytes(mut self, bytes: usize) -> Self {
+        self.intake_bytes = bytes.max(1);
+        self
     }
 
     /// This node's number.
@@ -132,31 +276,14 @@ impl RedisBroker {
     }
 
     /// Queues a publish now (call order is delivery order); the future
-    /// resolves to the number of nodes it reached.
+    /// resolves to the number of nodes it reached, once it also reached this
+    /// one.
     pub fn publish(
         &self,
         stream: Option<&str>,
         payload: &Payload,
     ) -> impl Future<Output = Result<u64, BrokerError>> + Send + 'static {
-        let (meta, history) = bus::keys(stream);
-        let kind = match payload {
-            Payload::Text(_) => "t",
-            Payload::Binary(_) => "b",
-        };
-        let max_age = self.keep.max_age.map_or(0, |d| d.as_millis());
-        let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(&self.sha)
-            .arg(2)
-            .arg(meta)
-            .arg(history)
-            .arg(BUS)
-            .arg(kind)
-            .arg(bus::tag(stream))
-            .arg(stream.unwrap_or(""))
-            .arg(&payload.bytes()[..])
-            .arg(self.keep.len)
-            .arg(u64::try_from(max_age).unwrap_or(u64::MAX));
-        self.submit(cmd)
+        self.submit(Op::Stream(stream.map(str::to_owned), payload.clone()))
     }
 
     /// Queues a command for a connection of another node (or this one, to
@@ -166,9 +293,7 @@ impl RedisBroker {
         node: u32,
         command: &NodeCommand,
     ) -> impl Future<Output = Result<u64, BrokerError>> + Send + 'static {
-        let mut cmd = redis::cmd("PUBLISH");
-        cmd.arg(bus::node_channel(node)).arg(command.encode());
-        self.submit(cmd)
+        self.submit(Op::Node(node, command.clone()))
     }
 
     /// Queues `send_user` on the shared bus; resolves to how many nodes listen.
@@ -177,19 +302,27 @@ impl RedisBroker {
         user: &str,
         payload: Payload,
     ) -> impl Future<Output = Result<u64, BrokerError>> + Send + 'static {
-        let mut cmd = redis::cmd("PUBLISH");
-        cmd.arg(BUS).arg(bus::encode_user(user, &payload));
-        self.submit(cmd)
+        self.submit(Op::User(user.to_owned(), payload))
     }
 
-    fn submit(&self, cmd: Cmd) -> impl Future<Output = Result<u64, BrokerError>> + Send + 'static {
+    fn submit(&self, op: Op) -> impl Future<Output = Result<u64, BrokerError>> + Send + 'static {
         let (reply, rx) = oneshot::channel();
-        let sent = self.jobs.send(Job { cmd, reply }).is_ok();
+        // Refused at once while the subscription is down: it could not come back.
+        let sent = match op.comes_back_to(self.node) && self.receipts.up().is_none() {
+            true => {
+                self.counters.refused_pushes.fetch_add(1, Ordering::Relaxed);
+                Err(BrokerError::Unavailable(NOT_READY.into()))
+            }
+            false => match self.jobs.send(Job { op, reply }) {
+                Ok(()) => Ok(()),
+                Err(_) => Err(BrokerError::Closed),
+            },
+        };
         let counters = Arc::clone(&self.counters);
         async move {
             let result = match sent {
-                true => rx.await.unwrap_or(Err(BrokerError::Closed)),
-                false => Err(BrokerError::Closed),
+                Ok(()) => rx.await.unwrap_or(Err(BrokerError::Closed)),
+                Err(e) => Err(e),
             };
             let result = result.and_then(|v| match v {
                 RValue::Int(n) => Ok(u64::try_from(n).unwrap_or(0)),
@@ -227,7 +360,7 @@ impl RedisBroker {
         let reply: Vec<RValue> = tokio::time::timeout(self.timeout, pipe.query_async(&mut conn))
             .await
             .map_err(|_| BrokerError::Timeout(self.timeout))?
-            .map_err(unavailable)?;
+            .map_err(|e| failed(e, self.timeout))?;
         let oldest_ms = self
             .keep
             .max_age
@@ -248,11 +381,18 @@ impl RedisBroker {
             "t": now as u64,
             "s": mine.iter().map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v))).collect::<serde_json::Map<_, _>>(),
         });
+        // The hash lives while some node refreshes it; nodes that stopped
+        // are removed below, so restarts (new node numbers) do not pile up.
+        let ttl_ms = u64::try_from(max_age.as_millis().saturating_mul(12)).unwrap_or(u64::MAX);
         let mut pipe = redis::pipe();
         pipe.cmd("HSET")
             .arg(STATS_KEY)
             .arg(self.node)
             .arg(entry.to_string())
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(STATS_KEY)
+            .arg(ttl_ms.max(1))
             .ignore()
             .cmd("HGETALL")
             .arg(STATS_KEY);
@@ -261,37 +401,54 @@ impl RedisBroker {
             tokio::time::timeout(self.timeout, pipe.query_async(&mut conn))
                 .await
                 .map_err(|_| BrokerError::Timeout(self.timeout))?
-                .map_err(unavailable)?;
+                .map_err(|e| failed(e, self.timeout))?;
         let oldest = now.saturating_sub(max_age.as_millis()) as u64;
-        Ok(all
-            .into_iter()
-            .filter_map(|(node, text)| {
-                let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-                if v.get("t")?.as_u64()? < oldest {
-                    return None;
-                }
-                let counters = v
-                    .get("s")?
-                    .as_object()?
-                    .iter()
-                    .filter_map(|(k, n)| Some((k.clone(), n.as_u64()?)))
-                    .collect();
-                Some((node, counters))
-            })
-            .collect())
+        let gone = now.saturating_sub(max_age.as_millis().saturating_mul(12)) as u64;
+        let mut stale = Vec::new();
+        let mut live = Vec::new();
+        for (node, text) in all {
+            match parse_shared(&text) {
+                Some((t, counters)) if t >= oldest => live.push((node, counters)),
+                Some((t, _)) if t >= gone => {}
+                _ => stale.push(node),
+            }
+        }
+        if !stale.is_empty() {
+            let mut hdel = redis::cmd("HDEL");
+            hdel.arg(STATS_KEY).arg(&stale);
+            // Best effort: the next share tries again.
+            let _ = tokio::time::timeout(self.timeout, hdel.query_async::<()>(&mut conn)).await;
+        }
+        Ok(live)
     }
 
-    /// Starts the subscriber task: delivers to `hub` until `shutdown`.
+    /// Starts the subscriber tasks: delivers to `hub` until `shutdown`.
     pub fn start_subscriber(&self, hub: Arc<Hub>, shutdown: CancellationToken) {
         let sub = Subscriber {
-            client: self.client.clone(),
+            info: self.client.get_connection_info().clone(),
             channels: vec![BUS.to_owned(), bus::node_channel(self.node)],
             hub,
             counters: Arc::clone(&self.counters),
+            receipts: Arc::clone(&self.receipts),
+            origin: self.origin,
             timeout: self.timeout,
+            intake_bytes: self.intake_bytes,
         };
         tokio::spawn(sub.run(shutdown));
     }
+}
+
+/// A node's shared counters: when they were shared, and the counters.
+fn parse_shared(text: &str) -> Option<(u64, Vec<(String, u64)>)> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    let t = v.get("t")?.as_u64()?;
+    let counters = v
+        .get("s")?
+        .as_object()?
+        .iter()
+        .filter_map(|(k, n)| Some((k.clone(), n.as_u64()?)))
+        .collect();
+    Some((t, counters))
 }
 
 fn unix_ms() -> u128 {
@@ -370,131 +527,98 @@ fn parse_history(reply: Vec<RValue>, oldest_ms: Option<u128>) -> Result<HistoryR
     Ok(read)
 }
 
-async fn run_publisher(
-    mut conn: ConnectionManager,
-    mut rx: mpsc::UnboundedReceiver<Job>,
-    timeout: Duration,
-) {
-    let mut batch = Vec::with_capacity(64);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let mut pipe = redis::pipe();
-        // Loading the script with every batch costs one hash on the server and
-        // means a restarted (empty) Redis never answers NOSCRIPT.
-        pipe.cmd("SCRIPT").arg("LOAD").arg(bus::PUBLISH_SCRIPT);
-        let mut replies = Vec::with_capacity(batch.len());
-        for job in batch.drain(..) {
-            pipe.add_command(job.cmd);
-            replies.push(job.reply);
-        }
-        let sent = conn.req_packed_commands(&pipe, 0, replies.len() + 1);
-        let outcome = match tokio::time::timeout(timeout, sent).await {
-            Ok(Ok(values)) if values.len() == replies.len() + 1 => Ok(values),
-            Ok(Ok(values)) => Err(BrokerError::Reply(format!("{} replies", values.len()))),
-            Ok(Err(e)) => Err(unavailable(e)),
-            Err(_) => Err(BrokerError::Timeout(timeout)),
-        };
-        match outcome {
-            Ok(values) => {
-                for (reply, value) in replies.into_iter().zip(values.into_iter().skip(1)) {
-                    let result = match value {
-                        RValue::ServerError(e) => Err(BrokerError::Redis(format!("{e:?}"))),
-                        v => Ok(v),
-                    };
-                    let _ = reply.send(result);
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, pushes = replies.len(), "publish to Redis failed");
-                for reply in replies {
-                    let _ = reply.send(Err(e.clone()));
-                }
-            }
-        }
-    }
-}
-
-struct Subscriber {
-    client: redis::Client,
-    channels: Vec<String>,
-    hub: Arc<Hub>,
+/// The task that owns the publish connection.
+struct Publisher {
+    conn: ConnectionManager,
+    commands: Commands,
+    receipts: Arc<Receipts<RValue>>,
     counters: Arc<BrokerCounters>,
     timeout: Duration,
 }
 
-impl Subscriber {
-    async fn run(self, shutdown: CancellationToken) {
-        let mut delay = Duration::from_millis(100);
+/// A job sent in a pipeline: where its answer goes, and its receipt.
+struct Sent {
+    reply: oneshot::Sender<Result<RValue, BrokerError>>,
+    ticket: Option<u64>,
+}
+
+impl Publisher {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Job>) {
+        let mut batch = Vec::with_capacity(64);
         loop {
-            let connect = async {
-                let mut pubsub = self.client.get_async_pubsub().await?;
-                for channel in &self.channels {
-                    pubsub.subscribe(channel).await?;
-                }
-                Ok::<_, redis::RedisError>(pubsub)
-            };
-            let connected = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                r = tokio::time::timeout(self.timeout, connect) => r,
-            };
-            match connected {
-                Ok(Ok(pubsub)) => {
-                    self.counters.connected.store(1, Ordering::Relaxed);
-                    tracing::info!(channels = ?self.channels, "subscribed to Redis");
-                    delay = Duration::from_millis(100);
-                    let mut messages = pubsub.into_on_message();
-                    loop {
-                        let msg = tokio::select! {
-                            _ = shutdown.cancelled() => return,
-                            msg = messages.next() => match msg {
-                                Some(msg) => msg,
-                                None => break,
-                            },
-                        };
-                        self.handle_message(msg.get_payload_bytes());
-                    }
-                    self.counters.connected.store(0, Ordering::Relaxed);
-                    tracing::warn!("Redis subscription lost; reconnecting");
-                }
-                Ok(Err(e)) => tracing::warn!(error = %e, ?delay, "cannot subscribe to Redis"),
-                Err(_) => tracing::warn!(?delay, "subscribing to Redis timed out"),
-            }
-            self.counters.disconnects.fetch_add(1, Ordering::Relaxed);
+            let next = self.receipts.expire(tokio::time::Instant::now());
             tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(delay) => {}
+                n = rx.recv_many(&mut batch, MAX_BATCH) => {
+                    if n == 0 {
+                        return;
+                    }
+                    self.send(&mut batch).await;
+                }
+                _ = tokio::time::sleep_until(next.unwrap_or_else(far_future)), if next.is_some() => {}
             }
-            delay = (delay * 2).min(Duration::from_secs(5));
         }
     }
 
-    fn handle_message(&self, msg: &[u8]) {
-        self.counters.messages_in.fetch_add(1, Ordering::Relaxed);
-        let hub = &self.hub;
-        match BusMessage::parse(msg) {
-            Ok(BusMessage::Stream(stream, pos, payload)) => {
-                hub.deliver(stream.as_deref(), &pos, payload);
+    /// Sends `batch` as one pipeline and answers (or hands to the receipts) each job.
+    async fn send(&mut self, batch: &mut Vec<Job>) {
+        // The subscription as this pipeline leaves: what comes back on it counts.
+        let generation = self.receipts.up();
+        let mut pipe = redis::pipe();
+        // Loading the script with every batch costs one hash on the server and
+        // means a restarted (empty) Redis never answers NOSCRIPT.
+        pipe.cmd("SCRIPT").arg("LOAD").arg(bus::PUBLISH_SCRIPT);
+        let mut sent = Vec::with_capacity(batch.len());
+        for job in batch.drain(..) {
+            if generation.is_none() && job.op.comes_back_to(self.commands.node) {
+                self.counters.refused_pushes.fetch_add(1, Ordering::Relaxed);
+                let _ = job
+                    .reply
+                    .send(Err(BrokerError::Unavailable(NOT_READY.into())));
+                continue;
             }
-            Ok(BusMessage::User(user, payload)) => {
-                hub.send_user(&user, payload);
-            }
-            Ok(BusMessage::Node(cmd)) => match cmd {
-                NodeCommand::Send(id, payload) => {
-                    hub.send(id, payload);
-                }
-                NodeCommand::Subscribe(id, channel) => {
-                    hub.subscribe(id, &channel);
-                }
-                NodeCommand::Unsubscribe(id, channel) => {
-                    hub.unsubscribe(id, &channel);
-                }
-                NodeCommand::Disconnect(id, code, reason) => {
-                    hub.disconnect(id, code, &reason);
-                }
-            },
+            let (cmd, ticket) = self.commands.build(job.op);
+            pipe.add_command(cmd);
+            sent.push(Sent {
+                reply: job.reply,
+                ticket,
+            });
+        }
+        if sent.is_empty() {
+            return;
+        }
+        let request = self.conn.req_packed_commands(&pipe, 0, sent.len() + 1);
+        let outcome = match tokio::time::timeout(self.timeout, request).await {
+            Ok(Ok(values)) if values.len() == sent.len() + 1 => Ok(values),
+            Ok(Ok(values)) => Err(BrokerError::Reply(format!("{} replies", values.len()))),
+            Ok(Err(e)) => Err(failed(e, self.timeout)),
+            Err(_) => Err(BrokerError::Timeout(self.timeout)),
+        };
+        let values = match outcome {
+            Ok(values) => values,
             Err(e) => {
-                self.counters.bad_messages.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %e, "unreadable message from Redis dropped");
+                tracing::warn!(error = %e, pushes = sent.len(), "publish to Redis failed");
+                for job in sent {
+                    let _ = job.reply.send(Err(e.clone()));
+                }
+                return;
+            }
+        };
+        for (job, value) in sent.into_iter().zip(values.into_iter().skip(1)) {
+            match (value, job.ticket, generation) {
+                (RValue::ServerError(e), _, _) => {
+                    let _ = job.reply.send(Err(BrokerError::Redis(format!("{e:?}"))));
+                }
+                (v, Some(ticket), Some(generation)) => {
+                    self.receipts.wait(ticket, generation, v, job.reply);
+                }
+                (v, _, _) => {
+                    let _ = job.reply.send(Ok(v));
+                }
             }
         }
     }
+}
+
+fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(3600)
 }

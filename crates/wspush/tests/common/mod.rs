@@ -2,6 +2,8 @@
 //! listening RPC client (so tests wait on events, not time), and bounded waits.
 #![allow(clippy::unwrap_used, dead_code)]
 
+pub mod redis_server;
+
 use std::time::Duration;
 
 use msgpack_rpc::{Client as Rpc, Notification, Value};
