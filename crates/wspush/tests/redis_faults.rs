@@ -626,3 +626,54 @@ async fn a_stalled_subscription_fails_pushes_instead_of_answering_success() {
     let raw = finish(plain).await;
     assert_eq!(raw, ["before", END]);
 }
+
+/// Issue 12.2: a client that resumes on a node lagging the bus (its subscription held back,
+/// here by the proxy) gets its replay from Redis, and then none of the older messages the
+/// lagging node delivers when it catches up: de-duplicated by its own position, not the
+/// node's. Other positioned clients of that node get everything once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_on_a_lagging_node_gets_nothing_twice() {
+    let redis = Redis::start().await;
+    let proxy = Proxy::start(redis.port).await;
+    let mut lagging = Node::start_with(&redis, |s| {
+        s.broker = format!("redis://127.0.0.1:{}", proxy.port);
+    })
+    .await;
+    let publisher = Node::start(&redis).await;
+    wait_until_published_to(&publisher, 2).await;
+    let mut probe = lagging.open("?channel=lag&positions=1").await.0;
+    let others = collect_positioned(lagging.open("?channel=lag&positions=1").await.0);
+    publisher.call("publish", publish("lag", "m1")).await.unwrap();
+    let (first, _) = recv_positioned(&mut probe).await;
+    drop(probe);
+    let epoch = first["e"].as_str().unwrap().to_owned();
+
+    // The lagging node misses m2..m10 for now; Redis has them.
+    proxy.stall(true);
+    for i in 2..=10 {
+        publisher
+            .call("publish", publish("lag", &format!("m{i}")))
+            .await
+            .unwrap();
+    }
+    let since = format!("{epoch}:7:lag");
+    let resumed = collect_positioned(
+        lagging
+            .open(&format!("?channel=lag&since={}", since.replace(':', "%3A")))
+            .await
+            .0,
+    );
+    // Catching up delivers m2..m10 live on the lagging node.
+    proxy.stall(false);
+    publisher.call("publish", publish("lag", END)).await.unwrap();
+
+    let (frames, _) = finish(resumed).await;
+    let got: Vec<(u64, &str)> = frames.iter().map(|(h, d)| (seq(h), d.as_str())).collect();
+    assert_eq!(got, [(8, "m8"), (9, "m9"), (10, "m10"), (11, END)]);
+    let (frames, _) = finish(others).await;
+    assert_eq!(check_positioned(&frames), 0, "{frames:?}");
+    let data: Vec<&str> = frames.iter().map(|(_, d)| d.as_str()).collect();
+    let mut expected: Vec<String> = (1..=10).map(|i| format!("m{i}")).collect();
+    expected.push(END.to_owned());
+    assert_eq!(data, expected);
+}
