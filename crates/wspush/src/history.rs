@@ -84,8 +84,41 @@ pub struct Replay {
     pub last: Position,
 }
 
+/// The most payload bytes one resume replays. A resume is queued beyond the browser's queue
+/// limit (it is a backlog the browser asked for), so it needs a bound of its own: history
+/// kept in Redis has no byte limit, and even the embedded one may keep more per stream than
+/// is wise to queue to each of many resuming browsers. Older missed messages are announced
+/// as a gap instead.
+pub const MAX_REPLAY_BYTES: usize = 16 << 20;
+
 /// Decides what a client at `since` missed according to `read`.
 pub fn plan(since: &Since, read: HistoryRead) -> Replay {
+    within_budget(plan_all(since, read), MAX_REPLAY_BYTES)
+}
+
+/// Keeps the newest entries of `replay` that fit `budget` bytes; what it drops becomes (or
+/// widens) the gap before them.
+fn within_budget(mut replay: Replay, budget: usize) -> Replay {
+    let mut kept_bytes = 0;
+    let keep = replay
+        .entries
+        .iter()
+        .rev()
+        .take_while(|(_, p)| {
+            kept_bytes += p.bytes().len();
+            kept_bytes <= budget
+        })
+        .count();
+    let drop = replay.entries.len() - keep;
+    if drop > 0 {
+        let last_dropped = replay.entries[drop - 1].0;
+        replay.entries.drain(..drop);
+        replay.gap = Some(Position::new(replay.last.epoch.clone(), last_dropped));
+    }
+    replay
+}
+
+fn plan_all(since: &Since, read: HistoryRead) -> Replay {
     let first = read
         .entries
         .first()
@@ -172,5 +205,19 @@ mod tests {
         let r = plan(&since("e", 1), read("e", 3, &[]));
         assert_eq!(r.gap, Some(Position::new("e", 3)));
         assert_eq!(r.last, Position::new("e", 3));
+    }
+
+    #[test]
+    fn a_replay_beyond_its_byte_budget_keeps_the_newest_and_says_gap() {
+        let replay = plan(&since("e", 2), read("e", 6, &[1, 2, 3, 4, 5, 6]));
+        assert_eq!(replay.gap, None);
+        let cut = within_budget(replay, 2);
+        assert_eq!(cut.gap, Some(Position::new(Arc::from("e"), 4)));
+        let seqs: Vec<u64> = cut.entries.iter().map(|(s, _)| *s).collect();
+        assert_eq!(seqs, [5, 6]);
+        assert_eq!(cut.last, Position::new(Arc::from("e"), 6));
+        // Within the budget nothing changes.
+        let whole = within_budget(plan(&since("e", 2), read("e", 6, &[3, 4, 5, 6])), 4);
+        assert_eq!((whole.gap, whole.entries.len()), (None, 4));
     }
 }

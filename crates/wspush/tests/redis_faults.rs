@@ -643,7 +643,10 @@ async fn a_resume_on_a_lagging_node_gets_nothing_twice() {
     wait_until_published_to(&publisher, 2).await;
     let mut probe = lagging.open("?channel=lag&positions=1").await.0;
     let others = collect_positioned(lagging.open("?channel=lag&positions=1").await.0);
-    publisher.call("publish", publish("lag", "m1")).await.unwrap();
+    publisher
+        .call("publish", publish("lag", "m1"))
+        .await
+        .unwrap();
     let (first, _) = recv_positioned(&mut probe).await;
     drop(probe);
     let epoch = first["e"].as_str().unwrap().to_owned();
@@ -665,7 +668,10 @@ async fn a_resume_on_a_lagging_node_gets_nothing_twice() {
     );
     // Catching up delivers m2..m10 live on the lagging node.
     proxy.stall(false);
-    publisher.call("publish", publish("lag", END)).await.unwrap();
+    publisher
+        .call("publish", publish("lag", END))
+        .await
+        .unwrap();
 
     let (frames, _) = finish(resumed).await;
     let got: Vec<(u64, &str)> = frames.iter().map(|(h, d)| (seq(h), d.as_str())).collect();
