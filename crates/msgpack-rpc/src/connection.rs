@@ -94,8 +94,8 @@ where
         let config = server.config;
         let decoder = Decoder::with_limits(config.pre_auth_limits());
         let mut auth_deadline = Deadline::default();
-        if let Some(auth) = config.auth {
-            auth_deadline.set(Instant::now() + auth.timeout);
+        if let Some(at) = config.auth.and_then(|a| a.timeout).and_then(after) {
+            auth_deadline.set(at);
         }
         Connection {
             id,
@@ -159,10 +159,10 @@ where
                 return Err(ConnError::MessageTimeout(timeout));
             }
         }
-        if let Some(auth) = config.auth {
+        if let Some(timeout) = config.auth.and_then(|a| a.timeout) {
             self.refresh_auth();
             if !self.authed && self.auth_deadline.poll_expired(cx) {
-                return Err(ConnError::AuthTimeout(auth.timeout));
+                return Err(ConnError::AuthTimeout(timeout));
             }
         }
         Ok(())
@@ -190,7 +190,9 @@ where
         if !waiting {
             self.message_deadline.clear();
         } else if !self.message_deadline.is_set() {
-            self.message_deadline.set(Instant::now() + timeout);
+            if let Some(at) = after(timeout) {
+                self.message_deadline.set(at);
+            }
         }
     }
 
@@ -349,6 +351,11 @@ where
         }
         Ok(progress)
     }
+}
+
+/// Now plus `timeout`; None (no deadline) for a timeout too long to add.
+fn after(timeout: std::time::Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
 }
 
 fn log_notification_error(conn: u64, e: &RpcError) {

@@ -104,10 +104,11 @@ impl ServerConfig {
 /// neither stay nor make the server buffer much.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AuthLimits {
-    /// Time a connection has to authenticate (default 10 s); then it is
-    /// closed, logged and counted (`auth_timeouts`). Ample for a program
-    /// that sends `auth` first; a peer that never does leaves.
-    pub timeout: Duration,
+    /// Time a connection has to authenticate (default 10 s; None: no
+    /// limit); then it is closed, logged and counted (`auth_timeouts`).
+    /// Ample for a program that sends `auth` first; a peer that never does
+    /// leaves.
+    pub timeout: Option<Duration>,
     /// Largest message before authentication, in encoded bytes (default 4
     /// KiB: `auth(secret)` with a secret of up to 4 000 bytes). Checked from
     /// the headers like every decoder limit, so such a peer is refused after
@@ -120,7 +121,7 @@ pub struct AuthLimits {
 impl Default for AuthLimits {
     fn default() -> Self {
         AuthLimits {
-            timeout: Duration::from_secs(10),
+            timeout: Some(Duration::from_secs(10)),
             max_message_size: 4 << 10,
         }
     }

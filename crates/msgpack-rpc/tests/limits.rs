@@ -135,7 +135,7 @@ async fn a_half_sent_message_is_cut_off_after_the_message_timeout() {
 fn auth_config() -> ServerConfig {
     ServerConfig {
         auth: Some(AuthLimits {
-            timeout: AUTH_TIMEOUT,
+            timeout: Some(AUTH_TIMEOUT),
             ..AuthLimits::default()
         }),
         ..ServerConfig::default()
@@ -202,4 +202,24 @@ async fn a_wrong_secret_keeps_the_small_limit() {
     closed_by_server(&mut peer).await;
     srv.next_disconnect().await;
     assert_eq!(srv.server.stats().auth_limit_closes, 1);
+}
+
+/// Settings come from people: a timeout too long for the clock is no timeout, not a panic.
+#[tokio::test]
+async fn timeouts_too_long_to_add_mean_none() {
+    let config = ServerConfig {
+        message_timeout: Some(Duration::MAX),
+        auth: Some(AuthLimits {
+            timeout: Some(Duration::MAX),
+            ..AuthLimits::default()
+        }),
+        ..ServerConfig::default()
+    };
+    let srv = start_with(config).await;
+    let mut peer = TcpStream::connect(srv.addr).await.unwrap();
+    let call = request(3, "echo", vec![Value::from("in two parts")]);
+    peer.write_all(&call[..5]).await.unwrap();
+    peer.write_all(&call[5..]).await.unwrap();
+    let reply = Message::response_ok(3, Value::from("in two parts"));
+    assert_eq!(read_message(&mut peer).await, reply);
 }
