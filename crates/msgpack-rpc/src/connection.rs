@@ -136,15 +136,20 @@ where
             progress |= self.poll_handlers(cx);
             progress |= self.poll_requests(cx)?;
             progress |= self.poll_flush(cx)?;
-            self.poll_deadlines(cx)?;
             if !self.reading && self.inflight.is_empty() && self.out.is_empty() {
                 // A peer that already left may refuse the FIN; nothing is lost.
                 return Pin::new(&mut self.write).poll_shutdown(cx).map(|_| Ok(()));
             }
             if !progress {
+                // Only before waiting: a busy connection comes back here
+                // soon, and polling a timer costs coop budget and a clock read.
+                self.poll_deadlines(cx)?;
                 return Poll::Pending;
             }
         }
+        // Also here, or a peer that keeps the connection busy (calls before
+        // `auth`, say) would never meet its deadline.
+        self.poll_deadlines(cx)?;
         cx.waker().wake_by_ref();
         Poll::Pending
     }

@@ -188,6 +188,33 @@ async fn after_auth_large_messages_work_and_no_auth_deadline_remains() {
     raw_echo(&mut authed, Value::Binary(vec![1; 64 << 10])).await;
 }
 
+/// Calls before `auth` are small and answered (the application refuses them),
+/// but they do not keep a connection past its auth deadline.
+#[tokio::test]
+async fn a_peer_that_keeps_calling_without_auth_still_meets_the_auth_timeout() {
+    let mut srv = start_with(auth_config()).await;
+    let (mut read, mut write) = TcpStream::connect(srv.addr).await.unwrap().into_split();
+    let burst: Vec<u8> = (0..100)
+        .flat_map(|i| request(i, "echo", vec![Value::Nil]))
+        .collect();
+    let flood = async move { while write.write_all(&burst).await.is_ok() {} };
+    // Replies are read, so the server never pauses for backpressure.
+    let drain = async move {
+        let mut sink = vec![0u8; 64 << 10];
+        while read.read(&mut sink).await.is_ok_and(|n| n > 0) {}
+    };
+    let ended = timeout(WAIT, async {
+        tokio::select! {
+            () = flood => {}
+            () = drain => {}
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "still open after {WAIT:?}");
+    srv.next_disconnect().await;
+    assert_eq!(srv.server.stats().auth_timeouts, 1);
+}
+
 #[tokio::test]
 async fn a_wrong_secret_keeps_the_small_limit() {
     let mut srv = start_with(auth_config()).await;
