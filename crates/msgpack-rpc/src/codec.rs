@@ -88,6 +88,14 @@ impl Decoder {
         &self.limits
     }
 
+    /// Changes the limits, also in the middle of a message: the scan goes on
+    /// under the new ones (a server lifts its pre-authentication limit this
+    /// way once `auth` succeeded). Lowering them below what the current
+    /// message has already passed makes the next `decode` fail.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
     /// Takes the next complete message off the front of `buf`.
     ///
     /// `Ok(None)`: the message is not complete yet; append more bytes.

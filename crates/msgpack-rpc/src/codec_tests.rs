@@ -297,6 +297,69 @@ fn limits_are_checked_from_headers_before_the_body_arrives() {
     assert_eq!(got, Err(DecodeError::TooLarge { limit: 1024 }));
 }
 
+/// Feeds `stream` in `chunk`-byte pieces; the bytes fed when decoding failed.
+fn fed_until_error(dec: &mut Decoder, stream: &[u8], chunk: usize) -> Option<usize> {
+    let mut buf = BytesMut::new();
+    for piece in stream.chunks(chunk) {
+        buf.extend_from_slice(piece);
+        if dec.decode(&mut buf).is_err() {
+            return Some(buf.len());
+        }
+    }
+    None
+}
+
+/// A server holds no more of a message than its limit (plus one read) before refusing
+/// it: with a 4 KiB limit, as before `auth`, a 16 MiB push is refused from its header
+/// and a message of small strings once the scan passes 4 KiB.
+#[test]
+fn a_small_limit_refuses_a_large_message_after_a_few_kib() {
+    let limit = 4 << 10;
+    let mut one_string = BytesMut::new();
+    let blob = Value::Binary(vec![7; 16 << 20]);
+    encode(
+        &Message::request(1, "push_data", vec![blob]),
+        &mut one_string,
+    );
+    let fed = fed_until_error(&mut Decoder::new(limit), &one_string, 1024);
+    assert_eq!(fed, Some(1024), "refused from the bin32 header");
+
+    let mut many = BytesMut::new();
+    let strings = vec![Value::from("x".repeat(100)); 1000];
+    encode(&Message::request(1, "push_data", strings), &mut many);
+    let fed = fed_until_error(&mut Decoder::new(limit), &many, 512).unwrap();
+    assert!(fed <= limit + 512, "refused after {fed} bytes");
+}
+
+/// What a server does once `auth` succeeded: the next message is decoded under
+/// the raised limits, also when it was already partly scanned.
+#[test]
+fn raised_limits_apply_to_the_next_message_and_to_one_half_scanned() {
+    let small = Limits {
+        max_message_size: 4 << 10,
+        ..Limits::default()
+    };
+    let mut stream = BytesMut::new();
+    encode(&push_request("auth"), &mut stream);
+    let big = Message::request(1, "push_data", vec![Value::from("y".repeat(64 << 10))]);
+    encode(&big, &mut stream);
+    let mut dec = Decoder::with_limits(small);
+    assert_eq!(dec.decode(&mut stream).unwrap(), Some(push_request("auth")));
+    dec.set_limits(Limits::default());
+    assert_eq!(dec.decode(&mut stream).unwrap(), Some(big));
+
+    // Eight 1000-byte strings: the first three are scanned under 4 KiB.
+    let parts = Message::request(2, "m", vec![Value::from("z".repeat(1000)); 8]);
+    let mut whole = BytesMut::new();
+    encode(&parts, &mut whole);
+    let mut dec = Decoder::with_limits(small);
+    let mut buf = BytesMut::from(&whole[..3100]);
+    assert_eq!(dec.decode(&mut buf).unwrap(), None);
+    dec.set_limits(Limits::default());
+    buf.extend_from_slice(&whole[3100..]);
+    assert_eq!(dec.decode(&mut buf).unwrap(), Some(parts));
+}
+
 #[test]
 fn large_message_in_chunks_scans_each_byte_once() {
     let payload = "z".repeat(1 << 20);

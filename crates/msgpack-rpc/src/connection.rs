@@ -5,6 +5,11 @@
 //! [`Notifier`]s, finished handlers, requests in the read buffer) into one
 //! output buffer, then writes that buffer with as few writes as the socket
 //! takes: replies are coalesced, which is where the throughput comes from.
+//!
+//! Two deadlines can end a connection: a message that started arriving and
+//! is not complete within `message_timeout`, and (with `auth` configured) a
+//! connection that has not authenticated within its timeout. Until it has,
+//! its decoder runs under the smaller pre-authentication size limit.
 
 use std::future::Future;
 use std::io;
@@ -17,9 +22,11 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use crate::codec::Decoder;
 use crate::context::Context;
+use crate::deadline::Deadline;
 use crate::encode::encode;
 use crate::error::{DecodeError, RpcError};
 use crate::message::Message;
@@ -39,6 +46,10 @@ pub(crate) enum ConnError {
     Decode(#[from] DecodeError),
     #[error("i/o: {0}")]
     Io(#[from] io::Error),
+    #[error("message incomplete after the {0:?} message timeout")]
+    MessageTimeout(std::time::Duration),
+    #[error("not authenticated within {0:?}")]
+    AuthTimeout(std::time::Duration),
 }
 
 pub(crate) struct Connection<R, W> {
@@ -58,6 +69,13 @@ pub(crate) struct Connection<R, W> {
     stopping: bool,
     /// Reading is paused by backpressure (counted once per pause).
     paused: bool,
+    /// The connection authenticated (or the server asks for no auth): the
+    /// full decoder limits apply and `auth_deadline` is off.
+    authed: bool,
+    /// Set while the read buffer holds part of a message the server is
+    /// waiting for.
+    message_deadline: Deadline,
+    auth_deadline: Deadline,
 }
 
 impl<R, W> Connection<R, W>
@@ -73,7 +91,12 @@ where
         notes: mpsc::Receiver<Bytes>,
         stop: Pin<Box<dyn Future<Output = ()> + Send>>,
     ) -> Self {
-        let decoder = Decoder::with_limits(server.config.limits);
+        let config = server.config;
+        let decoder = Decoder::with_limits(config.pre_auth_limits());
+        let mut auth_deadline = Deadline::default();
+        if let Some(at) = config.auth.and_then(|a| a.timeout).and_then(after) {
+            auth_deadline.set(at);
+        }
         Connection {
             id,
             read,
@@ -89,7 +112,15 @@ where
             reading: true,
             stopping: false,
             paused: false,
+            authed: config.auth.is_none(),
+            message_deadline: Deadline::default(),
+            auth_deadline,
         }
+    }
+
+    /// Whether the connection authenticated (true when no auth is asked).
+    pub(crate) fn is_authenticated(&self) -> bool {
+        self.authed
     }
 
     /// Drives the connection until it ends: EOF or shutdown with nothing
@@ -110,11 +141,64 @@ where
                 return Pin::new(&mut self.write).poll_shutdown(cx).map(|_| Ok(()));
             }
             if !progress {
+                // Only before waiting: a busy connection comes back here
+                // soon, and polling a timer costs coop budget and a clock read.
+                self.poll_deadlines(cx)?;
                 return Poll::Pending;
             }
         }
+        // Also here, or a peer that keeps the connection busy (calls before
+        // `auth`, say) would never meet its deadline.
+        self.poll_deadlines(cx)?;
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+
+    /// Ends the connection when a deadline passed; otherwise the task is
+    /// woken at the next one.
+    fn poll_deadlines(&mut self, cx: &mut TaskContext<'_>) -> Result<(), ConnError> {
+        self.update_message_deadline();
+        let config = &self.server.config;
+        if let Some(timeout) = config.message_timeout {
+            if self.message_deadline.poll_expired(cx) {
+                return Err(ConnError::MessageTimeout(timeout));
+            }
+        }
+        if let Some(timeout) = config.auth.and_then(|a| a.timeout) {
+            self.refresh_auth();
+            if !self.authed && self.auth_deadline.poll_expired(cx) {
+                return Err(ConnError::AuthTimeout(timeout));
+            }
+        }
+        Ok(())
+    }
+
+    /// Lifts the pre-authentication limits once a method authenticated
+    /// this connection.
+    fn refresh_auth(&mut self) {
+        if !self.authed && self.ctx.is_authenticated() {
+            self.authed = true;
+            self.decoder.set_limits(self.server.config.limits);
+            self.auth_deadline.clear();
+            tracing::debug!(conn = self.id, "authenticated");
+        }
+    }
+
+    /// The message timeout runs while the server waits for the rest of a
+    /// message: bytes buffered, not decodable yet, and reading not paused
+    /// (time spent in backpressure is the server's, not the peer's).
+    fn update_message_deadline(&mut self) {
+        let Some(timeout) = self.server.config.message_timeout else {
+            return;
+        };
+        let waiting = self.reading && !self.is_full() && !self.rbuf.is_empty();
+        if !waiting {
+            self.message_deadline.clear();
+        } else if !self.message_deadline.is_set() {
+            if let Some(at) = after(timeout) {
+                self.message_deadline.set(at);
+            }
+        }
     }
 
     fn poll_notifications(&mut self, cx: &mut TaskContext<'_>) -> bool {
@@ -190,9 +274,13 @@ where
     fn handle_buffered(&mut self, cx: &mut TaskContext<'_>) -> Result<bool, ConnError> {
         let mut progress = false;
         while self.reading && !self.is_full() {
+            // Before each message: `auth` may have been the one before.
+            self.refresh_auth();
             let Some(msg) = self.decoder.decode(&mut self.rbuf)? else {
                 break;
             };
+            // The next message, if begun, gets a timeout of its own.
+            self.message_deadline.clear();
             self.ctx.set_more_buffered(!self.rbuf.is_empty());
             self.handle_message(msg, cx);
             progress = true;
@@ -268,6 +356,11 @@ where
         }
         Ok(progress)
     }
+}
+
+/// Now plus `timeout`; None (no deadline) for a timeout too long to add.
+fn after(timeout: std::time::Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
 }
 
 fn log_notification_error(conn: u64, e: &RpcError) {

@@ -1,6 +1,9 @@
 //! What a handler knows about its caller: the connection id and a
 //! [`Notifier`] to push notifications to that connection later.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use bytes::{Bytes, BytesMut};
 use rmpv::Value;
 use tokio::sync::mpsc;
@@ -81,14 +84,41 @@ impl Notifier {
 pub struct Context {
     notifier: Notifier,
     more_buffered: bool,
+    /// Set once the connection authenticated; None when the server asks
+    /// for no authentication (every connection counts as authenticated).
+    authenticated: Option<Arc<AtomicBool>>,
 }
 
 impl Context {
-    pub(crate) fn new(notifier: Notifier) -> Self {
+    pub(crate) fn new(notifier: Notifier, needs_auth: bool) -> Self {
         Context {
             notifier,
             more_buffered: false,
+            authenticated: needs_auth.then(Arc::default),
         }
+    }
+
+    /// Marks the caller's connection authenticated, for the rest of its
+    /// life: the pre-authentication limits of
+    /// [`ServerConfig::auth`](crate::ServerConfig::auth) stop applying to
+    /// it (the message size limit is lifted, the timeout cancelled). Called
+    /// from a sync method, it takes effect before the next message is
+    /// decoded, so a client may pipeline a large call right after `auth`;
+    /// from an async one, once the call finished. Does nothing when the
+    /// server asks for no authentication.
+    pub fn set_authenticated(&self) {
+        if let Some(flag) = &self.authenticated {
+            flag.store(true, Ordering::Release);
+        }
+    }
+
+    /// Whether the caller's connection has authenticated (always true when
+    /// the server asks for no authentication).
+    #[must_use]
+    pub fn is_authenticated(&self) -> bool {
+        self.authenticated
+            .as_ref()
+            .is_none_or(|flag| flag.load(Ordering::Acquire))
     }
 
     pub(crate) fn set_more_buffered(&mut self, more: bool) {

@@ -21,6 +21,8 @@
 //!   which pre-2013 decoders do not know.
 //! * [`Server`] (tokio): async and sync methods with an [`Arity`], the
 //!   reference Ruby server's error strings, per-connection in-flight cap,
+//!   connection caps (total and per IP), a timeout for half-sent messages,
+//!   optional pre-authentication limits ([`AuthLimits`]),
 //!   [`Notifier`] for server-to-client notifications, graceful shutdown.
 //! * [`Client`] (tokio): pipelined calls, timeouts, notifications, a serde
 //!   typed layer ([`Client::call_typed`]).
@@ -73,11 +75,15 @@ mod message;
 mod wire;
 
 #[cfg(feature = "tokio")]
+mod admission;
+#[cfg(feature = "tokio")]
 mod client;
 #[cfg(feature = "tokio")]
 mod connection;
 #[cfg(feature = "tokio")]
 mod context;
+#[cfg(feature = "tokio")]
+mod deadline;
 #[cfg(feature = "tokio")]
 mod hash;
 #[cfg(feature = "tokio")]
@@ -100,6 +106,6 @@ pub use context::{Context, Notifier, NotifyError};
 #[cfg(feature = "tokio")]
 pub use methods::Arity;
 #[cfg(feature = "tokio")]
-pub use server::{DEFAULT_TCP_ADDR, Server, ServerBuilder, ServerConfig};
+pub use server::{AuthLimits, DEFAULT_TCP_ADDR, Server, ServerBuilder, ServerConfig};
 #[cfg(feature = "tokio")]
 pub use stats::{ServerStats, StatsHandle};

@@ -16,6 +16,11 @@ pub(crate) struct Counters {
     pub(crate) malformed_closes: AtomicU64,
     pub(crate) limit_closes: AtomicU64,
     pub(crate) backpressure_pauses: AtomicU64,
+    pub(crate) refused_full: AtomicU64,
+    pub(crate) refused_per_ip: AtomicU64,
+    pub(crate) message_timeouts: AtomicU64,
+    pub(crate) auth_timeouts: AtomicU64,
+    pub(crate) auth_limit_closes: AtomicU64,
 }
 
 impl Counters {
@@ -24,11 +29,15 @@ impl Counters {
     }
 
     /// Counts a connection closed for malformed input, and separately the
-    /// closes caused by a size limit.
-    pub(crate) fn record_decode_error(&self, error: &DecodeError) {
+    /// closes caused by a limit, and of those the ones before the connection
+    /// authenticated.
+    pub(crate) fn record_decode_error(&self, error: &DecodeError, authenticated: bool) {
         Self::add(&self.malformed_closes, 1);
         if error.is_limit() {
             Self::add(&self.limit_closes, 1);
+            if !authenticated {
+                Self::add(&self.auth_limit_closes, 1);
+            }
         }
     }
 
@@ -41,6 +50,11 @@ impl Counters {
             malformed_closes: self.malformed_closes.load(Relaxed),
             limit_closes: self.limit_closes.load(Relaxed),
             backpressure_pauses: self.backpressure_pauses.load(Relaxed),
+            refused_full: self.refused_full.load(Relaxed),
+            refused_per_ip: self.refused_per_ip.load(Relaxed),
+            message_timeouts: self.message_timeouts.load(Relaxed),
+            auth_timeouts: self.auth_timeouts.load(Relaxed),
+            auth_limit_closes: self.auth_limit_closes.load(Relaxed),
         }
     }
 }
@@ -65,6 +79,20 @@ pub struct ServerStats {
     /// Times a connection stopped reading because it reached its cap on
     /// requests in flight or unsent output (backpressure, not an error).
     pub backpressure_pauses: u64,
+    /// Connections refused at accept: `max_connections` were open.
+    pub refused_full: u64,
+    /// Connections refused at accept: their address held
+    /// `max_connections_per_ip`.
+    pub refused_per_ip: u64,
+    /// Connections closed because a message was not complete within
+    /// `message_timeout`.
+    pub message_timeouts: u64,
+    /// Connections closed because they had not authenticated within
+    /// `auth.timeout`.
+    pub auth_timeouts: u64,
+    /// Of `limit_closes`, connections that had not authenticated (most
+    /// often a message over `auth.max_message_size`).
+    pub auth_limit_closes: u64,
 }
 
 /// Reads a server's counters; see [`Server::stats_handle`](crate::Server::stats_handle).

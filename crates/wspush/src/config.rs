@@ -53,6 +53,16 @@ pub struct Settings {
     pub rpc_max_message_bytes: usize,
     /// Requests one RPC connection may have in flight before reading pauses.
     pub rpc_max_in_flight: usize,
+    /// RPC connections open at once, TCP and Unix together (0: no limit).
+    pub rpc_max_connections: usize,
+    /// RPC connections one IP address may hold open, loopback included (0: no limit).
+    pub rpc_max_connections_per_ip: usize,
+    /// Seconds an RPC message may take from its first byte to its last (0: no limit).
+    pub rpc_message_timeout: u64,
+    /// With `rpc_secret`: seconds an RPC connection has to call `auth` (0: no limit).
+    pub rpc_auth_timeout: u64,
+    /// With `rpc_secret`: largest RPC message before `auth` succeeded, in bytes.
+    pub rpc_auth_max_message_bytes: usize,
     /// `embedded` (one node) or `redis://HOST:PORT[/DB]` (any number of nodes).
     pub broker: String,
     /// Bytes of bus messages a Redis node may hold before delivering them; a
@@ -118,6 +128,22 @@ impl Default for Settings {
             shutdown_grace: 5,
             rpc_max_message_bytes: 16 << 20,
             rpc_max_in_flight: 1024,
+            // Every RPC connection may buffer up to rpc_max_message_bytes, so
+            // their number is what bounds that memory; programs that push
+            // hold a few connections, not thousands.
+            rpc_max_connections: 1024,
+            // Not exempt on loopback (RPC is loopback by default: an exemption
+            // would exempt everyone). Room for a host's worker pool with a
+            // connection per worker; one host cannot take the whole cap.
+            rpc_max_connections_per_ip: 256,
+            // A 16 MiB message in 30 s is 0.5 MiB/s; a peer that stops mid
+            // message must not hold its buffer forever. Idle is fine.
+            rpc_message_timeout: 30,
+            // A program that knows the secret sends auth first, at once.
+            rpc_auth_timeout: 10,
+            // auth(secret) fits in 4 KiB; an unauthenticated peer cannot make
+            // the server buffer 16 MiB.
+            rpc_auth_max_message_bytes: 4 << 10,
             broker: "embedded".into(),
             // A few seconds of a busy bus; a node lagging further is told and
             // recovers from the history rather than holding gigabytes.
@@ -202,6 +228,21 @@ pub struct ServeArgs {
     /// RPC requests in flight per connection before reading pauses [default: 1024].
     #[arg(long, env = "WSPUSH_RPC_MAX_IN_FLIGHT", value_name = "N")]
     pub rpc_max_in_flight: Option<usize>,
+    /// RPC connections open at once (TCP and Unix), 0 for no limit; more are closed at once [default: 1024].
+    #[arg(long, env = "WSPUSH_RPC_MAX_CONNECTIONS", value_name = "N")]
+    pub rpc_max_connections: Option<usize>,
+    /// RPC connections one IP address may hold, loopback included, 0 for no limit; more are closed at once [default: 256].
+    #[arg(long, env = "WSPUSH_RPC_MAX_CONNECTIONS_PER_IP", value_name = "N")]
+    pub rpc_max_connections_per_ip: Option<usize>,
+    /// Seconds an RPC message may take from its first byte to its last, 0 for no limit; then the connection is closed (idle connections never are) [default: 30].
+    #[arg(long, env = "WSPUSH_RPC_MESSAGE_TIMEOUT", value_name = "SECS")]
+    pub rpc_message_timeout: Option<u64>,
+    /// With --rpc-secret: seconds a connection has to call auth(secret), 0 for no limit [default: 10].
+    #[arg(long, env = "WSPUSH_RPC_AUTH_TIMEOUT", value_name = "SECS")]
+    pub rpc_auth_timeout: Option<u64>,
+    /// With --rpc-secret: largest RPC message before auth(secret) succeeded; larger close the connection [default: 4096].
+    #[arg(long, env = "WSPUSH_RPC_AUTH_MAX_MESSAGE_BYTES", value_name = "BYTES")]
+    pub rpc_auth_max_message_bytes: Option<usize>,
     /// `embedded`, or `redis://HOST:PORT[/DB]` to share pushes between nodes [default: embedded].
     #[arg(long, env = "WSPUSH_BROKER", value_name = "URL")]
     pub broker: Option<String>,
@@ -362,6 +403,11 @@ impl Settings {
             shutdown_grace,
             rpc_max_message_bytes,
             rpc_max_in_flight,
+            rpc_max_connections,
+            rpc_max_connections_per_ip,
+            rpc_message_timeout,
+            rpc_auth_timeout,
+            rpc_auth_max_message_bytes,
             broker,
             broker_intake_bytes,
             node_id,
@@ -465,6 +511,39 @@ mod tests {
             Settings::from_toml("history_stream_bytes = 1000\nhistory_total_bytes = 0\n").unwrap();
         let r = s.retention();
         assert_eq!((r.stream_bytes, r.total_bytes), (1000, 0));
+    }
+
+    #[test]
+    fn rpc_limits_have_their_defaults_and_come_from_toml_and_flags() {
+        let d = Settings::default();
+        assert_eq!(
+            (d.rpc_max_connections, d.rpc_max_connections_per_ip),
+            (1024, 256)
+        );
+        assert_eq!((d.rpc_message_timeout, d.rpc_auth_timeout), (30, 10));
+        assert_eq!(d.rpc_auth_max_message_bytes, 4096);
+        let s = Settings::from_toml(
+            "rpc_max_connections = 5\nrpc_max_connections_per_ip = 0\nrpc_message_timeout = 2\n\
+             rpc_auth_timeout = 0\nrpc_auth_max_message_bytes = 100\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (s.rpc_max_connections, s.rpc_max_connections_per_ip),
+            (5, 0)
+        );
+        assert_eq!((s.rpc_message_timeout, s.rpc_auth_timeout), (2, 0));
+        assert_eq!(s.rpc_auth_max_message_bytes, 100);
+        let args = ServeArgs {
+            rpc_max_connections_per_ip: Some(3),
+            rpc_auth_max_message_bytes: Some(200),
+            ..ServeArgs::default()
+        };
+        let s = Settings::resolve(&args).unwrap();
+        assert_eq!(
+            (s.rpc_max_connections_per_ip, s.rpc_auth_max_message_bytes),
+            (3, 200)
+        );
+        assert_eq!(s.rpc_max_connections, 1024);
     }
 
     #[test]

@@ -9,6 +9,9 @@
 //!
 //! msgpack-rpc has no per-call hook, so every method is wrapped where it is
 //! registered ([`GuardedBuilder`] mirrors `ServerBuilder::method{,_sync}`).
+//! A successful `auth` also tells msgpack-rpc (`Context::set_authenticated`),
+//! which then lifts its pre-authentication limits for that connection: the
+//! small message size limit and the auth timeout (`rpc_auth_*` settings).
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -75,6 +78,15 @@ impl RpcAuth {
     }
 }
 
+/// The most bytes a client's `auth(secret)` request can take on the wire:
+/// `[0, msgid, "auth", [secret]]` with the widest msgid (5 bytes) and string
+/// header (5 bytes, also for old clients' raw32). The pre-authentication
+/// message limit must admit it.
+pub fn auth_request_bytes(secret: &str) -> usize {
+    const ENVELOPE: usize = 1 + 1 + 5 + 5 + 1 + 5; // array, type, msgid, "auth", params, str header
+    ENVELOPE + secret.len()
+}
+
 /// Equal lengths and bytes, in time independent of where they differ.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -91,9 +103,13 @@ impl GuardedBuilder {
     /// Wraps `builder` and registers `auth(secret)` on it.
     pub fn new(builder: ServerBuilder, auth: Arc<RpcAuth>) -> Self {
         let a = Arc::clone(&auth);
+        // Sync, so the limits are lifted before the next message is read: a
+        // client may pipeline a large push right behind its `auth`.
         let builder = builder.method_sync("auth", 1, move |ctx, p| {
             let given = crate::rpc::string_arg(&p, 0, "secret")?;
-            a.handle_auth(ctx.connection_id(), &given)
+            let ok = a.handle_auth(ctx.connection_id(), &given)?;
+            ctx.set_authenticated();
+            Ok(ok)
         });
         GuardedBuilder { builder, auth }
     }
@@ -154,6 +170,22 @@ mod tests {
         auth.handle_disconnect(1);
         assert!(auth.check(1).is_err());
         assert_eq!(auth.failures(), 5);
+    }
+
+    #[test]
+    fn auth_request_bytes_bounds_every_encoding_of_auth() {
+        for len in [0, 31, 32, 255, 256, 65_535, 65_536] {
+            let secret = "s".repeat(len);
+            let mut out = bytes::BytesMut::new();
+            let request =
+                msgpack_rpc::Message::request(u32::MAX, "auth", vec![Value::from(secret.as_str())]);
+            msgpack_rpc::encode(&request, &mut out);
+            assert!(out.len() <= auth_request_bytes(&secret), "{len}");
+            // str32 is the widest header: exact at 65536.
+            if len == 65_536 {
+                assert_eq!(out.len(), auth_request_bytes(&secret));
+            }
+        }
     }
 
     #[test]

@@ -39,6 +39,16 @@ pub enum ServeError {
     /// The TLS certificate or key could not be loaded.
     #[error(transparent)]
     Tls(#[from] ws_server::TlsError),
+    /// `auth(secret)` with this secret would not fit the pre-auth message limit.
+    #[error(
+        "the RPC message limit before auth (rpc_auth_max_message_bytes, at most rpc_max_message_bytes) is {limit}, but auth(secret) with this secret takes up to {needed} bytes: raise it or use a shorter secret"
+    )]
+    RpcAuthLimit {
+        /// `rpc_auth_max_message_bytes` (or `rpc_max_message_bytes` if smaller).
+        limit: usize,
+        /// What `auth(secret)` may take.
+        needed: usize,
+    },
     /// RPC would listen beyond loopback with no secret.
     #[error(
         "RPC address {0} is not loopback: set --rpc-secret (clients call auth(secret) first) or pass --rpc-insecure"
@@ -119,11 +129,27 @@ fn ws_config(s: &Settings) -> Result<ws_server::ServerConfig, ServeError> {
     Ok(c)
 }
 
-fn rpc_config(s: &Settings) -> msgpack_rpc::ServerConfig {
+fn rpc_config(s: &Settings) -> Result<msgpack_rpc::ServerConfig, ServeError> {
+    let secs = |n: u64| (n > 0).then(|| Duration::from_secs(n));
     let mut c = msgpack_rpc::ServerConfig::default();
     c.limits.max_message_size = s.rpc_max_message_bytes;
     c.max_in_flight = s.rpc_max_in_flight;
-    c
+    c.max_connections = s.rpc_max_connections;
+    c.max_connections_per_ip = s.rpc_max_connections_per_ip;
+    c.message_timeout = secs(s.rpc_message_timeout);
+    if let Some(secret) = &s.rpc_secret {
+        // Checked here rather than found out by every client's first call.
+        let needed = crate::rpc_auth::auth_request_bytes(secret);
+        let limit = s.rpc_auth_max_message_bytes.min(s.rpc_max_message_bytes);
+        if limit < needed {
+            return Err(ServeError::RpcAuthLimit { limit, needed });
+        }
+        c.auth = Some(msgpack_rpc::AuthLimits {
+            timeout: secs(s.rpc_auth_timeout),
+            max_message_size: s.rpc_auth_max_message_bytes,
+        });
+    }
+    Ok(c)
 }
 
 /// Binds `addr` and reads back the address the kernel gave (port 0 picks one).
@@ -151,6 +177,7 @@ pub async fn start(settings: &Settings) -> Result<Running, ServeError> {
     }
     let gate = crate::auth::Gate::from_settings(settings)?;
     let ws_config = ws_config(settings)?;
+    let rpc_config = rpc_config(settings)?;
     let (ws_listener, ws_addr) = bind("WebSocket", settings.ws).await?;
     let (rpc_listener, rpc_addr) = bind("RPC", settings.rpc).await?;
     let unix_listener = match &settings.rpc_unix {
@@ -179,7 +206,7 @@ pub async fn start(settings: &Settings) -> Result<Running, ServeError> {
     }
     let ws_server = ws_server::Server::new(ws_config, App::new(Arc::clone(&shared)));
     shared.set_ws_stats(ws_server.stats());
-    let rpc_server = crate::rpc::server(&shared, rpc_config(settings));
+    let rpc_server = crate::rpc::server(&shared, rpc_config);
     shared.set_rpc_stats(rpc_server.stats_handle());
 
     let mut tasks = Vec::new();

@@ -120,6 +120,17 @@ pub struct Stats {
     pub rpc_limit_closes: u64,
     /// Times an RPC connection stopped reading at its in-flight or output cap.
     pub rpc_backpressure_pauses: u64,
+    /// RPC connections closed at accept: `rpc_max_connections` were open.
+    pub rpc_refused_full: u64,
+    /// RPC connections closed at accept: their address held `rpc_max_connections_per_ip`.
+    pub rpc_refused_per_ip: u64,
+    /// RPC connections closed: a message incomplete after `rpc_message_timeout`.
+    pub rpc_message_timeouts: u64,
+    /// RPC connections closed: no `auth(secret)` within `rpc_auth_timeout`.
+    pub rpc_auth_timeouts: u64,
+    /// Of `rpc_limit_closes`, connections not yet authenticated (a message over
+    /// `rpc_auth_max_message_bytes`).
+    pub rpc_auth_limit_closes: u64,
     /// Close codes since start, with counts.
     pub closes_by_code: BTreeMap<u16, u64>,
 }
@@ -180,6 +191,11 @@ impl Stats {
         self.rpc_malformed_closes = r.malformed_closes;
         self.rpc_limit_closes = r.limit_closes;
         self.rpc_backpressure_pauses = r.backpressure_pauses;
+        self.rpc_refused_full = r.refused_full;
+        self.rpc_refused_per_ip = r.refused_per_ip;
+        self.rpc_message_timeouts = r.message_timeouts;
+        self.rpc_auth_timeouts = r.auth_timeouts;
+        self.rpc_auth_limit_closes = r.auth_limit_closes;
     }
 
     /// Adds the Redis broker's counters.
@@ -254,6 +270,31 @@ impl Stats {
                 "rpc_backpressure_pauses",
                 self.rpc_backpressure_pauses,
                 "RPC connections paused at their in-flight or output cap",
+            ),
+            (
+                "rpc_refused_full",
+                self.rpc_refused_full,
+                "RPC connections closed at accept: rpc_max_connections open",
+            ),
+            (
+                "rpc_refused_per_ip",
+                self.rpc_refused_per_ip,
+                "RPC connections closed at accept: too many from one address",
+            ),
+            (
+                "rpc_message_timeouts",
+                self.rpc_message_timeouts,
+                "RPC connections closed: a message incomplete after rpc_message_timeout",
+            ),
+            (
+                "rpc_auth_timeouts",
+                self.rpc_auth_timeouts,
+                "RPC connections closed: no auth(secret) within rpc_auth_timeout",
+            ),
+            (
+                "rpc_auth_limit_closes",
+                self.rpc_auth_limit_closes,
+                "RPC connections closed before auth for a message over the pre-auth limit",
             ),
             (
                 "refused_bad_request",

@@ -354,6 +354,14 @@ async fn oversize_frames_are_refused_1009() {
 async fn rpc_hangs_up_on(bench: &Bench, bytes: &[u8]) {
     let mut tcp = TcpStream::connect(bench.server.rpc_addr).await.unwrap();
     let _ = tcp.write_all(bytes).await;
+    assert!(
+        hung_up(&mut tcp).await,
+        "the RPC server kept a connection that sent {bytes:02x?}"
+    );
+}
+
+/// Whether the server ends the connection within [`WAIT`] (whatever it sends first).
+async fn hung_up(tcp: &mut TcpStream) -> bool {
     let mut sink = vec![0u8; 4096];
     let ended = timeout(WAIT, async {
         loop {
@@ -364,10 +372,45 @@ async fn rpc_hangs_up_on(bench: &Bench, bytes: &[u8]) {
         }
     })
     .await;
-    assert!(
-        ended.is_ok(),
-        "the RPC server kept a connection that sent {bytes:02x?}"
-    );
+    ended.is_ok()
+}
+
+/// Issue 12.8: twenty connections each sent most of a 16 MiB message and
+/// stayed, holding the server's memory with no timeout. Now each is cut off
+/// after `rpc_message_timeout` (here the first 512 KiB of each: the timeout
+/// does not depend on the size, the fds and RSS check does).
+#[tokio::test]
+async fn half_sent_rpc_messages_are_cut_off_by_the_message_timeout() {
+    let _turn = TURN.lock().await;
+    let bench = Bench::start(Settings {
+        rpc_max_message_bytes: 16 << 20,
+        rpc_message_timeout: 1,
+        ..settings()
+    })
+    .await;
+    // push_data(bin32 of 16 MiB - 64 KiB: within the limit), its first 512 KiB.
+    let mut head = vec![0x94, 0x00, 0x01, 0xa9];
+    head.extend_from_slice(b"push_data");
+    head.extend_from_slice(&[0x91, 0xc6, 0x00, 0xff, 0x00, 0x00]);
+    head.resize(512 << 10, 0);
+    let mut stalled = Vec::new();
+    for _ in 0..20 {
+        let mut tcp = TcpStream::connect(bench.server.rpc_addr).await.unwrap();
+        tcp.write_all(&head).await.unwrap();
+        stalled.push(tcp);
+    }
+    // Meanwhile other programs push as usual.
+    bench.healthy().await;
+    for tcp in &mut stalled {
+        assert!(hung_up(tcp).await, "a half-sent message was kept");
+    }
+    let stats = bench.server.shared.stats();
+    assert_eq!(stats.rpc_message_timeouts, 20, "{stats:?}");
+    assert_eq!(stats.rpc_malformed_closes, 0, "{stats:?}");
+    // The publisher's connection, idle all along, is still there.
+    assert_eq!(stats.rpc_connections, 1, "{stats:?}");
+    drop(stalled);
+    bench.after().await;
 }
 
 #[tokio::test]

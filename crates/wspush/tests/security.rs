@@ -5,12 +5,13 @@
 
 mod common;
 
-use common::{WAIT, recv};
+use common::{Harness, WAIT, recv};
 
 use std::time::Duration;
 
 use jsonwebtoken::{EncodingKey, Header};
-use msgpack_rpc::{Client as Rpc, Value};
+use msgpack_rpc::{CallError, Client as Rpc, Value};
+use tokio::io::AsyncReadExt;
 use tokio::time::timeout;
 use ws_proto::handshake::HandshakeError;
 use ws_server::client::{self, Client as Ws, ClientConfig};
@@ -287,6 +288,125 @@ async fn rpc_secret_is_required_before_any_call() {
     assert!(other.call("push_data", vec![Value::from(1)]).await.is_err());
     assert_eq!(server.shared.stats().rpc_auth_failures, 3);
     server.shutdown().await.unwrap();
+}
+
+/// An RPC client from `source` (any 127.x.y.z is loopback on Linux: another
+/// peer address on the same host).
+async fn rpc_from(source: [u8; 4], server: std::net::SocketAddr) -> Rpc {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((source, 0).into()).unwrap();
+    let (read, write) = socket.connect(server).await.unwrap().into_split();
+    Rpc::from_halves(read, write, msgpack_rpc::ClientConfig::default())
+}
+
+/// The server closed this client's connection instead of answering.
+async fn refused(rpc: Rpc) {
+    let err = rpc.call("stats", vec![]).await.unwrap_err();
+    assert!(matches!(err, CallError::Closed(_)), "{err}");
+}
+
+/// Issue 12.8: the RPC port held any number of connections. Beyond
+/// `rpc_max_connections_per_ip` (loopback counted) and `rpc_max_connections`
+/// a connection is closed at once; those inside the caps go on pushing.
+#[tokio::test]
+async fn rpc_connections_beyond_the_caps_are_refused_while_a_publisher_pushes() {
+    let mut h = Harness::start(Settings {
+        rpc_max_connections: 4,
+        rpc_max_connections_per_ip: 2,
+        ..settings()
+    })
+    .await;
+    let addr = h.server.rpc_addr;
+    let (mut ws, _) = h.open("/").await;
+    // With the harness's listener, 127.0.0.1 holds two.
+    let publisher = rpc_from([127, 0, 0, 1], addr).await;
+    publisher.call("stats", vec![]).await.unwrap();
+    for _ in 0..3 {
+        refused(rpc_from([127, 0, 0, 1], addr).await).await;
+    }
+    let mut others = Vec::new();
+    for _ in 0..2 {
+        let other = rpc_from([127, 0, 0, 2], addr).await;
+        other.call("stats", vec![]).await.unwrap();
+        others.push(other);
+    }
+    refused(rpc_from([127, 0, 0, 3], addr).await).await;
+
+    publisher
+        .call("push_data", vec![Value::from("still pushing")])
+        .await
+        .unwrap();
+    assert_eq!(recv(&mut ws).await, Message::text("still pushing"));
+    let stats = h.server.shared.stats();
+    assert_eq!((stats.rpc_refused_per_ip, stats.rpc_refused_full), (3, 1));
+    assert_eq!(stats.rpc_connections, 4);
+    let metrics = stats.to_prometheus();
+    assert!(
+        metrics.contains("wspush_rpc_refused_per_ip 3\n"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("wspush_rpc_refused_full 1\n"), "{metrics}");
+    h.server.shutdown().await.unwrap();
+}
+
+/// Issue 12.8 with `--rpc-secret`: twenty peers without the secret each try a
+/// 16 MiB push; each is refused from the message's header (after at most one
+/// read), not buffered. A peer that sends nothing leaves after
+/// `rpc_auth_timeout`. After `auth`, large pushes work as before.
+#[tokio::test]
+async fn before_auth_a_16_mib_push_is_refused_after_auth_it_works() {
+    let server = start(&Settings {
+        rpc_secret: Some("rpc-s3cret".into()),
+        rpc_auth_timeout: 1,
+        ..settings()
+    })
+    .await
+    .unwrap();
+    let authed = Rpc::connect_tcp(server.rpc_addr).await.unwrap();
+    let ok = authed.call("auth", vec![Value::from("rpc-s3cret")]).await;
+    assert_eq!(ok.unwrap(), Value::Boolean(true));
+
+    let huge = vec![7u8; (16 << 20) - 1024];
+    for _ in 0..20 {
+        let stranger = Rpc::connect_tcp(server.rpc_addr).await.unwrap();
+        let push = stranger.call("push_data", vec![Value::Binary(huge.clone())]);
+        let err = push.await.unwrap_err();
+        assert!(matches!(err, CallError::Closed(_)), "{err}");
+    }
+    drop(huge);
+    assert_eq!(server.shared.stats().rpc_auth_limit_closes, 20);
+
+    let mut silent = tokio::net::TcpStream::connect(server.rpc_addr)
+        .await
+        .unwrap();
+    let end = timeout(WAIT, silent.read(&mut [0u8; 16])).await.unwrap();
+    assert!(matches!(end, Ok(0) | Err(_)), "{end:?}");
+    let stats = server.shared.stats();
+    assert_eq!((stats.rpc_auth_timeouts, stats.rpc_connections), (1, 1));
+
+    // Authenticated before that timeout, still here after it.
+    let big = Value::Binary(vec![1; 8 << 20]);
+    assert_eq!(
+        authed.call("push_data", vec![big]).await.unwrap(),
+        Value::Nil
+    );
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_pre_auth_limit_too_small_for_the_secret_is_refused_at_start() {
+    let err = start(&Settings {
+        rpc_secret: Some("s".repeat(100)),
+        rpc_auth_max_message_bytes: 64,
+        ..settings()
+    })
+    .await
+    .err()
+    .unwrap();
+    assert!(
+        err.to_string().contains("rpc_auth_max_message_bytes"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -12,6 +12,9 @@ use tokio::sync::{Notify, mpsc, oneshot};
 /// Generous bound for waiting on events that should happen at once.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// What the test server's `auth(secret)` accepts.
+pub const SECRET: &str = "s3cret";
+
 #[derive(Default)]
 pub struct Probe {
     pub listeners: Mutex<Vec<Notifier>>,
@@ -31,6 +34,14 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// Waits (bounded) for the next connection to end; returns its id.
+    pub async fn next_disconnect(&mut self) -> u64 {
+        tokio::time::timeout(WAIT, self.disconnects.recv())
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
     /// Signals shutdown and returns the serve task.
     pub fn shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {
@@ -53,6 +64,13 @@ pub fn server(config: ServerConfig, probe: Arc<Probe>) -> (Server, mpsc::Unbound
         .method_sync("count", 1..=3, |_, params| Ok(Value::from(params.len())))
         .method_sync("any", 0.., |_, params| Ok(Value::Array(params)))
         .method_sync("more", 0, |ctx, _| Ok(Value::from(ctx.more_buffered())))
+        .method_sync("auth", 1, |ctx, params| {
+            if params[0].as_str() != Some(SECRET) {
+                return Err(RpcError::message("wrong secret"));
+            }
+            ctx.set_authenticated();
+            Ok(Value::from(ctx.is_authenticated()))
+        })
         .method("fail", 0, |_, _| async { Err(RpcError::message("boom")) })
         .method("panic", 0, |_, _| async { panic!("kaboom") })
         .method_sync("panic_sync", 0, |_, _| panic!("sync kaboom"))
