@@ -177,7 +177,8 @@ CALIBRATION=$("$BIN/wspush-bench" calibrate --sockets 5000 2>&1 >/dev/null | sed
 run_floor() {
     local port pid
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    "$BIN/wspush-bench" floor-server --listen "127.0.0.1:$port" --threads 2 >/dev/null &
+    # Its own session, as the servers it stands beside (see bench/src/server.rs).
+    setsid "$BIN/wspush-bench" floor-server --listen "127.0.0.1:$port" --threads 2 >/dev/null &
     pid=$!
     for _ in $(seq 100); do
         python3 -c "import socket; socket.create_connection(('127.0.0.1', $port)).close()" 2>/dev/null && break

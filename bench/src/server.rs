@@ -39,7 +39,19 @@ impl Spawned {
     /// Runs `path serve` on free loopback ports and waits for its banner.
     pub fn start(path: &Path, extra_args: &[String]) -> Result<Spawned, SpawnError> {
         let shown = path.display().to_string();
-        let mut child = Command::new(path)
+        // In a session of its own, as a daemon runs (nginx daemonizes the same way): with
+        // the kernel's autogroup scheduling the generator and the server then share the
+        // cores as two programs do, rather than as threads of one group whose priorities
+        // (wspush's fan-out writers run below its event loop) are weighed against each other.
+        let mut command = match setsid() {
+            Some(setsid) => {
+                let mut c = Command::new(setsid);
+                c.arg(path);
+                c
+            }
+            None => Command::new(path),
+        };
+        let mut child = command
             .args(["serve", "--ws", "127.0.0.1:0", "--rpc", "127.0.0.1:0"])
             .args(["--max-connections", "1000000"])
             .args(extra_args)
@@ -90,6 +102,15 @@ impl Drop for Spawned {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// util-linux's `setsid`, which calls setsid(2) and execs the program in the same process
+/// (it forks only when the caller leads its process group, which a spawned child does not).
+fn setsid() -> Option<&'static Path> {
+    ["/usr/bin/setsid", "/bin/setsid"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists())
 }
 
 fn addr_after(line: &str, key: &str) -> Option<SocketAddr> {

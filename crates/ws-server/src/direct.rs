@@ -175,7 +175,19 @@ impl Writers {
             writers: self,
             chunk: Vec::new(),
             handed_off: false,
+            burst: false,
         }
+    }
+
+    /// Starts a fan-out that the caller knows is followed at once by more (a pipelining
+    /// caller with requests already waiting): its frames wake the connection tasks, which
+    /// take everything queued by the time they run, as a burst is best written. Idle
+    /// connections are not handed to the writers; connections a writer already holds get
+    /// the frame in that writer's next write, so order is kept either way.
+    pub fn burst(&self) -> FanOut<'_> {
+        let mut fan_out = self.fan_out();
+        fan_out.burst = true;
+        fan_out
     }
 
     fn lanes(&self) -> &[Arc<Lane>] {
@@ -252,12 +264,17 @@ pub struct FanOut<'w> {
     writers: &'w Writers,
     chunk: Vec<Connection>,
     handed_off: bool,
+    /// More fan-outs follow at once: leave the writes to the connection tasks.
+    burst: bool,
 }
 
 impl FanOut<'_> {
     /// Queues `msg` to `conn`, refused as [`Connection::send_prepared`] refuses (full,
     /// closed). Order with every other send to `conn` is kept.
     pub fn send(&mut self, conn: &Connection, msg: &Arc<PreparedMessage>) -> Result<(), SendError> {
+        if self.burst {
+            return conn.send_prepared(msg);
+        }
         if conn.shared.push_for_direct(msg)? {
             self.chunk.push(conn.clone());
             if self.chunk.len() >= CHUNK {

@@ -34,6 +34,15 @@ pub async fn connect(addr: SocketAddr, unix: Option<&Path>) -> anyhow::Result<Cl
     }
 }
 
+/// Writes one line to stdout; a failed write (`wspush stats | head -1` closing the pipe) is
+/// an error the caller returns, never a panic, and `main` ends quietly on a closed pipe.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 /// Authenticates with the server's RPC secret (`auth(secret)`).
 pub async fn auth(rpc: &Client, secret: &str) -> anyhow::Result<()> {
     rpc.call("auth", vec![Value::from(secret)])
@@ -49,24 +58,27 @@ pub async fn push(rpc: &Client, to: PushTo, data: Vec<u8>, binary: bool) -> anyh
     } else {
         Value::from(String::from_utf8(data).context("DATA is not UTF-8 text: use --binary")?)
     };
+    // One line whatever the target: what was pushed where, and what the server answered.
     match to {
         PushTo::Everyone => {
             rpc.call("push_data", vec![data]).await?;
+            out!("pushed to every connection")?;
         }
         PushTo::Channel(channel) => {
             let n = rpc
                 .call("publish", vec![Value::from(channel.as_str()), data])
                 .await?;
-            println!(
-                "queued to {} connection(s) on {channel}",
+            out!(
+                "pushed to channel {channel}: queued to {} connection(s)",
                 n.as_u64().unwrap_or(0)
-            );
+            )?;
         }
         PushTo::Connection(id) => {
             let found = rpc.call("send", vec![Value::from(id), data]).await?;
             if found.as_bool() != Some(true) {
                 bail!("no connection {id}");
             }
+            out!("pushed to connection {id}: queued to 1 connection(s)")?;
         }
     }
     Ok(())
@@ -76,7 +88,7 @@ pub async fn push(rpc: &Client, to: PushTo, data: Vec<u8>, binary: bool) -> anyh
 pub async fn stats(rpc: &Client) -> anyhow::Result<()> {
     let stats = rpc.call("stats", vec![]).await?;
     for (k, v) in stats.as_map().into_iter().flatten() {
-        println!("{:<18} {}", display(k), display(v));
+        out!("{:<18} {}", display(k), display(v))?;
     }
     Ok(())
 }
@@ -84,10 +96,13 @@ pub async fn stats(rpc: &Client) -> anyhow::Result<()> {
 /// `wspush connections`: one line per connection.
 pub async fn connections(rpc: &Client) -> anyhow::Result<()> {
     let list = rpc.call("connections", vec![]).await?;
-    println!(
+    out!(
         "{:>8}  {:<22} {:>8}  {:<24} channels",
-        "id", "peer", "queued", "path"
-    );
+        "id",
+        "peer",
+        "queued",
+        "path"
+    )?;
     for conn in list.as_array().into_iter().flatten() {
         let field = |name: &str| {
             conn.as_map()
@@ -95,14 +110,14 @@ pub async fn connections(rpc: &Client) -> anyhow::Result<()> {
                 .map(|(_, v)| display(v))
                 .unwrap_or_default()
         };
-        println!(
+        out!(
             "{:>8}  {:<22} {:>8}  {:<24} {}",
             field("id"),
             field("peer"),
             field("queued_bytes"),
             field("path"),
             field("channels")
-        );
+        )?;
     }
     Ok(())
 }
@@ -114,11 +129,11 @@ pub async fn listen(rpc: Client) -> anyhow::Result<()> {
     eprintln!("listening for browser events (Ctrl-C to stop)");
     while let Some(event) = events.recv().await {
         let args: Vec<String> = event.params.iter().map(display).collect();
-        println!(
+        out!(
             "{} {}",
             String::from_utf8_lossy(&event.method),
             args.join(" ")
-        );
+        )?;
     }
     bail!("the server closed the connection")
 }
@@ -132,8 +147,8 @@ pub async fn tail(url: &str, count: Option<u64>) -> anyhow::Result<()> {
     let mut seen = 0u64;
     while count.is_none_or(|n| seen < n) {
         match client.recv_message().await? {
-            Some(ws_server::Message::Text(t)) => println!("{}", String::from_utf8_lossy(&t)),
-            Some(ws_server::Message::Binary(b)) => println!("<binary {} bytes>", b.len()),
+            Some(ws_server::Message::Text(t)) => out!("{}", String::from_utf8_lossy(&t))?,
+            Some(ws_server::Message::Binary(b)) => out!("<binary {} bytes>", b.len())?,
             None => bail!("the server closed the connection"),
         }
         seen += 1;

@@ -20,13 +20,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Instant, SystemTime};
 
-use ws_server::{Connection, Writers};
+use ws_server::{Connection, FanOut, Writers};
 
 use crate::data::Payload;
 use crate::history::{MemoryHistory, Replay};
 use crate::position::{Position, envelope};
 use crate::query::{ClientOptions, Since};
-use crate::stream::{Subs, Tally, prepare};
+use crate::stream::{Flush, Subs, Tally, prepare};
 
 pub use crate::query::channels_from_query;
 
@@ -205,8 +205,8 @@ impl Hub {
 
     /// Embedded broker: numbers `payload` in the broadcast stream, keeps it
     /// and queues it to every connection. Returns how many it was queued to.
-    pub fn broadcast(&self, payload: Payload) -> usize {
-        let mut out = self.writers.fan_out();
+    pub fn broadcast(&self, payload: Payload, flush: Flush) -> usize {
+        let mut out = self.fan_out(flush);
         let state = self.read();
         let mut ring = self.history.broadcast();
         let pos = ring.append(&payload, self.history.retention(), Instant::now());
@@ -219,8 +219,8 @@ impl Hub {
 
     /// Embedded broker: numbers `payload` in `channel`, keeps it and queues it
     /// to the channel's subscribers; returns how many.
-    pub fn publish(&self, channel: &str, payload: Payload) -> usize {
-        let mut out = self.writers.fan_out();
+    pub fn publish(&self, channel: &str, payload: Payload, flush: Flush) -> usize {
+        let mut out = self.fan_out(flush);
         let state = self.read();
         let ring = self.history.channel(channel);
         let mut ring = ring.lock().unwrap_or_else(|e| e.into_inner());
@@ -236,8 +236,14 @@ impl Hub {
     /// Broker mode: queues a message numbered by the broker to this node's
     /// subscribers of `stream` (`None`: everyone). Positioned subscribers get a
     /// gap notice first if messages of the stream were missed.
-    pub fn deliver(&self, stream: Option<&str>, pos: &Position, payload: Payload) -> usize {
-        let mut out = self.writers.fan_out();
+    pub fn deliver(
+        &self,
+        stream: Option<&str>,
+        pos: &Position,
+        payload: Payload,
+        flush: Flush,
+    ) -> usize {
+        let mut out = self.fan_out(flush);
         let state = self.read();
         let subs = match stream {
             None => Some(&state.all),
@@ -250,8 +256,8 @@ impl Hub {
     }
 
     /// Queues `payload` to one connection; false if there is no such connection.
-    pub fn send(&self, id: u64, payload: Payload) -> bool {
-        let mut out = self.writers.fan_out();
+    pub fn send(&self, id: u64, payload: Payload, flush: Flush) -> bool {
+        let mut out = self.fan_out(flush);
         let state = self.read();
         let Some(entry) = state.conns.get(&id) else {
             return false;
@@ -267,8 +273,8 @@ impl Hub {
     }
 
     /// Queues `payload` to every connection of `user`; returns how many.
-    pub fn send_user(&self, user: &str, payload: Payload) -> usize {
-        let mut out = self.writers.fan_out();
+    pub fn send_user(&self, user: &str, payload: Payload, flush: Flush) -> usize {
+        let mut out = self.fan_out(flush);
         let state = self.read();
         let entries = state
             .users
@@ -295,6 +301,13 @@ impl Hub {
             );
         }
         self.push_done(tally)
+    }
+
+    fn fan_out(&self, flush: Flush) -> FanOut<'_> {
+        match flush {
+            Flush::Burst => self.writers.burst(),
+            Flush::Now => self.writers.fan_out(),
+        }
     }
 
     fn push_done(&self, tally: Tally) -> usize {

@@ -16,6 +16,7 @@ use msgpack_rpc::{Context, RpcError, Server, Value};
 use crate::app::Shared;
 use crate::data::Payload;
 use crate::rpc_auth::GuardedBuilder;
+use crate::stream::Flush;
 
 /// Registers every method on `builder`.
 pub fn register(builder: GuardedBuilder, shared: &Arc<Shared>) -> GuardedBuilder {
@@ -26,34 +27,44 @@ pub fn register(builder: GuardedBuilder, shared: &Arc<Shared>) -> GuardedBuilder
     register_queries(builder, shared)
 }
 
+/// A push the caller already follows with more (requests waiting in its buffer) is a burst.
+fn flush(ctx: &Context) -> Flush {
+    Flush::after(ctx.more_buffered())
+}
+
 /// The pushing and connection methods with the embedded broker: all inline.
 fn register_embedded(builder: GuardedBuilder, shared: &Arc<Shared>) -> GuardedBuilder {
     let s = Arc::clone(shared);
-    let builder = builder.method_sync("push_data", 1, move |_, mut p| {
-        s.hub.broadcast(Payload::from_value(take(&mut p, 0)));
+    let builder = builder.method_sync("push_data", 1, move |ctx, mut p| {
+        s.hub
+            .broadcast(Payload::from_value(take(&mut p, 0)), flush(ctx));
         Ok(Value::Nil)
     });
     let s = Arc::clone(shared);
-    let builder = builder.method_sync("publish", 2, move |_, mut p| {
+    let builder = builder.method_sync("publish", 2, move |ctx, mut p| {
         let channel = string_arg(&p, 0, "channel")?;
         let n = s
             .hub
-            .publish(&channel, Payload::from_value(take(&mut p, 1)));
+            .publish(&channel, Payload::from_value(take(&mut p, 1)), flush(ctx));
         Ok(Value::from(n))
     });
     let s = Arc::clone(shared);
-    let builder = builder.method_sync("send", 2, move |_, mut p| {
+    let builder = builder.method_sync("send", 2, move |ctx, mut p| {
         let id = conn_id_arg(&p, 0)?;
-        Ok(Value::from(
-            s.hub.send(id, Payload::from_value(take(&mut p, 1))),
-        ))
+        Ok(Value::from(s.hub.send(
+            id,
+            Payload::from_value(take(&mut p, 1)),
+            flush(ctx),
+        )))
     });
     let s = Arc::clone(shared);
-    let builder = builder.method_sync("send_user", 2, move |_, mut p| {
+    let builder = builder.method_sync("send_user", 2, move |ctx, mut p| {
         let user = string_arg(&p, 0, "user")?;
-        Ok(Value::from(
-            s.hub.send_user(&user, Payload::from_value(take(&mut p, 1))),
-        ))
+        Ok(Value::from(s.hub.send_user(
+            &user,
+            Payload::from_value(take(&mut p, 1)),
+            flush(ctx),
+        )))
     });
     let s = Arc::clone(shared);
     let builder = builder.method_sync("subscribe", 2, move |_, p| {

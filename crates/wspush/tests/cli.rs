@@ -132,7 +132,10 @@ async fn push_stats_connections_tail_and_listen() {
         .unwrap()
         .unwrap();
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("queued to 1 connection(s) on news"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("pushed to channel news: queued to 1 connection(s)")
+    );
     assert_eq!(recv_text(&mut ws).await, "from stdin");
 
     // The environment names the RPC address too.
@@ -214,4 +217,36 @@ async fn settings_come_from_a_toml_file_and_the_environment() {
     assert!(!ok);
     assert!(err.contains("bogus_setting"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `wspush stats | head -1`: the reader leaving early is not a panic, and the tool exits 0.
+/// Every push prints one line saying where it went.
+#[tokio::test]
+async fn a_closed_pipe_ends_a_tool_quietly_and_every_push_says_where_it_went() {
+    let server = Wspush::spawn().await;
+    let rpc = server.rpc.to_string();
+    let mut stats = wspush()
+        .args(["stats", "--rpc", &rpc])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader is gone before the tool writes its first line.
+    drop(stats.stdout.take());
+    let out = timeout(WAIT, stats.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    let (ok, stdout, err) = run(wspush().args(["push", "--rpc", &rpc, "hello"])).await;
+    assert!(ok, "{err}");
+    assert_eq!(stdout, "pushed to every connection\n");
+    let (ok, stdout, err) =
+        run(wspush().args(["push", "--rpc", &rpc, "--channel", "c", "x"])).await;
+    assert!(ok, "{err}");
+    assert_eq!(stdout, "pushed to channel c: queued to 0 connection(s)\n");
 }

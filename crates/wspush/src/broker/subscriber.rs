@@ -29,6 +29,7 @@ use super::intake::Intake;
 use super::receipts::Receipts;
 use super::resp::{self, Decoder, Frame, RespError};
 use crate::hub::Hub;
+use crate::stream::Flush;
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 64 << 10;
@@ -273,27 +274,29 @@ async fn deliver(
 ) {
     let mut batch: Vec<Bytes> = Vec::with_capacity(DELIVER_BATCH);
     loop {
-        tokio::select! {
+        let more = tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = intake.take(&mut batch, DELIVER_BATCH) => {}
+            more = intake.take(&mut batch, DELIVER_BATCH) => more,
         };
-        for msg in batch.drain(..) {
-            handle_message(&hub, &counters, &msg);
+        let n = batch.len();
+        for (i, msg) in batch.drain(..).enumerate() {
+            // A message with others right behind it is part of a burst.
+            handle_message(&hub, &counters, &msg, Flush::after(more || i + 1 < n));
         }
     }
 }
 
-fn handle_message(hub: &Hub, counters: &BrokerCounters, msg: &[u8]) {
+fn handle_message(hub: &Hub, counters: &BrokerCounters, msg: &[u8], flush: Flush) {
     match BusMessage::parse(msg) {
         Ok(BusMessage::Stream(stream, pos, payload)) => {
-            hub.deliver(stream.as_deref(), &pos, payload);
+            hub.deliver(stream.as_deref(), &pos, payload, flush);
         }
         Ok(BusMessage::User(user, payload)) => {
-            hub.send_user(&user, payload);
+            hub.send_user(&user, payload, flush);
         }
         Ok(BusMessage::Node(cmd)) => match cmd {
             NodeCommand::Send(id, payload) => {
-                hub.send(id, payload);
+                hub.send(id, payload, flush);
             }
             NodeCommand::Subscribe(id, channel) => {
                 hub.subscribe(id, &channel);
