@@ -523,15 +523,25 @@ mod tests {
     use crate::config::OverflowPolicy;
     use ws_proto::{Message, PreparedMessage};
 
+    /// A connected pair on loopback: (client side, server side, the client's address).
+    async fn socket_pair() -> (
+        tokio::net::TcpStream,
+        tokio::net::TcpStream,
+        std::net::SocketAddr,
+    ) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, peer) = listener.accept().await.unwrap();
+        (client, server, peer)
+    }
+
     /// A frame the task produced (a pong) but has not started writing, then a sender's
     /// direct write taken only in part: the rest of that frame must go out first.
     #[tokio::test]
     async fn the_rest_of_a_direct_write_goes_before_unwritten_task_frames() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (tcp, peer) = listener.accept().await.unwrap();
+        let (_client, tcp, peer) = socket_pair().await;
         let cfg = ServerConfig::default();
         let stats = Arc::new(Stats::default());
         let conn = Connection::new(1, peer, 64 << 20, OverflowPolicy::Close, stats.clone());
@@ -568,11 +578,7 @@ mod tests {
     /// the reader sees 1008 instead of a timeout.
     #[tokio::test]
     async fn the_overflow_close_goes_before_unsent_data() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (tcp, peer) = listener.accept().await.unwrap();
+        let (_client, tcp, peer) = socket_pair().await;
         let cfg = ServerConfig::default();
         let stats = Arc::new(Stats::default());
         let conn = Connection::new(1, peer, 1000, OverflowPolicy::Close, stats.clone());
