@@ -239,11 +239,7 @@ impl Shared {
     }
 
     fn push_now(&self, msg: &Arc<PreparedMessage>) -> Result<(), SendError> {
-        let q = self.lock();
-        if q.closing || q.closed {
-            return Err(SendError::Closed);
-        }
-        if self.enqueue(q, Outbound::Prepared(Arc::clone(msg)), true)? {
+        if self.push_for_direct(msg)? {
             self.write_direct();
         }
         Ok(())
