@@ -10,8 +10,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{App, Shared};
 use crate::config::{ConfigError, Overflow, ServeArgs, Settings};
+use crate::shared::Shared;
+use crate::ws::handler::App;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -139,7 +140,7 @@ fn rpc_config(s: &Settings) -> Result<msgpack_rpc::ServerConfig, ServeError> {
     c.message_timeout = secs(s.rpc_message_timeout);
     if let Some(secret) = &s.rpc_secret {
         // Checked here rather than found out by every client's first call.
-        let needed = crate::rpc_auth::auth_request_bytes(secret);
+        let needed = crate::rpc::auth::auth_request_bytes(secret);
         let limit = s.rpc_auth_max_message_bytes.min(s.rpc_max_message_bytes);
         if limit < needed {
             return Err(ServeError::RpcAuthLimit { limit, needed });
@@ -185,13 +186,9 @@ pub async fn start(settings: &Settings) -> Result<Running, ServeError> {
         None => None,
     };
 
-    let hub = crate::hub::Hub::new(settings.retention());
+    let hub = crate::delivery::hub::Hub::new(settings.retention());
     let broker = connect_broker(settings).await?;
-    let shared = Arc::new(
-        Shared::new(hub, broker)
-            .with_gate(gate)
-            .with_rpc_secret(settings.rpc_secret.clone()),
-    );
+    let shared = Arc::new(Shared::new(hub, broker).with_gate(gate));
     let shutdown = CancellationToken::new();
     if shared.broker.is_none() {
         // The embedded broker's history: idle streams go on a timer, not on
@@ -206,7 +203,7 @@ pub async fn start(settings: &Settings) -> Result<Running, ServeError> {
     }
     let ws_server = ws_server::Server::new(ws_config, App::new(Arc::clone(&shared)));
     shared.set_ws_stats(ws_server.stats());
-    let rpc_server = crate::rpc::server(&shared, rpc_config);
+    let rpc_server = crate::rpc::server(&shared, rpc_config, settings.rpc_secret.clone());
     shared.set_rpc_stats(rpc_server.stats_handle());
 
     let mut tasks = Vec::new();

@@ -8,8 +8,8 @@ use std::sync::atomic::Ordering;
 use rmpv::Value;
 
 use crate::broker::BrokerCounters;
-use crate::events::Listeners;
-use crate::hub::Hub;
+use crate::delivery::events::Listeners;
+use crate::delivery::hub::Hub;
 
 /// A point-in-time copy of every counter.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -30,8 +30,8 @@
 
 use bytes::Bytes;
 
-use crate::data::Payload;
-use crate::position::Position;
+use crate::delivery::payload::Payload;
+use crate::delivery::position::Position;
 
 /// The pub/sub channel every node listens to.
 pub const BUS: &str = "wspush:bus";

@@ -27,9 +27,9 @@ use super::bus::{self, BUS, NodeCommand, Receipt};
 use super::receipts::{NOT_READY, Receipts};
 use super::subscriber::Subscriber;
 use super::{BrokerError, MAX_NODE};
-use crate::data::Payload;
-use crate::history::{HistoryRead, Retention};
-use crate::hub::Hub;
+use crate::delivery::history::{HistoryRead, Retention};
+use crate::delivery::hub::Hub;
+use crate::delivery::payload::Payload;
 
 /// Most commands sent as one pipeline.
 const MAX_BATCH: usize = 1024;

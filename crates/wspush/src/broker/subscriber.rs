@@ -28,8 +28,8 @@ use super::bus::{self, BusMessage, NodeCommand};
 use super::intake::Intake;
 use super::receipts::Receipts;
 use super::resp::{self, Decoder, Frame, RespError};
-use crate::hub::Hub;
-use crate::stream::Flush;
+use crate::delivery::flush::Flush;
+use crate::delivery::hub::Hub;
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 64 << 10;

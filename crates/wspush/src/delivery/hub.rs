@@ -5,7 +5,7 @@
 //! enqueue: the caller never waits for a browser. A full queue is handled by
 //! the connection's overflow policy inside `ws-server`; the hub only counts.
 //! Browsers that asked for positions get a second variant, also encoded once
-//! (see [`crate::stream`]).
+//! (see [`crate::delivery::subscribers`]).
 //!
 //! Order: a push is numbered and queued to every recipient under its stream's
 //! history lock before the call returns, and each connection's queue is FIFO,
@@ -22,13 +22,14 @@ use std::time::{Instant, SystemTime};
 
 use ws_server::{Connection, FanOut, Writers};
 
-use crate::data::Payload;
-use crate::history::{MemoryHistory, Replay};
-use crate::position::{Position, envelope};
-use crate::query::{ClientOptions, Since};
-use crate::stream::{Flush, Subs, Tally, prepare};
+use crate::delivery::flush::Flush;
+use crate::delivery::history::{MemoryHistory, Replay};
+use crate::delivery::payload::Payload;
+use crate::delivery::position::{Position, envelope};
+use crate::delivery::query::{ClientOptions, Since};
+use crate::delivery::subscribers::{Subs, Tally, prepare};
 
-pub use crate::query::channels_from_query;
+pub use crate::delivery::query::channels_from_query;
 
 /// What the hub knows about one browser connection.
 #[derive(Debug, Clone)]
@@ -96,13 +97,13 @@ pub struct Hub {
 
 impl Default for Hub {
     fn default() -> Self {
-        Hub::new(crate::history::Retention::default())
+        Hub::new(crate::delivery::history::Retention::default())
     }
 }
 
 impl Hub {
     /// A new, empty hub whose embedded broker keeps `retention` per stream.
-    pub fn new(retention: crate::history::Retention) -> Self {
+    pub fn new(retention: crate::delivery::history::Retention) -> Self {
         Hub {
             state: RwLock::default(),
             counters: Counters::default(),

@@ -4,25 +4,26 @@
 //! runs inline on the RPC connection's task in arrival order, so pushes from
 //! one program reach each browser in the order they were called, and a push
 //! returns as soon as its frame is queued everywhere. With Redis, see
-//! [`crate::rpc_cluster`]. Each method also works as a notification.
+//! [`crate::rpc::cluster`]. Each method also works as a notification.
 //!
 //! Errors are plain strings, as the reference Ruby server sends them; an
 //! unknown connection or channel is not an error but a `0`/`false` result.
 
 use std::sync::Arc;
 
-use msgpack_rpc::{Context, RpcError, Server, Value};
+use msgpack_rpc::{Context, Server, Value};
 
-use crate::app::Shared;
-use crate::data::Payload;
-use crate::rpc_auth::GuardedBuilder;
-use crate::stream::Flush;
+use crate::delivery::flush::Flush;
+use crate::delivery::payload::Payload;
+use crate::rpc::args::{conn_id_arg, disconnect_args, string_arg, take};
+use crate::rpc::auth::{GuardedBuilder, RpcAuth};
+use crate::shared::Shared;
 
 /// Registers every method on `builder`.
 pub fn register(builder: GuardedBuilder, shared: &Arc<Shared>) -> GuardedBuilder {
     let builder = match shared.broker {
         None => register_embedded(builder, shared),
-        Some(_) => crate::rpc_cluster::register(builder, shared),
+        Some(_) => crate::rpc::cluster::register(builder, shared),
     };
     register_queries(builder, shared)
 }
@@ -87,25 +88,12 @@ fn register_embedded(builder: GuardedBuilder, shared: &Arc<Shared>) -> GuardedBu
     })
 }
 
-/// `disconnect(conn_id[, code, reason])` arguments.
-pub(crate) fn disconnect_args(p: &[Value]) -> Result<(u64, u16, String), RpcError> {
-    let id = conn_id_arg(p, 0)?;
-    let code = close_code_arg(p, 1)?;
-    let reason = match p.get(2) {
-        Some(Value::Nil) | None => String::new(),
-        Some(_) => string_arg(p, 2, "reason")?,
-    };
-    // RFC 6455 §5.5: a control frame payload is at most 125 bytes, 2 of them the code.
-    if reason.len() > 123 {
-        return Err(RpcError::message("reason is longer than 123 bytes"));
-    }
-    Ok((id, code, reason))
-}
-
 /// The methods that only read state: the same with every broker.
 fn register_queries(builder: GuardedBuilder, shared: &Arc<Shared>) -> GuardedBuilder {
     let s = Arc::clone(shared);
-    let builder = builder.method_sync("connections", 0, move |_, _| Ok(s.connections_value()));
+    let builder = builder.method_sync("connections", 0, move |_, _| {
+        Ok(crate::rpc::render::connections_value(&s))
+    });
     let s = Arc::clone(shared);
     let builder = builder.method_sync("channels", 0, move |_, _| {
         let map = s
@@ -125,56 +113,22 @@ fn register_queries(builder: GuardedBuilder, shared: &Arc<Shared>) -> GuardedBui
     })
 }
 
-/// The RPC server with every method and the listener clean-up wired in.
-pub fn server(shared: &Arc<Shared>, config: msgpack_rpc::ServerConfig) -> Server {
+/// The RPC server with every method and the listener clean-up wired in; with `secret`
+/// set, a connection's first call must be `auth(secret)`.
+pub fn server(
+    shared: &Arc<Shared>,
+    config: msgpack_rpc::ServerConfig,
+    secret: Option<String>,
+) -> Server {
     let s = Arc::clone(shared);
-    let guarded = GuardedBuilder::new(Server::builder(), Arc::clone(&shared.rpc_auth));
+    let auth = Arc::new(RpcAuth::new(secret, Arc::clone(&shared.rpc_auth_failures)));
+    let guarded = GuardedBuilder::new(Server::builder(), Arc::clone(&auth));
     register(guarded, shared)
         .into_inner()
         .config(config)
         .on_disconnect(move |rpc_conn| {
             s.listeners.remove(rpc_conn);
-            s.rpc_auth.handle_disconnect(rpc_conn);
+            auth.handle_disconnect(rpc_conn);
         })
         .build()
-}
-
-pub(crate) fn take(params: &mut [Value], i: usize) -> Value {
-    params
-        .get_mut(i)
-        .map_or(Value::Nil, |v| std::mem::replace(v, Value::Nil))
-}
-
-pub(crate) fn string_arg(params: &[Value], i: usize, name: &str) -> Result<String, RpcError> {
-    match params.get(i) {
-        Some(Value::String(s)) => s
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| RpcError::message(format!("{name} must be valid UTF-8"))),
-        Some(Value::Binary(b)) => String::from_utf8(b.clone())
-            .map_err(|_| RpcError::message(format!("{name} must be valid UTF-8"))),
-        _ => Err(RpcError::message(format!("{name} must be a string"))),
-    }
-}
-
-pub(crate) fn conn_id_arg(params: &[Value], i: usize) -> Result<u64, RpcError> {
-    params
-        .get(i)
-        .and_then(Value::as_u64)
-        .ok_or_else(|| RpcError::message("conn_id must be a non-negative integer"))
-}
-
-fn close_code_arg(params: &[Value], i: usize) -> Result<u16, RpcError> {
-    match params.get(i) {
-        None | Some(Value::Nil) => Ok(ws_proto::close::NORMAL),
-        Some(v) => v
-            .as_u64()
-            .and_then(|c| u16::try_from(c).ok())
-            .filter(|c| ws_proto::close::is_valid_wire_code(*c))
-            .ok_or_else(|| {
-                RpcError::message(format!(
-                    "invalid close code {v}: use 1000-1003, 1007-1014 or 3000-4999"
-                ))
-            }),
-    }
 }

@@ -2,7 +2,7 @@
 //! fan-out.
 //!
 //! Subscribers come in three sets: `plain` ones get the raw data,
-//! `positioned` ones the enveloped variant (see [`crate::position`]), and
+//! `positioned` ones the enveloped variant (see [`crate::delivery::position`]), and
 //! `pending` ones are resuming: live messages are buffered for them until
 //! their replay is queued, then de-duplicated by position. Each variant is
 //! encoded once per push and shared by its whole set; the enveloped one is
@@ -14,9 +14,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use ws_proto::PreparedMessage;
 use ws_server::{Connection, FanOut, SendError};
 
-use crate::data::Payload;
-use crate::history::Replay;
-use crate::position::{Position, envelope, gap_notice};
+use crate::delivery::history::Replay;
+use crate::delivery::payload::Payload;
+use crate::delivery::position::{Position, envelope, gap_notice};
 
 /// Live messages buffered for one resuming connection while its history is read, at most
 /// this many frame bytes and this many messages: beyond either the connection is closed
@@ -29,30 +29,6 @@ struct Buffered {
     conn: Connection,
     frames: Vec<(Position, Arc<PreparedMessage>)>,
     bytes: usize,
-}
-
-/// Whether more pushes follow this one at once, as the caller knows: a pipelining program
-/// with requests already waiting, a broker burst. The hint only picks who writes; order and
-/// delivery are the same either way.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flush {
-    /// More follow at once: the connection tasks write, each taking the whole burst queued
-    /// by the time it runs.
-    Burst,
-    /// Nothing is known to follow: idle browsers are written at once by the fan-out
-    /// writers, and a push that arrives while they write joins them (`ws_server::direct`).
-    Now,
-}
-
-impl Flush {
-    /// [`Flush::Burst`] when more input is already waiting behind this push.
-    pub fn after(more_waiting: bool) -> Self {
-        if more_waiting {
-            Flush::Burst
-        } else {
-            Flush::Now
-        }
-    }
 }
 
 /// What one fan-out did, for the hub's counters.

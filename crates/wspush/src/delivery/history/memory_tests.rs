@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)]
 use super::*;
-use crate::history::plan;
-use crate::query::Since;
+use crate::delivery::history::plan;
+use crate::delivery::query::Since;
 use bytes::Bytes;
 use std::time::Duration;
 

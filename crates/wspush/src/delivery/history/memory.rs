@@ -27,8 +27,8 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, Weak};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::{HistoryRead, Retention};
-use crate::data::Payload;
-use crate::position::Position;
+use crate::delivery::payload::Payload;
+use crate::delivery::position::Position;
 
 /// What one kept message costs beyond its payload bytes: its slot in the
 /// stream's queue (sequence number, time, payload handle).

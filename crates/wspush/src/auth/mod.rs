@@ -18,7 +18,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use ws_server::Request;
 
-use crate::query::ClientOptions;
+use crate::delivery::query::ClientOptions;
 
 /// The subprotocol a browser names next to its token:
 /// `new WebSocket(url, ["wspush", token])`; the server answers with it.
@@ -318,5 +318,4 @@ fn token_of(req: &Request, offers: &[String]) -> Option<String> {
 }
 
 #[cfg(test)]
-#[path = "auth_tests.rs"]
 mod tests;

@@ -25,15 +25,18 @@ use msgpack_rpc::{Arity, Context, RpcError, ServerBuilder, Value};
 pub struct RpcAuth {
     secret: Option<String>,
     authed: Mutex<HashSet<u64>>,
-    failures: AtomicU64,
+    /// Shared with `stats()` (see [`crate::shared::Shared::rpc_auth_failures`]).
+    failures: Arc<AtomicU64>,
 }
 
 impl RpcAuth {
-    /// Requires `auth(secret)` first when `secret` is set.
-    pub fn new(secret: Option<String>) -> Self {
+    /// Requires `auth(secret)` first when `secret` is set; refusals are counted in
+    /// `failures`.
+    pub fn new(secret: Option<String>, failures: Arc<AtomicU64>) -> Self {
         RpcAuth {
             secret,
-            ..RpcAuth::default()
+            authed: Mutex::default(),
+            failures,
         }
     }
 
@@ -106,7 +109,7 @@ impl GuardedBuilder {
         // Sync, so the limits are lifted before the next message is read: a
         // client may pipeline a large push right behind its `auth`.
         let builder = builder.method_sync("auth", 1, move |ctx, p| {
-            let given = crate::rpc::string_arg(&p, 0, "secret")?;
+            let given = crate::rpc::args::string_arg(&p, 0, "secret")?;
             let ok = a.handle_auth(ctx.connection_id(), &given)?;
             ctx.set_authenticated();
             Ok(ok)
@@ -153,14 +156,14 @@ mod tests {
 
     #[test]
     fn without_a_secret_everything_passes() {
-        let auth = RpcAuth::new(None);
+        let auth = RpcAuth::new(None, Arc::default());
         assert!(auth.check(1).is_ok());
         assert!(auth.handle_auth(1, "anything").is_ok());
     }
 
     #[test]
     fn with_a_secret_only_authenticated_connections_pass() {
-        let auth = RpcAuth::new(Some("s3cret".into()));
+        let auth = RpcAuth::new(Some("s3cret".into()), Arc::default());
         assert!(auth.check(1).is_err());
         assert!(auth.handle_auth(1, "wrong").is_err());
         assert!(auth.check(1).is_err());

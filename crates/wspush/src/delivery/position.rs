@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::data::Payload;
+use crate::delivery::payload::Payload;
 
 /// A message's place in its stream.
 #[derive(Debug, Clone, PartialEq, Eq)]

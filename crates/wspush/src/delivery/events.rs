@@ -8,9 +8,13 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
 use msgpack_rpc::{Notifier, NotifyError, Value};
+
+use super::conn_id::node_of;
+use super::hub::ConnInfo;
 
 /// The set of listening RPC connections.
 #[derive(Default)]
@@ -74,4 +78,28 @@ impl Listeners {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Notifier>> {
         self.list.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The map describing a connection in events and `connections()`.
+pub fn info_value(info: &ConnInfo, channels: &[String]) -> Vec<(Value, Value)> {
+    vec![
+        (Value::from("id"), Value::from(info.id)),
+        (Value::from("node"), Value::from(node_of(info.id))),
+        (Value::from("peer"), Value::from(info.peer.to_string())),
+        (Value::from("path"), Value::from(info.path.as_str())),
+        (Value::from("query"), Value::from(info.query.as_str())),
+        (
+            Value::from("channels"),
+            Value::Array(channels.iter().map(|c| Value::from(c.as_str())).collect()),
+        ),
+        (Value::from("opened"), Value::from(unix_secs(info.opened))),
+        (
+            Value::from("user"),
+            info.user.as_deref().map_or(Value::Nil, Value::from),
+        ),
+    ]
 }

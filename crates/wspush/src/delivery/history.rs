@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use self::memory::{MemoryHistory, Ring, Usage};
-use crate::data::Payload;
-use crate::position::Position;
-use crate::query::Since;
+use crate::delivery::payload::Payload;
+use crate::delivery::position::Position;
+use crate::delivery::query::Since;
 
 /// Default per-stream byte limit: 4 MiB, a hundred messages of 40 KiB, four
 /// times a browser's default queue; one stream cannot take the total.

@@ -161,6 +161,6 @@ pub async fn tail(url: &str, count: Option<u64>) -> anyhow::Result<()> {
 fn display(v: &Value) -> String {
     match v {
         Value::String(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
-        other => wspush::data::to_json(other),
+        other => wspush::delivery::payload::to_json(other),
     }
 }

@@ -19,12 +19,12 @@ use std::sync::Arc;
 
 use msgpack_rpc::{RpcError, Value};
 
-use crate::app::Shared;
 use crate::broker::bus::NodeCommand;
 use crate::broker::{BrokerError, RedisBroker, node_of};
-use crate::data::Payload;
-use crate::rpc::{conn_id_arg, disconnect_args, string_arg, take};
-use crate::rpc_auth::GuardedBuilder;
+use crate::delivery::payload::Payload;
+use crate::rpc::args::{conn_id_arg, disconnect_args, string_arg, take};
+use crate::rpc::auth::GuardedBuilder;
+use crate::shared::Shared;
 
 fn rpc_error(e: BrokerError) -> RpcError {
     RpcError::message(e.to_string())

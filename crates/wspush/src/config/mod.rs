@@ -157,8 +157,8 @@ impl Default for Settings {
             // smaller), and 64 MiB in all: a small server's history stays a
             // small part of its memory however large or many the pushes
             // (a single RPC message may be 16 MiB; its JSON larger).
-            history_stream_bytes: crate::history::DEFAULT_STREAM_BYTES,
-            history_total_bytes: crate::history::DEFAULT_TOTAL_BYTES,
+            history_stream_bytes: crate::delivery::history::DEFAULT_STREAM_BYTES,
+            history_total_bytes: crate::delivery::history::DEFAULT_TOTAL_BYTES,
             broker_timeout_ms: 2000,
             tls_cert: None,
             tls_key: None,
@@ -434,8 +434,8 @@ impl Settings {
     }
 
     /// The history each stream keeps.
-    pub fn retention(&self) -> crate::history::Retention {
-        crate::history::Retention {
+    pub fn retention(&self) -> crate::delivery::history::Retention {
+        crate::delivery::history::Retention {
             len: self.history_len,
             max_age: (self.history_secs > 0)
                 .then(|| std::time::Duration::from_secs(self.history_secs)),

@@ -1,0 +1,164 @@
+//! The state every door and transport shares: the hub, the broker, the listeners of
+//! browser events, the connect policy and the sources of every counter.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use msgpack_rpc::Value;
+use ws_server::Connection;
+
+use crate::auth::{Gate, Refusal};
+use crate::broker::{RedisBroker, global_id};
+use crate::delivery::events::Listeners;
+use crate::delivery::history::HistoryRead;
+use crate::delivery::hub::Hub;
+use crate::stats::Stats;
+
+/// State shared by the WebSocket handler and the RPC methods.
+pub struct Shared {
+    /// Connections, channels, fan-out (and the embedded broker's history).
+    pub hub: Arc<Hub>,
+    /// RPC connections that called `listen()`.
+    pub listeners: Listeners,
+    /// The Redis broker; `None` with the embedded one.
+    pub broker: Option<RedisBroker>,
+    /// The cluster-wide sums of the last stats share (Redis mode).
+    cluster: std::sync::Mutex<Option<Value>>,
+    /// Who may connect and join which channels.
+    pub gate: Gate,
+    /// RPC calls refused for a missing or wrong `auth(secret)` (counted by the RPC door).
+    pub rpc_auth_failures: Arc<AtomicU64>,
+    started: Instant,
+    ws_stats: OnceLock<Arc<ws_server::Stats>>,
+    rpc_stats: OnceLock<msgpack_rpc::StatsHandle>,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared::new(Hub::default(), None)
+    }
+}
+
+impl Shared {
+    /// State over `hub`, with the Redis broker if one is configured.
+    pub fn new(hub: Hub, broker: Option<RedisBroker>) -> Self {
+        Shared {
+            hub: Arc::new(hub),
+            listeners: Listeners::default(),
+            broker,
+            cluster: std::sync::Mutex::new(None),
+            gate: Gate::open(),
+            rpc_auth_failures: Arc::default(),
+            started: Instant::now(),
+            ws_stats: OnceLock::new(),
+            rpc_stats: OnceLock::new(),
+        }
+    }
+
+    /// The same state with this connect policy.
+    pub fn with_gate(mut self, gate: Gate) -> Self {
+        self.gate = gate;
+        self
+    }
+
+    /// This node's number (0 with the embedded broker).
+    pub fn node(&self) -> u32 {
+        self.broker.as_ref().map_or(0, RedisBroker::node)
+    }
+
+    /// The cluster-wide id of a connection of this node.
+    pub fn conn_id(&self, conn: &Connection) -> u64 {
+        global_id(self.node(), conn.id())
+    }
+
+    /// What the broker's history holds for `stream`; an unreadable history
+    /// reads as empty, so the client gets a gap notice rather than silence.
+    pub async fn read_history(&self, stream: Option<&str>) -> HistoryRead {
+        match &self.broker {
+            None => self.hub.history().read(stream),
+            Some(broker) => broker.read_history(stream).await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, ?stream, "history unavailable; client gets a gap notice");
+                HistoryRead::default()
+            }),
+        }
+    }
+
+    /// Attaches the WebSocket server's counters (once, at start).
+    pub fn set_ws_stats(&self, stats: Arc<ws_server::Stats>) {
+        let _ = self.ws_stats.set(stats);
+    }
+
+    /// Attaches the RPC server's counters (once, at start).
+    pub fn set_rpc_stats(&self, stats: msgpack_rpc::StatsHandle) {
+        let _ = self.rpc_stats.set(stats);
+    }
+
+    /// RPC `stats()`: this node's counters, and in Redis mode a `cluster`
+    /// map summing every live node's (refreshed every second).
+    pub fn stats_value(&self) -> Value {
+        let mut value = self.stats().to_value();
+        let cluster = self
+            .cluster
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let (Value::Map(map), Some(cluster)) = (&mut value, cluster) {
+            map.push((Value::from("cluster"), cluster));
+        }
+        value
+    }
+
+    /// Shares this node's counters through the broker and keeps the
+    /// cluster-wide sums for `stats()`, every second until `shutdown`.
+    pub async fn share_stats(self: Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
+        const EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+        // A node silent for this long has stopped: it drops out of the sums.
+        const STALE: std::time::Duration = std::time::Duration::from_secs(5);
+        let Some(broker) = &self.broker else {
+            return;
+        };
+        let mut tick = tokio::time::interval(EVERY);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let mine = self.stats().counters();
+            match broker.share_stats(&mine, STALE).await {
+                Ok(nodes) => {
+                    let sums = crate::stats::cluster_value(&nodes);
+                    *self.cluster.lock().unwrap_or_else(|e| e.into_inner()) = Some(sums);
+                }
+                Err(e) => tracing::debug!(error = %e, "cluster stats not shared"),
+            }
+        }
+    }
+
+    /// A snapshot of every counter.
+    pub fn stats(&self) -> Stats {
+        let ws = self
+            .ws_stats
+            .get()
+            .map(|s| s.snapshot())
+            .unwrap_or_default();
+        let mut stats = Stats::collect(
+            &self.hub,
+            &ws,
+            &self.listeners,
+            self.started.elapsed().as_secs(),
+        );
+        stats.node = u64::from(self.node());
+        stats.refused_bad_request = self.gate.refusals(Refusal::BadRequest);
+        stats.refused_unauthorized = self.gate.refusals(Refusal::Unauthorized);
+        stats.refused_forbidden = self.gate.refusals(Refusal::Forbidden);
+        stats.rpc_auth_failures = self.rpc_auth_failures.load(Ordering::Relaxed);
+        if let Some(rpc) = self.rpc_stats.get() {
+            stats.add_rpc(&rpc.snapshot());
+        }
+        if let Some(broker) = &self.broker {
+            stats.add_broker(broker.counters());
+        }
+        stats
+    }
+}
