@@ -55,6 +55,8 @@ mod server;
 mod stats;
 mod stream;
 mod task;
+#[cfg(feature = "test-util")]
+pub mod test_util;
 mod tls;
 
 pub use client::{Client, ClientConfig};

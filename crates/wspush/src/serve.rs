@@ -190,13 +190,13 @@ pub async fn start(settings: &Settings) -> Result<Running, ServeError> {
     let broker = connect_broker(settings).await?;
     let shared = Arc::new(Shared::new(hub, broker).with_gate(gate));
     let shutdown = CancellationToken::new();
-    if shared.broker.is_none() {
+    if shared.redis.is_none() {
         // The embedded broker's history: idle streams go on a timer, not on
         // the publishing path.
         let (hub, token) = (Arc::clone(&shared.hub), shutdown.clone());
         tokio::spawn(async move { hub.history().expire_until(token).await });
     }
-    if let Some(broker) = &shared.broker {
+    if let Some(broker) = &shared.redis {
         broker.start_subscriber(Arc::clone(&shared.hub), shutdown.clone());
         tokio::spawn(Arc::clone(&shared).share_stats(shutdown.clone()));
         tracing::info!(node = broker.node(), broker = %settings.broker, "using the Redis broker");

@@ -9,7 +9,7 @@ use msgpack_rpc::Value;
 use ws_server::Connection;
 
 use crate::auth::{Gate, Refusal};
-use crate::broker::{RedisBroker, global_id};
+use crate::broker::{Broker, Embedded, RedisBroker, global_id};
 use crate::delivery::events::Listeners;
 use crate::delivery::history::HistoryRead;
 use crate::delivery::hub::Hub;
@@ -21,8 +21,10 @@ pub struct Shared {
     pub hub: Arc<Hub>,
     /// RPC connections that called `listen()`.
     pub listeners: Listeners,
-    /// The Redis broker; `None` with the embedded one.
-    pub broker: Option<RedisBroker>,
+    /// Where every door's pushes and commands go: the embedded broker or Redis.
+    pub broker: Arc<dyn Broker>,
+    /// The Redis broker (also `broker`); `None` with the embedded one.
+    pub redis: Option<Arc<RedisBroker>>,
     /// The cluster-wide sums of the last stats share (Redis mode).
     cluster: std::sync::Mutex<Option<Value>>,
     /// Who may connect and join which channels.
@@ -42,11 +44,18 @@ impl Default for Shared {
 
 impl Shared {
     /// State over `hub`, with the Redis broker if one is configured.
-    pub fn new(hub: Hub, broker: Option<RedisBroker>) -> Self {
+    pub fn new(hub: Hub, redis: Option<RedisBroker>) -> Self {
+        let hub = Arc::new(hub);
+        let redis = redis.map(Arc::new);
+        let broker: Arc<dyn Broker> = match &redis {
+            Some(redis) => Arc::clone(redis) as Arc<dyn Broker>,
+            None => Arc::new(Embedded::new(Arc::clone(&hub))),
+        };
         Shared {
-            hub: Arc::new(hub),
+            hub,
             listeners: Listeners::default(),
             broker,
+            redis,
             cluster: std::sync::Mutex::new(None),
             gate: Gate::open(),
             rpc_auth_failures: Arc::default(),
@@ -64,7 +73,7 @@ impl Shared {
 
     /// This node's number (0 with the embedded broker).
     pub fn node(&self) -> u32 {
-        self.broker.as_ref().map_or(0, RedisBroker::node)
+        self.redis.as_ref().map_or(0, |r| r.node())
     }
 
     /// The cluster-wide id of a connection of this node.
@@ -75,7 +84,7 @@ impl Shared {
     /// What the broker's history holds for `stream`; an unreadable history
     /// reads as empty, so the client gets a gap notice rather than silence.
     pub async fn read_history(&self, stream: Option<&str>) -> HistoryRead {
-        match &self.broker {
+        match &self.redis {
             None => self.hub.history().read(stream),
             Some(broker) => broker.read_history(stream).await.unwrap_or_else(|e| {
                 tracing::warn!(error = %e, ?stream, "history unavailable; client gets a gap notice");
@@ -115,7 +124,7 @@ impl Shared {
         const EVERY: std::time::Duration = std::time::Duration::from_secs(1);
         // A node silent for this long has stopped: it drops out of the sums.
         const STALE: std::time::Duration = std::time::Duration::from_secs(5);
-        let Some(broker) = &self.broker else {
+        let Some(broker) = &self.redis else {
             return;
         };
         let mut tick = tokio::time::interval(EVERY);
@@ -156,7 +165,7 @@ impl Shared {
         if let Some(rpc) = self.rpc_stats.get() {
             stats.add_rpc(&rpc.snapshot());
         }
-        if let Some(broker) = &self.broker {
+        if let Some(broker) = &self.redis {
             stats.add_broker(broker.counters());
         }
         stats

@@ -171,6 +171,16 @@ pub enum NodeCommand {
 }
 
 impl NodeCommand {
+    /// The connection it is for.
+    pub fn conn_id(&self) -> u64 {
+        match self {
+            NodeCommand::Send(id, _)
+            | NodeCommand::Subscribe(id, _)
+            | NodeCommand::Unsubscribe(id, _)
+            | NodeCommand::Disconnect(id, _, _) => *id,
+        }
+    }
+
     /// The pub/sub payload; `receipt` is [`Receipt::field`] or empty.
     pub fn encode(&self, receipt: &str) -> Vec<u8> {
         let (head, body): (String, &[u8]) = match self {

@@ -1,7 +1,8 @@
 //! Brokers: how a push reaches the nodes that hold the browsers.
 //!
 //! ```text
-//! embedded (default):  rpc --> Hub (numbers, keeps history, fans out)
+//! every door --> dyn Broker (one interface, `interface.rs`) --> embedded or redis:
+//! embedded (default):  Embedded --> Hub (numbers, keeps history, fans out)
 //! redis:               rpc --> publisher task --pipelined EVALSHA--> Redis (numbers, XADD, PUBLISH)
 //!                      Redis --pub/sub--> reader --intake (bytes)--> deliverer --> Hub::deliver --> browsers
 //!                      reader --receipts--> the publishing caller's answer
@@ -9,7 +10,9 @@
 //!
 //! Connection ids carry their node (see [`crate::delivery::conn_id`]).
 
+pub mod interface;
 pub mod bus;
+pub mod embedded;
 pub mod intake;
 pub mod receipts;
 pub mod redis;
@@ -18,6 +21,8 @@ pub mod subscriber;
 
 use std::time::Duration;
 
+pub use self::interface::{Answer, Broker};
+pub use self::embedded::Embedded;
 pub use self::redis::{BrokerCounters, DEFAULT_INTAKE_BYTES, RedisBroker};
 pub use crate::delivery::conn_id::{MAX_NODE, global_id, node_of};
 

@@ -26,7 +26,8 @@ use tokio_util::sync::CancellationToken;
 use super::bus::{self, BUS, NodeCommand, Receipt};
 use super::receipts::{NOT_READY, Receipts};
 use super::subscriber::Subscriber;
-use super::{BrokerError, MAX_NODE};
+use super::{Answer, BrokerError, MAX_NODE};
+use crate::delivery::flush::Flush;
 use crate::delivery::history::{HistoryRead, Retention};
 use crate::delivery::hub::Hub;
 use crate::delivery::payload::Payload;
@@ -621,4 +622,19 @@ impl Publisher {
 
 fn far_future() -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_secs(3600)
+}
+
+impl super::Broker for RedisBroker {
+    fn publish(&self, stream: Option<&str>, payload: Payload, _: Flush) -> Answer {
+        Answer::Later(Box::pin(RedisBroker::publish(self, stream, &payload)))
+    }
+
+    fn command(&self, command: NodeCommand, _: Flush) -> Answer {
+        let node = super::node_of(command.conn_id());
+        Answer::Later(Box::pin(RedisBroker::command(self, node, &command)))
+    }
+
+    fn send_user(&self, user: &str, payload: Payload, _: Flush) -> Answer {
+        Answer::Later(Box::pin(RedisBroker::send_user(self, user, payload)))
+    }
 }

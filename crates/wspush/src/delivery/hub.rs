@@ -1,18 +1,16 @@
 //! The hub: who is connected, who listens to which stream, and fan-out.
 //!
-//! Every push is encoded into a WebSocket frame once ([`PreparedMessage`]) and
-//! the same shared bytes are queued to every recipient with a non-blocking
-//! enqueue: the caller never waits for a browser. A full queue is handled by
-//! the connection's overflow policy inside `ws-server`; the hub only counts.
-//! Browsers that asked for positions get a second variant, also encoded once
-//! (see [`crate::delivery::subscribers`]).
+//! Every push is encoded once per wire format in use ([`super::outlet`]) and the
+//! same shared bytes are queued to every recipient with a non-blocking enqueue:
+//! the caller never waits for a browser. A full queue is handled by the
+//! connection's overflow policy inside `ws-server`; the hub only counts.
 //!
 //! Order: a push is numbered and queued to every recipient under its stream's
-//! history lock before the call returns, and each connection's queue is FIFO,
-//! so pushes from one caller reach each browser in call order, with
-//! increasing positions.
-//!
-//! [`PreparedMessage`]: ws_proto::PreparedMessage
+//! order lock before the call returns, and each connection's queue is FIFO, so
+//! pushes from one caller reach each browser in call order, with increasing
+//! positions. The hub's own lock guards only who exists and subscribes to what:
+//! a fan-out clones its stream's [`Subs`] out of it and queues without it (see
+//! [`super::subscribers`] for the stream's locks).
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -22,14 +20,16 @@ use std::time::{Instant, SystemTime};
 
 use ws_server::{Connection, FanOut, Writers};
 
-use crate::delivery::flush::Flush;
-use crate::delivery::history::{MemoryHistory, Replay};
-use crate::delivery::payload::Payload;
-use crate::delivery::position::{Position, envelope};
-use crate::delivery::query::{ClientOptions, Since};
-use crate::delivery::subscribers::{Subs, Tally, prepare};
+use super::flush::Flush;
+use super::history::{MemoryHistory, Replay};
+use super::outlet::{Encoded, Format, Outlet};
+use super::payload::Payload;
+use super::position::Position;
+use super::query::{ClientOptions, Since};
+use super::subscribers::Subs;
+use super::tally::Tally;
 
-pub use crate::delivery::query::channels_from_query;
+pub use super::query::channels_from_query;
 
 /// What the hub knows about one browser connection.
 #[derive(Debug, Clone)]
@@ -52,14 +52,23 @@ struct Entry {
     conn: Connection,
     info: ConnInfo,
     channels: HashSet<Arc<str>>,
-    positioned: bool,
+    format: Format,
+}
+
+impl Entry {
+    fn outlet(&self) -> Outlet {
+        Outlet {
+            id: self.info.id,
+            conn: self.conn.clone(),
+            format: self.format,
+        }
+    }
 }
 
 #[derive(Default)]
 struct State {
     conns: HashMap<u64, Entry>,
-    all: Subs,
-    channels: HashMap<Arc<str>, Subs>,
+    channels: HashMap<Arc<str>, Arc<Subs>>,
     users: HashMap<Arc<str>, HashSet<u64>>,
 }
 
@@ -89,6 +98,8 @@ pub struct Counters {
 /// The hub. Cheap to share: wrap it in an `Arc`.
 pub struct Hub {
     state: RwLock<State>,
+    /// The broadcast stream's subscribers: every connection.
+    all: Arc<Subs>,
     counters: Counters,
     history: MemoryHistory,
     /// Write the fan-outs to idle browsers, off the callers' threads.
@@ -106,6 +117,7 @@ impl Hub {
     pub fn new(retention: crate::delivery::history::Retention) -> Self {
         Hub {
             state: RwLock::default(),
+            all: Arc::default(),
             counters: Counters::default(),
             history: MemoryHistory::new(retention),
             writers: Writers::default(),
@@ -138,44 +150,42 @@ impl Hub {
         let id = info.id;
         let resumes =
             |stream: Option<&str>| opts.since.iter().any(|s| s.stream.as_deref() == stream);
+        let entry = Entry {
+            conn,
+            info,
+            channels: HashSet::new(),
+            format: Format::for_positions(opts.positions),
+        };
         let mut state = self.write();
-        state
-            .all
-            .insert(id, conn.clone(), opts.positions, resumes(None));
-        if let Some(user) = &info.user {
+        self.all.insert(entry.outlet(), resumes(None));
+        if let Some(user) = &entry.info.user {
             state
                 .users
                 .entry(Arc::from(user.as_str()))
                 .or_default()
                 .insert(id);
         }
-        state.conns.insert(
-            id,
-            Entry {
-                conn,
-                info,
-                channels: HashSet::new(),
-                positioned: opts.positions,
-            },
-        );
+        state.conns.insert(id, entry);
         for channel in &opts.channels {
             subscribe_locked(&mut state, id, channel, resumes(Some(channel)));
         }
         opts.since.clone()
     }
 
+    /// The subscribers of `stream` (`None`: the broadcast stream), if any.
+    fn stream(&self, stream: Option<&str>) -> Option<Arc<Subs>> {
+        match stream {
+            None => Some(Arc::clone(&self.all)),
+            Some(name) => self.read().channels.get(name).cloned(),
+        }
+    }
+
     /// Queues a resuming connection's replay of `stream`, then goes live.
     pub fn finish_resume(&self, id: u64, stream: Option<&str>, replay: Replay) {
-        let mut state = self.write();
-        let state = &mut *state;
-        let Some(conn) = state.conns.get(&id).map(|e| e.conn.clone()) else {
+        let Some(conn) = self.read().conns.get(&id).map(|e| e.conn.clone()) else {
             return;
         };
-        let subs = match stream {
-            None => Some(&mut state.all),
-            Some(name) => state.channels.get_mut(name),
-        };
-        if let Some(subs) = subs {
+        if let Some(subs) = self.stream(stream) {
             let tally = subs.finish_resume(id, &conn, stream, replay);
             self.counters.resumes.fetch_add(1, Ordering::Relaxed);
             self.record(tally);
@@ -186,7 +196,7 @@ impl Hub {
     pub fn remove(&self, id: u64) {
         let mut state = self.write();
         if let Some(entry) = state.conns.remove(&id) {
-            state.all.remove(id);
+            self.all.remove(id);
             if let Some(user) = &entry.info.user {
                 forget_user(&mut state, user, id);
             }
@@ -208,30 +218,31 @@ impl Hub {
     /// and queues it to every connection. Returns how many it was queued to.
     pub fn broadcast(&self, payload: Payload, flush: Flush) -> usize {
         let mut out = self.fan_out(flush);
-        let state = self.read();
-        let mut ring = self.history.broadcast();
-        let pos = ring.append(&payload, self.history.retention(), Instant::now());
-        self.push_done(
-            state
-                .all
-                .fan_out(None, Some(&pos), payload, false, &mut out),
-        )
+        let number = || {
+            let mut ring = self.history.broadcast();
+            Some(ring.append(&payload, self.history.retention(), Instant::now()))
+        };
+        let tally = self.all.fan_out(None, number, &payload, false, &mut out);
+        self.push_done(tally)
     }
 
     /// Embedded broker: numbers `payload` in `channel`, keeps it and queues it
     /// to the channel's subscribers; returns how many.
     pub fn publish(&self, channel: &str, payload: Payload, flush: Flush) -> usize {
         let mut out = self.fan_out(flush);
-        let state = self.read();
-        let ring = self.history.channel(channel);
-        let mut ring = ring.lock().unwrap_or_else(|e| e.into_inner());
-        let pos = ring.append(&payload, self.history.retention(), Instant::now());
-        match state.channels.get(channel) {
-            Some(subs) => {
-                self.push_done(subs.fan_out(Some(channel), Some(&pos), payload, false, &mut out))
+        let number = || {
+            let ring = self.history.channel(channel);
+            let mut ring = ring.lock().unwrap_or_else(|e| e.into_inner());
+            Some(ring.append(&payload, self.history.retention(), Instant::now()))
+        };
+        let tally = match self.stream(Some(channel)) {
+            Some(subs) => subs.fan_out(Some(channel), number, &payload, false, &mut out),
+            None => {
+                number();
+                Tally::default()
             }
-            None => self.push_done(Tally::default()),
-        }
+        };
+        self.push_done(tally)
     }
 
     /// Broker mode: queues a message numbered by the broker to this node's
@@ -245,62 +256,43 @@ impl Hub {
         flush: Flush,
     ) -> usize {
         let mut out = self.fan_out(flush);
-        let state = self.read();
-        let subs = match stream {
-            None => Some(&state.all),
-            Some(name) => state.channels.get(name),
+        let tally = match self.stream(stream) {
+            Some(subs) => subs.fan_out(stream, || Some(pos.clone()), &payload, true, &mut out),
+            None => Tally::default(),
         };
-        match subs {
-            Some(subs) => self.push_done(subs.fan_out(stream, Some(pos), payload, true, &mut out)),
-            None => self.push_done(Tally::default()),
-        }
+        self.push_done(tally)
     }
 
     /// Queues `payload` to one connection; false if there is no such connection.
     pub fn send(&self, id: u64, payload: Payload, flush: Flush) -> bool {
-        let mut out = self.fan_out(flush);
-        let state = self.read();
-        let Some(entry) = state.conns.get(&id) else {
+        let Some(outlet) = self.read().conns.get(&id).map(Entry::outlet) else {
             return false;
         };
-        let payload = match entry.positioned {
-            true => envelope(&payload, None, None),
-            false => payload,
-        };
-        let mut tally = Tally::default();
-        tally.send_to(&prepare(payload), std::iter::once(&entry.conn), &mut out);
-        self.push_done(tally);
+        self.send_to_outlets(&[outlet], &payload, flush);
         true
     }
 
     /// Queues `payload` to every connection of `user`; returns how many.
     pub fn send_user(&self, user: &str, payload: Payload, flush: Flush) -> usize {
+        let outlets: Vec<Outlet> = {
+            let state = self.read();
+            let ids = state.users.get(user).into_iter().flatten();
+            ids.filter_map(|id| state.conns.get(id).map(Entry::outlet))
+                .collect()
+        };
+        self.send_to_outlets(&outlets, &payload, flush)
+    }
+
+    /// A push outside every stream (no position), each outlet in its format.
+    fn send_to_outlets(&self, outlets: &[Outlet], payload: &Payload, flush: Flush) -> usize {
         let mut out = self.fan_out(flush);
-        let state = self.read();
-        let entries = state
-            .users
-            .get(user)
-            .into_iter()
-            .flatten()
-            .filter_map(|id| state.conns.get(id));
-        let (mut raw, mut positioned) = (Vec::new(), Vec::new());
-        for e in entries {
-            match e.positioned {
-                true => positioned.push(&e.conn),
-                false => raw.push(&e.conn),
-            }
-        }
+        let mut encoded = Encoded::new(payload, None, None);
         let mut tally = Tally::default();
-        if !raw.is_empty() {
-            tally.send_to(&prepare(payload.clone()), raw.into_iter(), &mut out);
+        for outlet in outlets {
+            let frame = Arc::clone(encoded.frame(outlet.format));
+            tally.send_to(&frame, std::iter::once(&outlet.conn), &mut out);
         }
-        if !positioned.is_empty() {
-            tally.send_to(
-                &prepare(envelope(&payload, None, None)),
-                positioned.into_iter(),
-                &mut out,
-            );
-        }
+        tally.encodes = encoded.encodes();
         self.push_done(tally)
     }
 
@@ -439,12 +431,12 @@ fn subscribe_locked(state: &mut State, id: u64, channel: &str, resuming: bool) -
     if !entry.channels.insert(name.clone()) {
         return true;
     }
-    let (conn, positioned) = (entry.conn.clone(), entry.positioned);
+    let outlet = entry.outlet();
     state
         .channels
         .entry(name)
         .or_default()
-        .insert(id, conn, positioned, resuming);
+        .insert(outlet, resuming);
     true
 }
 

@@ -2,7 +2,9 @@
 //! transport and no door: WebSocket handlers, RPC methods and the broker call into it.
 //!
 //! - [`hub`]: connections, channels, fan-out.
-//! - [`subscribers`]: one stream's subscribers (raw, positioned, resuming) and its fan-out.
+//! - [`subscribers`]: one stream's subscribers and its fan-out, outside the hub's lock.
+//! - [`outlet`]: a subscriber and its wire format; each push encoded once per format.
+//! - [`tally`]: what a fan-out did, for the counters.
 //! - [`flush`]: the caller's hint of what follows a push (who writes it).
 //! - [`payload`]: what a pushed value becomes on the wire.
 //! - [`position`]: stream positions and their wire form for subscribers that ask.
@@ -16,7 +18,9 @@ pub mod events;
 pub mod flush;
 pub mod history;
 pub mod hub;
+pub mod outlet;
 pub mod payload;
 pub mod position;
 pub mod query;
 pub mod subscribers;
+pub mod tally;

@@ -1,22 +1,30 @@
-//! The subscribers of one stream (the broadcast stream or a channel) and its
-//! fan-out.
+//! The subscribers of one stream (the broadcast stream or a channel) and its fan-out.
 //!
-//! Subscribers come in three sets: `plain` ones get the raw data,
-//! `positioned` ones the enveloped variant (see [`crate::delivery::position`]), and
-//! `pending` ones are resuming: live messages are buffered for them until
-//! their replay is queued, then de-duplicated by position. Each variant is
-//! encoded once per push and shared by its whole set; the enveloped one is
-//! built only when a positioned or pending subscriber exists.
+//! Members are [`Outlet`]s grouped by wire format; a push is encoded once per format
+//! that has a recipient and shared by all of them. Resuming subscribers are `pending`:
+//! live messages are buffered for them until their replay is queued, then
+//! de-duplicated by position.
+//!
+//! Locks, and why a fan-out never blocks a connect: a fan-out holds only this stream's
+//! `order` lock, from numbering its push to its last enqueue, so one stream's pushes
+//! reach every subscriber in position order. It reads its recipients from a snapshot
+//! (`Arc<Recipients>`, rebuilt at the first fan-out after a change) and never holds the
+//! hub's lock, the history's lock or the members' lock while it queues; subscribing and
+//! unsubscribing take the members' lock only. A subscriber added during a fan-out gets
+//! the pushes after it, one removed gets those before; a resume going live takes the
+//! `order` lock, so no push is half-queued around it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use ws_proto::PreparedMessage;
-use ws_server::{Connection, FanOut, SendError};
+use ws_server::{Connection, FanOut};
 
-use crate::delivery::history::Replay;
-use crate::delivery::payload::Payload;
-use crate::delivery::position::{Position, envelope, gap_notice};
+use super::history::Replay;
+use super::outlet::{Encoded, FORMATS, Format, Outlet};
+use super::payload::Payload;
+use super::position::Position;
+use super::tally::Tally;
 
 /// Live messages buffered for one resuming connection while its history is read, at most
 /// this many frame bytes and this many messages: beyond either the connection is closed
@@ -24,75 +32,34 @@ use crate::delivery::position::{Position, envelope, gap_notice};
 const MAX_PENDING_BYTES: usize = 16 << 20;
 const MAX_PENDING: usize = 65_536;
 
-/// What a resuming connection buffered.
+/// What a resuming subscriber buffered.
 struct Buffered {
-    conn: Connection,
+    outlet: Outlet,
     frames: Vec<(Position, Arc<PreparedMessage>)>,
     bytes: usize,
 }
 
-/// What one fan-out did, for the hub's counters.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Tally {
-    /// Frames queued.
-    pub queued: u64,
-    /// Frame bytes queued.
-    pub bytes: u64,
-    /// Refused: queue full.
-    pub full: u64,
-    /// Refused: connection closing.
-    pub closed: u64,
-    /// Gap notices queued.
-    pub gaps: u64,
+/// The live members by format, as one fan-out sees them.
+#[derive(Default)]
+struct Recipients {
+    by_format: [Vec<Outlet>; FORMATS],
 }
 
-impl Tally {
-    /// Queues `frame` to `conn` as part of a backlog it asked for (see
-    /// [`Connection::send_backlog`]).
-    pub fn backlog(&mut self, frame: &Arc<PreparedMessage>, conn: &Connection) {
-        let sent = conn.send_backlog(frame);
-        self.count(sent, frame);
-    }
-
-    fn count(&mut self, sent: Result<(), SendError>, frame: &PreparedMessage) {
-        match sent {
-            Ok(()) => {
-                self.queued += 1;
-                self.bytes += frame.plain_frame().len() as u64;
-            }
-            Err(SendError::Full) => self.full += 1,
-            Err(_) => self.closed += 1,
-        }
-    }
-
-    /// Queues `frame` to each of `conns` through `out` (which writes it to the idle ones
-    /// when it ends), counting the outcomes.
-    pub fn send_to<'a>(
-        &mut self,
-        frame: &Arc<PreparedMessage>,
-        conns: impl Iterator<Item = &'a Connection>,
-        out: &mut FanOut<'_>,
-    ) {
-        for conn in conns {
-            let sent = out.send(conn, frame);
-            self.count(sent, frame);
-        }
-    }
-}
-
-/// Encodes a payload into a frame shared by every recipient.
-pub fn prepare(payload: Payload) -> Arc<PreparedMessage> {
-    Arc::new(PreparedMessage::new(payload.into_message()))
+#[derive(Default)]
+struct Members {
+    outlets: HashMap<u64, Outlet>,
+    /// `None` after a change; rebuilt by the next fan-out.
+    snapshot: Option<Arc<Recipients>>,
 }
 
 /// The subscribers of one stream.
 #[derive(Default)]
 pub struct Subs {
-    plain: HashMap<u64, Connection>,
-    positioned: HashMap<u64, Connection>,
+    members: Mutex<Members>,
+    /// Held for a whole fan-out; the last position delivered live (broker mode: detects
+    /// missed messages).
+    order: Mutex<Option<Position>>,
     pending: Mutex<HashMap<u64, Buffered>>,
-    /// The last position delivered live (broker mode: detects missed messages).
-    last: Mutex<Option<Position>>,
     /// Positioned subscribers that resumed up to a position the live stream may not have
     /// reached yet (a node lagging its broker): live messages they already have are skipped
     /// for them, until the stream passes their floor. Usually empty.
@@ -100,74 +67,84 @@ pub struct Subs {
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these cannot leave a half-updated map that matters more
+    // than stopping delivery, so poisoning is ignored.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Subs {
     /// Adds a subscriber; a `resuming` one buffers live messages until
     /// [`Subs::finish_resume`].
-    pub fn insert(&mut self, id: u64, conn: Connection, positioned: bool, resuming: bool) {
+    pub fn insert(&self, outlet: Outlet, resuming: bool) {
         if resuming {
-            self.pending
-                .get_mut()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(
-                    id,
-                    Buffered {
-                        conn,
-                        frames: Vec::new(),
-                        bytes: 0,
-                    },
-                );
-        } else if positioned {
-            self.positioned.insert(id, conn);
+            let buffered = Buffered {
+                outlet,
+                frames: Vec::new(),
+                bytes: 0,
+            };
+            lock(&self.pending).insert(buffered.outlet.id, buffered);
         } else {
-            self.plain.insert(id, conn);
+            let mut members = lock(&self.members);
+            members.outlets.insert(outlet.id, outlet);
+            members.snapshot = None;
         }
     }
 
     /// Removes a subscriber; false if it was not one.
-    pub fn remove(&mut self, id: u64) -> bool {
-        let pending = self.pending.get_mut().unwrap_or_else(|e| e.into_inner());
-        self.floors
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
-        self.plain.remove(&id).is_some()
-            | self.positioned.remove(&id).is_some()
-            | pending.remove(&id).is_some()
+    pub fn remove(&self, id: u64) -> bool {
+        lock(&self.floors).remove(&id);
+        let pending = lock(&self.pending).remove(&id).is_some();
+        let mut members = lock(&self.members);
+        let member = members.outlets.remove(&id).is_some();
+        if member {
+            members.snapshot = None;
+        }
+        member || pending
+    }
+
+    /// Number of subscribers, resuming ones included.
+    pub fn count(&self) -> usize {
+        lock(&self.members).outlets.len() + lock(&self.pending).len()
     }
 
     /// Whether no one subscribes any more.
-    pub fn is_empty(&mut self) -> bool {
-        let pending = self.pending.get_mut().unwrap_or_else(|e| e.into_inner());
-        self.plain.is_empty() && self.positioned.is_empty() && pending.is_empty()
+    pub fn is_empty(&self) -> bool {
+        self.count() == 0
     }
 
-    /// Number of subscribers (shared access).
-    pub fn count(&self) -> usize {
-        self.plain.len() + self.positioned.len() + lock(&self.pending).len()
+    fn recipients(&self) -> Arc<Recipients> {
+        let mut members = lock(&self.members);
+        let members = &mut *members;
+        let outlets = &members.outlets;
+        Arc::clone(members.snapshot.get_or_insert_with(|| {
+            let mut r = Recipients::default();
+            for outlet in outlets.values() {
+                r.by_format[outlet.format.index()].push(outlet.clone());
+            }
+            Arc::new(r)
+        }))
     }
 
-    /// Queues `payload` to every subscriber: raw to plain ones, enveloped with
-    /// `pos` to positioned ones, buffered for resuming ones. With
-    /// `check_order`, positioned subscribers get a gap notice first when
-    /// `pos` does not follow the last position delivered. A subscriber that resumed
-    /// past `pos` (its node lags the broker) does not get it twice.
+    /// Numbers a push with `number` (under this stream's order lock, so numbers and
+    /// deliveries agree) and queues `payload` to every subscriber in its format, buffered
+    /// for resuming ones. With `check_order`, positioned subscribers get a gap notice
+    /// first when the position does not follow the last one delivered. A subscriber that
+    /// resumed past the position (its node lags the broker) does not get it twice.
     pub fn fan_out(
         &self,
         stream: Option<&str>,
-        pos: Option<&Position>,
-        payload: Payload,
+        number: impl FnOnce() -> Option<Position>,
+        payload: &Payload,
         check_order: bool,
         out: &mut FanOut<'_>,
     ) -> Tally {
         let mut tally = Tally::default();
-        let mut pending = lock(&self.pending);
+        let mut last = lock(&self.order);
+        let recipients = self.recipients();
+        let pos = number();
         let mut skip_positioned = false;
         let mut node_gap = false;
-        if let (true, Some(pos)) = (check_order, pos) {
-            let mut last = lock(&self.last);
+        if let (true, Some(pos)) = (check_order, &pos) {
             match &*last {
                 Some(l) if l.covers(pos) => skip_positioned = true,
                 Some(l) if !l.is_followed_by(pos) => node_gap = true,
@@ -177,114 +154,168 @@ impl Subs {
                 *last = Some(pos.clone());
             }
         }
-        // Resumed subscribers that already have `pos` (they get nothing now), and those
-        // that missed messages before it (they get a gap notice first).
+        // Resumed subscribers that already have `pos` (they get nothing now).
         let mut have = Vec::new();
-        let mut behind = Vec::new();
-        if let (false, Some(pos)) = (skip_positioned, pos) {
-            let mut floors = lock(&self.floors);
-            floors.retain(|id, floor| {
-                if floor.covers(pos) {
-                    have.push(*id);
-                    return true;
-                }
-                if !floor.is_followed_by(pos) {
-                    behind.push(*id);
-                }
-                false
-            });
-            if node_gap {
-                let floored: Vec<u64> = have.iter().chain(&behind).copied().collect();
-                behind.extend(self.positioned.keys().filter(|id| !floored.contains(id)));
-            }
-            if !behind.is_empty() {
-                let before = Position::new(pos.epoch.clone(), pos.seq.saturating_sub(1));
-                let notice = prepare(gap_notice(stream, &before));
-                let conns = behind.iter().filter_map(|id| self.positioned.get(id));
-                tally.send_to(&notice, conns, out);
-                tally.gaps += behind.len() as u64;
-            }
+        if let (false, Some(pos)) = (skip_positioned, &pos) {
+            have = self.notify_gaps(&recipients, stream, pos, node_gap, &mut tally, out);
         }
-        let wants_envelope =
-            !skip_positioned && (!self.positioned.is_empty() || !pending.is_empty());
-        let enveloped = wants_envelope.then(|| prepare(envelope(&payload, stream, pos)));
-        if !self.plain.is_empty() {
-            tally.send_to(&prepare(payload), self.plain.values(), out);
-        }
-        if let Some(frame) = enveloped {
-            if have.is_empty() {
-                tally.send_to(&frame, self.positioned.values(), out);
-            } else {
-                let conns = self.positioned.iter().filter(|(id, _)| !have.contains(id));
-                tally.send_to(&frame, conns.map(|(_, c)| c), out);
+        let mut encoded = Encoded::new(payload, stream, pos.as_ref());
+        for format in Format::ALL {
+            let outlets = &recipients.by_format[format.index()];
+            if outlets.is_empty() || (skip_positioned && format.positioned()) {
+                continue;
             }
-            if let Some(pos) = pos {
-                let mut overflowed = Vec::new();
-                let size = frame.plain_frame().len();
-                for (id, buffer) in pending.iter_mut() {
-                    if buffer.frames.len() >= MAX_PENDING || buffer.bytes + size > MAX_PENDING_BYTES
-                    {
-                        overflowed.push(*id);
-                    } else {
-                        buffer.frames.push((pos.clone(), Arc::clone(&frame)));
-                        buffer.bytes += size;
-                    }
-                }
-                for id in overflowed {
-                    if let Some(buffer) = pending.remove(&id) {
-                        tracing::warn!(conn = id, "resume backlog full; closing");
-                        buffer.conn.close(1008, "resume backlog");
-                    }
-                }
-            }
+            let frame = Arc::clone(encoded.frame(format));
+            let conns = outlets.iter().filter(|o| !have.contains(&o.id));
+            tally.send_to(&frame, conns.map(|o| &o.conn), out);
         }
+        if let (false, Some(pos)) = (skip_positioned, &pos) {
+            self.buffer_pending(pos, &mut encoded);
+        }
+        tally.encodes = encoded.encodes();
         tally
     }
 
-    /// Queues a resuming subscriber's replay, then the live messages buffered
-    /// meanwhile that the replay did not already cover, and makes it live. The whole
-    /// backlog is queued beyond the connection's limit (it is bounded by the history's),
-    /// so a replay larger than one queue's worth is delivered, paced by the socket.
+    /// Sends gap notices to positioned members that missed messages before `pos`: those
+    /// whose resume floor does not reach it, and with `node_gap` (this node missed some)
+    /// every other one. Returns the members whose floor already covers `pos`.
+    fn notify_gaps(
+        &self,
+        recipients: &Recipients,
+        stream: Option<&str>,
+        pos: &Position,
+        node_gap: bool,
+        tally: &mut Tally,
+        out: &mut FanOut<'_>,
+    ) -> Vec<u64> {
+        let (mut have, mut behind) = (Vec::new(), Vec::new());
+        lock(&self.floors).retain(|id, floor| {
+            if floor.covers(pos) {
+                have.push(*id);
+                return true;
+            }
+            if !floor.is_followed_by(pos) {
+                behind.push(*id);
+            }
+            false
+        });
+        if behind.is_empty() && !node_gap {
+            return have;
+        }
+        let before = Position::new(pos.epoch.clone(), pos.seq.saturating_sub(1));
+        let misses = |id: &u64| behind.contains(id) || (node_gap && !have.contains(id));
+        for format in Format::ALL {
+            let outlets = &recipients.by_format[format.index()];
+            let mut conns = outlets.iter().filter(|o| misses(&o.id)).peekable();
+            if conns.peek().is_none() {
+                continue;
+            }
+            let Some(notice) = format.gap_notice(stream, &before) else {
+                continue;
+            };
+            let queued = tally.queued;
+            tally.send_to(&notice, conns.map(|o| &o.conn), out);
+            tally.gaps += tally.queued - queued;
+        }
+        have
+    }
+
+    /// Buffers a live push for every resuming subscriber; one whose buffer is full is
+    /// closed at once (1008), not silently trimmed.
+    fn buffer_pending(&self, pos: &Position, encoded: &mut Encoded<'_>) {
+        let mut pending = lock(&self.pending);
+        if pending.is_empty() {
+            return;
+        }
+        let mut overflowed = Vec::new();
+        for (id, buffer) in pending.iter_mut() {
+            let frame = encoded.frame(buffer.outlet.format);
+            let size = frame.plain_frame().len();
+            if buffer.frames.len() >= MAX_PENDING || buffer.bytes + size > MAX_PENDING_BYTES {
+                overflowed.push(*id);
+            } else {
+                buffer.frames.push((pos.clone(), Arc::clone(frame)));
+                buffer.bytes += size;
+            }
+        }
+        for id in overflowed {
+            if let Some(buffer) = pending.remove(&id) {
+                tracing::warn!(conn = id, "resume backlog full; closing");
+                buffer.outlet.conn.close(1008, "resume backlog");
+            }
+        }
+    }
+
+    /// Queues a resuming subscriber's replay, then the live messages buffered meanwhile
+    /// that the replay did not already cover, and makes it live. The whole backlog is
+    /// queued beyond the connection's limit (it is bounded by the history's), so a replay
+    /// larger than one queue's worth is delivered, paced by the socket. `conn` is closed
+    /// (1008) if its buffer was dropped for overflowing: nothing is skipped silently.
     pub fn finish_resume(
-        &mut self,
+        &self,
         id: u64,
         conn: &Connection,
         stream: Option<&str>,
         replay: Replay,
     ) -> Tally {
         let mut tally = Tally::default();
-        let pending = self.pending.get_mut().unwrap_or_else(|e| e.into_inner());
-        let Some(buffered) = pending.remove(&id) else {
-            // Closed for a too-large backlog, or gone: nothing may be skipped silently.
-            conn.close(1008, "resume backlog");
-            return tally;
+        let format = match lock(&self.pending).get(&id) {
+            Some(buffered) => buffered.outlet.format,
+            None => return gone(conn, tally),
         };
-        if let Some(gap) = &replay.gap {
-            tally.backlog(&prepare(gap_notice(stream, gap)), conn);
-            tally.gaps += 1;
+        // Encoded before taking the order lock: live pushes go on meanwhile (buffered).
+        let replay_frames: Vec<Arc<PreparedMessage>> = replay
+            .entries
+            .iter()
+            .map(|(seq, payload)| {
+                let pos = Position::new(replay.last.epoch.clone(), *seq);
+                format.encode(payload, stream, Some(&pos))
+            })
+            .collect();
+        let _order = lock(&self.order);
+        let Some(buffered) = lock(&self.pending).remove(&id) else {
+            return gone(conn, tally);
+        };
+        let gap = |tally: &mut Tally, before: &Position| {
+            if let Some(notice) = format.gap_notice(stream, before) {
+                tally.backlog(&notice, conn);
+                tally.gaps += 1;
+            }
+        };
+        if let Some(before) = &replay.gap {
+            gap(&mut tally, before);
+        }
+        for frame in &replay_frames {
+            tally.backlog(frame, conn);
         }
         let mut last = replay.last;
-        for (seq, payload) in replay.entries {
-            let pos = Position::new(last.epoch.clone(), seq);
-            tally.backlog(&prepare(envelope(&payload, stream, Some(&pos))), conn);
-        }
         for (pos, frame) in buffered.frames {
             if last.covers(&pos) {
                 continue;
             }
             if !last.is_followed_by(&pos) {
-                let before = Position::new(pos.epoch.clone(), pos.seq.saturating_sub(1));
-                tally.backlog(&prepare(gap_notice(stream, &before)), conn);
-                tally.gaps += 1;
+                gap(
+                    &mut tally,
+                    &Position::new(pos.epoch.clone(), pos.seq.saturating_sub(1)),
+                );
             }
             tally.backlog(&frame, conn);
             last = pos;
         }
-        self.floors
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, last);
-        self.positioned.insert(id, conn.clone());
+        lock(&self.floors).insert(id, last);
+        let mut members = lock(&self.members);
+        members.outlets.insert(id, buffered.outlet);
+        members.snapshot = None;
         tally
     }
 }
+
+/// A resume whose buffer is gone: closed for overflowing it, or the connection left.
+fn gone(conn: &Connection, tally: Tally) -> Tally {
+    conn.close(1008, "resume backlog");
+    tally
+}
+
+#[cfg(test)]
+#[path = "subscribers_tests.rs"]
+mod tests;

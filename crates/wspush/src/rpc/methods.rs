@@ -1,18 +1,28 @@
-//! The MessagePack-RPC methods of the push server.
+//! The MessagePack-RPC methods of the push server: one table for every broker.
 //!
-//! With the embedded broker every method is registered as a *sync* method: it
-//! runs inline on the RPC connection's task in arrival order, so pushes from
-//! one program reach each browser in the order they were called, and a push
-//! returns as soon as its frame is queued everywhere. With Redis, see
-//! [`crate::rpc::cluster`]. Each method also works as a notification.
+//! Each pushing method's body runs inline at arrival (the RPC server calls the handler
+//! before it reads the next message) and queues its work on the [`Broker`] there, so one
+//! program's pushes reach every browser in call order; only the wait for the answer may
+//! be asynchronous. With the embedded broker the answer is known at once and a push
+//! returns as soon as its frame is queued everywhere. With Redis, a push fails with an
+//! RPC error (`broker unavailable: …`) when Redis is down, never silently; one that this
+//! node receives itself also fails while this node's subscription is down (`subscription
+//! not ready`) and succeeds only once it came back on that subscription (see
+//! `broker::receipts`). `send`, `subscribe`, `unsubscribe` and `disconnect` go through
+//! Redis to the node that holds the connection (its number is in the id), even when that
+//! is this node, so that they keep their order with the caller's pushes; their result
+//! then says whether that node is up, not whether the connection exists.
 //!
-//! Errors are plain strings, as the reference Ruby server sends them; an
-//! unknown connection or channel is not an error but a `0`/`false` result.
+//! Each method also works as a notification. Errors are plain strings, as the reference
+//! Ruby server sends them; an unknown connection or channel is not an error but a
+//! `0`/`false` result.
 
 use std::sync::Arc;
 
-use msgpack_rpc::{Context, Server, Value};
+use msgpack_rpc::{Context, RpcError, Server, Value};
 
+use crate::broker::Answer;
+use crate::broker::bus::NodeCommand;
 use crate::delivery::flush::Flush;
 use crate::delivery::payload::Payload;
 use crate::rpc::args::{conn_id_arg, disconnect_args, string_arg, take};
@@ -21,11 +31,7 @@ use crate::shared::Shared;
 
 /// Registers every method on `builder`.
 pub fn register(builder: GuardedBuilder, shared: &Arc<Shared>) -> GuardedBuilder {
-    let builder = match shared.broker {
-        None => register_embedded(builder, shared),
-        Some(_) => crate::rpc::cluster::register(builder, shared),
-    };
-    register_queries(builder, shared)
+    register_queries(register_pushes(builder, shared), shared)
 }
 
 /// A push the caller already follows with more (requests waiting in its buffer) is a burst.
@@ -33,58 +39,93 @@ fn flush(ctx: &Context) -> Flush {
     Flush::after(ctx.more_buffered())
 }
 
-/// The pushing and connection methods with the embedded broker: all inline.
-fn register_embedded(builder: GuardedBuilder, shared: &Arc<Shared>) -> GuardedBuilder {
+/// The RPC reply to a broker's answer: `render`ed, or the broker's error as its text.
+async fn reply(
+    answer: Result<Answer, RpcError>,
+    render: fn(u64) -> Value,
+) -> Result<Value, RpcError> {
+    match answer?.await {
+        Ok(n) => Ok(render(n)),
+        Err(e) => Err(RpcError::message(e.to_string())),
+    }
+}
+
+fn nil(_: u64) -> Value {
+    Value::Nil
+}
+
+fn done(n: u64) -> Value {
+    Value::from(n > 0)
+}
+
+/// A method that reads its arguments and hands a command to the broker.
+fn command(
+    s: &Shared,
+    ctx: &Context,
+    params: Vec<Value>,
+    parse: fn(Vec<Value>) -> Result<NodeCommand, RpcError>,
+) -> Result<Answer, RpcError> {
+    Ok(s.broker.command(parse(params)?, flush(ctx)))
+}
+
+/// `push_data`, `publish`, `send`, `send_user`, `subscribe`, `unsubscribe`, `disconnect`.
+fn register_pushes(builder: GuardedBuilder, shared: &Arc<Shared>) -> GuardedBuilder {
     let s = Arc::clone(shared);
-    let builder = builder.method_sync("push_data", 1, move |ctx, mut p| {
-        s.hub
-            .broadcast(Payload::from_value(take(&mut p, 0)), flush(ctx));
-        Ok(Value::Nil)
+    let builder = builder.method("push_data", 1, move |ctx, mut p| {
+        let payload = Payload::from_value(take(&mut p, 0));
+        reply(Ok(s.broker.publish(None, payload, flush(&ctx))), nil)
     });
     let s = Arc::clone(shared);
-    let builder = builder.method_sync("publish", 2, move |ctx, mut p| {
-        let channel = string_arg(&p, 0, "channel")?;
-        let n = s
-            .hub
-            .publish(&channel, Payload::from_value(take(&mut p, 1)), flush(ctx));
-        Ok(Value::from(n))
+    let builder = builder.method("publish", 2, move |ctx, mut p| {
+        let answer = string_arg(&p, 0, "channel").map(|channel| {
+            let payload = Payload::from_value(take(&mut p, 1));
+            s.broker.publish(Some(&channel), payload, flush(&ctx))
+        });
+        reply(answer, Value::from)
     });
     let s = Arc::clone(shared);
-    let builder = builder.method_sync("send", 2, move |ctx, mut p| {
-        let id = conn_id_arg(&p, 0)?;
-        Ok(Value::from(s.hub.send(
-            id,
-            Payload::from_value(take(&mut p, 1)),
-            flush(ctx),
-        )))
+    let builder = builder.method("send_user", 2, move |ctx, mut p| {
+        let answer = string_arg(&p, 0, "user").map(|user| {
+            let payload = Payload::from_value(take(&mut p, 1));
+            s.broker.send_user(&user, payload, flush(&ctx))
+        });
+        reply(answer, Value::from)
     });
     let s = Arc::clone(shared);
-    let builder = builder.method_sync("send_user", 2, move |ctx, mut p| {
-        let user = string_arg(&p, 0, "user")?;
-        Ok(Value::from(s.hub.send_user(
-            &user,
-            Payload::from_value(take(&mut p, 1)),
-            flush(ctx),
-        )))
+    let builder = builder.method("send", 2, move |ctx, p| {
+        let answer = command(&s, &ctx, p, |mut p| {
+            let id = conn_id_arg(&p, 0)?;
+            Ok(NodeCommand::Send(id, Payload::from_value(take(&mut p, 1))))
+        });
+        reply(answer, done)
     });
     let s = Arc::clone(shared);
-    let builder = builder.method_sync("subscribe", 2, move |_, p| {
-        Ok(Value::from(s.hub.subscribe(
-            conn_id_arg(&p, 0)?,
-            &string_arg(&p, 1, "channel")?,
-        )))
+    let builder = builder.method("subscribe", 2, move |ctx, p| {
+        let answer = command(&s, &ctx, p, |p| {
+            Ok(NodeCommand::Subscribe(
+                conn_id_arg(&p, 0)?,
+                string_arg(&p, 1, "channel")?,
+            ))
+        });
+        reply(answer, done)
     });
     let s = Arc::clone(shared);
-    let builder = builder.method_sync("unsubscribe", 2, move |_, p| {
-        Ok(Value::from(s.hub.unsubscribe(
-            conn_id_arg(&p, 0)?,
-            &string_arg(&p, 1, "channel")?,
-        )))
+    let builder = builder.method("unsubscribe", 2, move |ctx, p| {
+        let answer = command(&s, &ctx, p, |p| {
+            Ok(NodeCommand::Unsubscribe(
+                conn_id_arg(&p, 0)?,
+                string_arg(&p, 1, "channel")?,
+            ))
+        });
+        reply(answer, done)
     });
     let s = Arc::clone(shared);
-    builder.method_sync("disconnect", 1..=3, move |_, p| {
-        let (id, code, reason) = disconnect_args(&p)?;
-        Ok(Value::from(s.hub.disconnect(id, code, &reason)))
+    builder.method("disconnect", 1..=3, move |ctx, p| {
+        let answer = command(&s, &ctx, p, |p| {
+            let (id, code, reason) = disconnect_args(&p)?;
+            Ok(NodeCommand::Disconnect(id, code, reason))
+        });
+        reply(answer, done)
     })
 }
 

@@ -1,0 +1,35 @@
+//! Connections without a socket or a task, for unit tests of code that fans out to
+//! [`Connection`]s (feature `test-util`). Their queue, limit and overflow policy are the
+//! real ones; [`drain`] stands in for the task and takes what it would write.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::connection::Outbound;
+use crate::{Connection, Message, OverflowPolicy, Stats};
+
+/// A connection numbered `id` whose queue holds at most `limit` bytes.
+pub fn detached(id: u64, limit: usize, policy: OverflowPolicy) -> Connection {
+    let addr = SocketAddr::from(([127, 0, 0, 1], 1));
+    Connection::new(id, addr, limit, policy, Arc::new(Stats::default()))
+}
+
+/// Takes every message queued to `conn`, in order, and frees their room in the queue.
+pub fn drain(conn: &Connection) -> Vec<Message> {
+    let mut batch = VecDeque::new();
+    let (bytes, _) = conn.shared.take(&mut batch);
+    conn.shared.release(bytes);
+    batch
+        .into_iter()
+        .map(|item| match item {
+            Outbound::Message(m) => m,
+            Outbound::Prepared(p) => p.message(),
+        })
+        .collect()
+}
+
+/// The close `conn` was asked for (by its handle or its overflow policy), if any.
+pub fn close_requested(conn: &Connection) -> Option<(u16, String)> {
+    conn.shared.take_control().close
+}

@@ -1,0 +1,60 @@
+//! The one interface every door pushes through: numbered and fanned out on this node
+//! (the embedded broker, [`super::embedded`]) or through Redis to every node
+//! ([`super::redis`]). The RPC methods (and the HTTP API's twins) are written once
+//! against it.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use super::BrokerError;
+use super::bus::NodeCommand;
+use crate::delivery::flush::Flush;
+use crate::delivery::payload::Payload;
+
+/// A broker's answer: known at once (the embedded broker queues inline) or once Redis
+/// answered. A number: deliveries or nodes reached (see each method); for a command,
+/// more than 0 means it was carried out (embedded) or its node listens (Redis).
+pub enum Answer {
+    /// Answered already; taken by the first poll.
+    Now(Option<Result<u64, BrokerError>>),
+    /// Redis has yet to answer.
+    Later(Pin<Box<dyn Future<Output = Result<u64, BrokerError>> + Send>>),
+}
+
+impl Answer {
+    /// An answer known now.
+    pub fn now(result: Result<u64, BrokerError>) -> Answer {
+        Answer::Now(Some(result))
+    }
+}
+
+impl Future for Answer {
+    type Output = Result<u64, BrokerError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            Answer::Now(result) => Poll::Ready(result.take().unwrap_or(Err(BrokerError::Closed))),
+            Answer::Later(fut) => fut.as_mut().poll(cx),
+        }
+    }
+}
+
+/// How a push or a command for a connection reaches the node that holds its browsers.
+///
+/// Each call queues its work before it returns (in call order: one program's pushes reach
+/// each browser in the order it made them); only the answer may come later. `flush` is
+/// the caller's hint of what follows (see [`Flush`]); a broker that does not fan out
+/// itself ignores it.
+pub trait Broker: Send + Sync {
+    /// Numbers `payload` in `stream` (`None`: the broadcast stream), keeps it in history
+    /// and delivers it. Answers the connections it was queued to (embedded) or the nodes
+    /// it reached (Redis).
+    fn publish(&self, stream: Option<&str>, payload: Payload, flush: Flush) -> Answer;
+
+    /// Carries out `command` on the node holding its connection.
+    fn command(&self, command: NodeCommand, flush: Flush) -> Answer;
+
+    /// Queues `payload` to every connection of `user`. Answers the connections (embedded)
+    /// or the nodes that listen (Redis).
+    fn send_user(&self, user: &str, payload: Payload, flush: Flush) -> Answer;
+}
