@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use super::interface::{Answer, Broker};
 use super::bus::NodeCommand;
+use super::interface::{Answer, Broker};
 use crate::delivery::flush::Flush;
 use crate::delivery::hub::Hub;
 use crate::delivery::payload::Payload;

@@ -10,10 +10,10 @@
 //!
 //! Connection ids carry their node (see [`crate::delivery::conn_id`]).
 
-pub mod interface;
 pub mod bus;
 pub mod embedded;
 pub mod intake;
+pub mod interface;
 pub mod receipts;
 pub mod redis;
 pub mod resp;
@@ -21,8 +21,8 @@ pub mod subscriber;
 
 use std::time::Duration;
 
-pub use self::interface::{Answer, Broker};
 pub use self::embedded::Embedded;
+pub use self::interface::{Answer, Broker};
 pub use self::redis::{BrokerCounters, DEFAULT_INTAKE_BYTES, RedisBroker};
 pub use crate::delivery::conn_id::{MAX_NODE, global_id, node_of};
 
