@@ -23,10 +23,10 @@ use ws_proto::{CloseFrame, Event, Role};
 use crate::config::ServerConfig;
 use crate::connection::{Connection, Outbound};
 use crate::handler::{CloseInfo, Handler, Request};
+use crate::inner::Inner;
 use crate::pump;
-use crate::server::Inner;
 use crate::stats::Stats;
-use crate::stream::Stream;
+use crate::transport::Transport;
 
 /// Stop moving queued messages into the protocol core while this many encoded bytes wait for
 /// the socket: the rest stays in the bounded queue, where the overflow policy sees it.
@@ -97,7 +97,7 @@ pub(crate) async fn abandon<H: Handler>(admitted: Admitted<H>, why: &'static str
 /// Runs one upgraded connection to its end, then reports it to the handler.
 pub(crate) async fn run<H: Handler>(
     admitted: Admitted<H>,
-    io: Stream,
+    io: Transport,
     read_buf: Bytes,
     deflate: Option<DeflateParams>,
 ) {
@@ -106,11 +106,11 @@ pub(crate) async fn run<H: Handler>(
     let cfg = &inner.config;
     let proto = ws_proto::Connection::new(Role::Server, cfg.proto.clone(), deflate);
     let io = match io {
-        Stream::Plain(tcp) => {
+        Transport::Plain(tcp) => {
             let tcp = Arc::new(tcp);
             conn.shared
                 .attach_direct(Arc::clone(&tcp), proto.frame_choice());
-            Stream::Shared(tcp)
+            Transport::Shared(tcp)
         }
         other => other,
     };
@@ -143,7 +143,7 @@ pub(crate) enum Wake {
 }
 
 pub(crate) struct Driver<'a> {
-    pub(crate) io: Stream,
+    pub(crate) io: Transport,
     pub(crate) proto: ws_proto::Connection,
     conn: Connection,
     cfg: &'a ServerConfig,
@@ -179,7 +179,7 @@ pub(crate) struct Driver<'a> {
 
 impl<'a> Driver<'a> {
     fn new(
-        io: Stream,
+        io: Transport,
         proto: ws_proto::Connection,
         conn: Connection,
         cfg: &'a ServerConfig,
@@ -187,7 +187,7 @@ impl<'a> Driver<'a> {
     ) -> Self {
         let now = Instant::now();
         Self {
-            direct: matches!(io, Stream::Shared(_)),
+            direct: matches!(io, Transport::Shared(_)),
             writing: false,
             io,
             proto,
@@ -549,7 +549,7 @@ mod tests {
         let proto = ws_proto::Connection::new(Role::Server, cfg.proto.clone(), None);
         conn.shared
             .attach_direct(Arc::clone(&tcp), proto.frame_choice());
-        let mut d = Driver::new(Stream::Shared(tcp), proto, conn.clone(), &cfg, &stats);
+        let mut d = Driver::new(Transport::Shared(tcp), proto, conn.clone(), &cfg, &stats);
         let task_frame = Bytes::from_static(b"\x8a\x00");
         d.out.push_back(task_frame.clone());
         d.out_bytes += task_frame.len();
@@ -583,7 +583,7 @@ mod tests {
         let stats = Arc::new(Stats::default());
         let conn = Connection::new(1, peer, 1000, OverflowPolicy::Close, stats.clone());
         let proto = ws_proto::Connection::new(Role::Server, cfg.proto.clone(), None);
-        let mut d = Driver::new(Stream::Plain(tcp), proto, conn.clone(), &cfg, &stats);
+        let mut d = Driver::new(Transport::Plain(tcp), proto, conn.clone(), &cfg, &stats);
         // A frame partly written, then whole frames not begun.
         d.out.extend([
             Bytes::from_static(b"rest of a frame"),
