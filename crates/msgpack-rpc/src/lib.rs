@@ -75,23 +75,11 @@ mod message;
 mod wire;
 
 #[cfg(feature = "tokio")]
-mod admission;
-#[cfg(feature = "tokio")]
 mod client;
-#[cfg(feature = "tokio")]
-mod connection;
-#[cfg(feature = "tokio")]
-mod context;
-#[cfg(feature = "tokio")]
-mod deadline;
 #[cfg(feature = "tokio")]
 mod hash;
 #[cfg(feature = "tokio")]
-mod methods;
-#[cfg(feature = "tokio")]
 mod server;
-#[cfg(feature = "tokio")]
-mod stats;
 
 pub use codec::{Decoder, Limits};
 pub use encode::{encode, encode_notification, encode_request, encode_value};
@@ -102,10 +90,10 @@ pub use rmpv::Value;
 #[cfg(feature = "tokio")]
 pub use client::{CallError, Client, ClientConfig, Notification};
 #[cfg(feature = "tokio")]
-pub use context::{Context, Notifier, NotifyError};
+pub use server::context::{Context, Notifier, NotifyError};
 #[cfg(feature = "tokio")]
-pub use methods::Arity;
+pub use server::methods::Arity;
+#[cfg(feature = "tokio")]
+pub use server::stats::{ServerStats, StatsHandle};
 #[cfg(feature = "tokio")]
 pub use server::{AuthLimits, DEFAULT_TCP_ADDR, Server, ServerBuilder, ServerConfig};
-#[cfg(feature = "tokio")]
-pub use stats::{ServerStats, StatsHandle};

@@ -25,7 +25,7 @@ use ws_proto::handshake::{self, ClientAccepted, DeflateConfig};
 use ws_proto::{CloseFrame, Event, Message, Role};
 
 use crate::error::ClientError;
-use crate::stream::Stream;
+use crate::transport::Transport;
 
 /// Read size of the client (a heap buffer: clients are few).
 const READ_CHUNK: usize = 16 * 1024;
@@ -165,15 +165,15 @@ pub async fn connect_on(
         let stream = tokio_rustls::TlsConnector::from(tls)
             .connect(name, tcp)
             .await?;
-        Stream::Tls(Box::new(stream.into()))
+        Transport::Tls(Box::new(stream.into()))
     } else {
-        Stream::Plain(tcp)
+        Transport::Plain(tcp)
     };
     handshake_on(io, &target, config).await
 }
 
 async fn handshake_on(
-    mut io: Stream,
+    mut io: Transport,
     target: &Target,
     config: ClientConfig,
 ) -> Result<Client, ClientError> {
@@ -239,7 +239,7 @@ fn random_u64() -> u64 {
 /// An open client connection.
 #[derive(Debug)]
 pub struct Client {
-    io: Stream,
+    io: Transport,
     proto: ws_proto::Connection,
     out: VecDeque<Bytes>,
     buf: Vec<u8>,

@@ -12,10 +12,10 @@
 //!   [`FanOut`] (or `send_prepared_now`) hands the connection to a direct writer.
 //!
 //! A direct writer writes only under the lock, only whole prepared frames from the front of
-//! the queue, and only while the connection is open and the task is not writing. Whatever it
-//! cannot finish (a frame the socket took in part, a full socket, a message the task must
-//! encode, a close) goes back to the task, woken for it, which writes the rest of a partial
-//! frame before anything else. Anything that wakes the task or lets it take the queue clears
+//! the queue, and only while the connection is open (its `CloseState` accepts sends) and the
+//! task is not writing. Whatever it cannot finish (a frame the socket took in part, a full
+//! socket, a message the task must encode, a close) goes back to the task, woken for it,
+//! which writes the rest of a partial frame before anything else. Anything that wakes the task or lets it take the queue clears
 //! `direct_pending`, so a writer arriving late finds nothing to do.
 //!
 //! # Why
@@ -25,6 +25,11 @@
 //! once and the caller (an RPC request) answers as soon as everything is queued. A push that
 //! arrives while a writer is still busy with a connection joins that connection's next write:
 //! coalescing follows what the sockets have not yet taken, not how the caller pipelines.
+//!
+//! # Where
+//! Everything that writes a socket outside its task is in this file: `send_prepared_now`,
+//! [`FanOut`], the [`Writers`] threads and the one `writev` they all use. The connection's
+//! queue (`crate::connection`) only records who holds the connection; it never calls here.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -33,7 +38,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 
 use ws_proto::PreparedMessage;
 
-use crate::connection::{Connection, Outbound, Queue};
+use crate::connection::{Connection, Outbound, Queue, Shared};
 use crate::error::SendError;
 use crate::stats::Stats;
 
@@ -53,10 +58,57 @@ const INLINE_MAX: usize = 4;
 /// the writers run at full speed anyway.
 const WRITER_PRIORITY: u8 = 22;
 
+impl Connection {
+    /// Like [`send_prepared`](Self::send_prepared), but when nothing is queued and the
+    /// connection task is not writing, writes the frame to the socket on the calling thread:
+    /// no wake-up, no task switch, the bytes leave now. Otherwise (TLS, a busy or full
+    /// socket) it queues as `send_prepared` does; order is kept either way.
+    ///
+    /// For one message to many connections, a [`FanOut`] does the same with the writes
+    /// moved off the caller's thread.
+    pub fn send_prepared_now(&self, msg: &Arc<PreparedMessage>) -> Result<(), SendError> {
+        if self.shared.push_for_direct(msg)? {
+            self.shared.write_direct();
+        }
+        Ok(())
+    }
+}
+
+impl Shared {
+    /// Queues a prepared frame for a direct writer's batch: `Ok(true)` when the connection
+    /// was idle and the caller must now call [`Self::write_direct`] (itself or through a
+    /// writer thread); `Ok(false)` when the frame joined a queue someone already writes.
+    pub(crate) fn push_for_direct(&self, msg: &Arc<PreparedMessage>) -> Result<bool, SendError> {
+        let q = self.lock();
+        if !q.close.accepts_sends() {
+            return Err(SendError::Closed);
+        }
+        self.enqueue(q, Outbound::Prepared(Arc::clone(msg)), true)
+    }
+
+    /// Direct writer side: writes what is queued to the socket on the calling thread, as one
+    /// vectored write, if this connection is still handed to it. What it cannot write (the
+    /// socket is full, the task began writing, a message the task must encode) is left to
+    /// the task, woken for it.
+    pub(crate) fn write_direct(&self) {
+        let mut q = self.lock();
+        if !q.direct_pending {
+            return;
+        }
+        q.direct_pending = false;
+        while write_queued(&mut q, &self.stats) {}
+        if q.items.is_empty() && q.partial.is_none() {
+            return;
+        }
+        drop(q);
+        self.wake();
+    }
+}
+
 /// One `writev` of the prepared frames at the front of `q`, under its lock. Returns `true`
 /// when every frame it tried went out and more wait (call it again).
-pub(crate) fn write_queued(q: &mut Queue, stats: &Stats) -> bool {
-    if q.writer_busy || q.closing || q.closed || q.partial.is_some() {
+fn write_queued(q: &mut Queue, stats: &Stats) -> bool {
+    if q.writer_busy || !q.close.accepts_sends() || q.partial.is_some() {
         return false;
     }
     let Some(direct) = &q.direct else {

@@ -16,10 +16,10 @@ use hyper_util::rt::TokioIo;
 use ws_proto::handshake::{self, HandshakeError, RequestHead};
 
 use crate::handler::{Handler, Request};
+use crate::inner::Inner;
 use crate::limits::IpSlot;
-use crate::server::Inner;
 use crate::stats::Stats;
-use crate::stream::Stream;
+use crate::transport::Transport;
 
 /// Response body type of every answer the server writes.
 pub(crate) type Body = Full<Bytes>;
@@ -93,8 +93,8 @@ pub(crate) async fn handle<H: Handler>(
                 return crate::task::abandon(admitted, "upgrade timed out").await;
             }
         };
-        // Always our own type: `serve_http` hands hyper a `TokioIo<Stream>`.
-        let Ok(parts) = upgraded.downcast::<TokioIo<Stream>>() else {
+        // Always our own type: `serve_http` hands hyper a `TokioIo<Transport>`.
+        let Ok(parts) = upgraded.downcast::<TokioIo<Transport>>() else {
             tracing::error!(%peer, "upgraded connection has an unexpected type");
             return crate::task::abandon(admitted, "unexpected upgraded type").await;
         };

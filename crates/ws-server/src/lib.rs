@@ -1,26 +1,32 @@
 //! A tokio WebSocket server with an event-handler API, driving the sans-IO [`ws_proto`] core.
 //!
 //! ```text
-//! TcpListener ──accept──▶ [TLS] ──▶ hyper HTTP/1.1 (keep-alive, pipelining)
-//!     │ per-IP limits ──▶ 429        │ head too big   ──▶ 431
+//! TcpListener ──accept──▶ [TLS] ──▶ hyper HTTP/1.1 (keep-alive, pipelining)          server.rs, http.rs
+//!     │ per-IP limits ──▶ 429        │ head too big   ──▶ 431                          limits.rs
 //!                                    │ not an upgrade ──▶ Handler::on_http / 404
 //!                                    │ broken upgrade ──▶ 426 + Sec-WebSocket-Version: 13
 //!                                    │ cap reached    ──▶ 503
-//!                                    ▼ valid upgrade: Handler::on_upgrade, 101
-//!                     connection task (owns the raw TcpStream / TLS stream)
-//!   socket bytes ──▶ ws_proto::Connection::handle_input ──▶ Event ──▶ Handler::on_message
-//!   Connection::send_* (any task) ──▶ bounded byte queue ──wake once──▶ ws_proto::send
-//!        ──▶ poll_transmit ──▶ one vectored write of many frames ──▶ socket
-//!   FanOut::send (one push, many connections) ──▶ the same queues; idle plain-TCP sockets
-//!        ──▶ Writers (threads made once) ──▶ one vectored write of what is queued ──▶ socket
+//!                                    ▼ valid upgrade: Handler::on_upgrade, on_open, 101  task/admit.rs
+//!        connection task: the socket's only reader; writes it in turn with direct writers  task/
+//!   socket ──reader──▶ ws_proto::Connection::handle_input ──▶ Event ──▶ Handler::on_message
+//!   Connection::send_* (any task) ──▶ bounded byte queue + CloseState ──wake once──▶   connection/
+//!        ws_proto::send ──▶ poll_transmit ──▶ WriteBuf ──one writev of many frames──▶ socket
+//!   FanOut::send / send_prepared_now ──▶ the same queue; an idle plain-TCP socket is   direct.rs
+//!        written by the sender or a Writers thread (one writev), the task never woken
 //! ```
 //!
 //! A [`Connection`] handle never waits: it pushes into the connection's queue (bounded in
 //! bytes, [`OverflowPolicy`] when full) and wakes the task only if it is not already woken, so
 //! a fan-out to many connections costs one wake-up per connection per batch and a slow client
 //! slows nobody else. A [`FanOut`] costs no wake-up at all for connections that were idle:
-//! its [`Writers`] write them directly (the invariant that keeps the order is in `direct.rs`). [`PreparedMessage`](ws_proto::PreparedMessage)s are encoded once and
-//! shared by every connection they go to.
+//! its [`Writers`] write them directly (the invariant that keeps the order is at the top of
+//! `direct.rs`). TLS sockets and messages the task must encode always go through the task.
+//! [`PreparedMessage`]s are encoded once and shared by every
+//! connection they go to. How far a connection's close has got is one value (`CloseState`,
+//! in `connection/close.rs`), read by senders, moved on by the handle, the server and the task.
+//!
+//! Modules point one way: `server → http → task → connection ← direct`; `inner` (the state a
+//! server's tasks share) and `transport` (plain, TLS or shared TCP) sit below them.
 //!
 //! ```no_run
 //! use ws_server::{Connection, Handler, Message, Server, ServerConfig};
@@ -49,15 +55,15 @@ mod direct;
 mod error;
 mod handler;
 mod http;
+mod inner;
 mod limits;
-mod pump;
 mod server;
 mod stats;
-mod stream;
 mod task;
 #[cfg(feature = "test-util")]
 pub mod test_util;
 mod tls;
+mod transport;
 
 pub use client::{Client, ClientConfig};
 pub use config::{OverflowPolicy, ServerConfig};
@@ -65,7 +71,8 @@ pub use connection::{Connection, SLOW_CONSUMER};
 pub use direct::{FanOut, Writers};
 pub use error::{ClientError, SendError, TlsError};
 pub use handler::{CloseInfo, Echo, Handler, Message, Request};
-pub use server::{GOING_AWAY, Server};
+pub use inner::GOING_AWAY;
+pub use server::Server;
 pub use stats::{Stats, StatsSnapshot};
 pub use tls::TlsConfig;
 pub use ws_proto::PreparedMessage;

@@ -1,13 +1,12 @@
 //! [`Server`]: the accept loop, the per-connection HTTP service, the connection registry and
 //! graceful shutdown.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hyper::service::service_fn;
@@ -20,12 +19,10 @@ use tokio_util::task::TaskTracker;
 use crate::config::ServerConfig;
 use crate::connection::Connection;
 use crate::handler::Handler;
+use crate::inner::{GOING_AWAY, Inner};
 use crate::limits::{IpLimits, IpRefusal, IpSlot};
 use crate::stats::Stats;
-use crate::stream::Stream;
-
-/// Close code and reason sent to every connection at shutdown (RFC 6455 §7.4.1 "going away").
-pub const GOING_AWAY: (u16, &str) = (1001, "server shutting down");
+use crate::transport::Transport;
 
 /// After the shutdown deadline, connections are told to drop their socket; this bounds how long
 /// `serve` still waits for their tasks (a handler stuck in an `.await` is left behind).
@@ -46,23 +43,6 @@ impl<H> Clone for Server<H> {
             inner: Arc::clone(&self.inner),
         }
     }
-}
-
-pub(crate) struct Inner<H> {
-    pub(crate) config: ServerConfig,
-    pub(crate) handler: H,
-    pub(crate) stats: Arc<Stats>,
-    next_id: AtomicU64,
-    /// Open WebSocket connections; a permit is taken before the 101 is sent.
-    pub(crate) permits: Arc<Semaphore>,
-    registry: Mutex<HashMap<u64, Connection>>,
-    pub(crate) shutting_down: AtomicBool,
-    /// Every task the server spawned (HTTP connections and WebSocket connections).
-    pub(crate) tracker: TaskTracker,
-    /// Cancelled at shutdown: HTTP connections finish their request and close.
-    stop_http: CancellationToken,
-    /// Open connections and connection rate per peer address.
-    ip_limits: Arc<IpLimits>,
 }
 
 impl<H: Handler> Server<H> {
@@ -174,28 +154,6 @@ impl<H: Handler> Server<H> {
     }
 }
 
-impl<H> Inner<H> {
-    fn registry(&self) -> MutexGuard<'_, HashMap<u64, Connection>> {
-        self.registry.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub(crate) fn next_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
-    }
-
-    pub(crate) fn register(&self, conn: &Connection) {
-        let mut registry = self.registry();
-        registry.insert(conn.id(), conn.clone());
-        if self.shutting_down.load(Ordering::SeqCst) {
-            conn.close(GOING_AWAY.0, GOING_AWAY.1);
-        }
-    }
-
-    pub(crate) fn unregister(&self, id: u64) {
-        self.registry().remove(&id);
-    }
-}
-
 /// Answers a refused peer `429` if its socket takes it now (never waits), then drops it.
 fn refuse_ip(stats: &Stats, tcp: &TcpStream, peer: SocketAddr, why: IpRefusal) {
     let counter = match why {
@@ -222,9 +180,9 @@ async fn serve_http<H: Handler>(
     let _ = tcp.set_nodelay(true);
     let timeout = inner.config.handshake_timeout;
     let stream = match &inner.config.tls {
-        None => Stream::Plain(tcp),
+        None => Transport::Plain(tcp),
         Some(tls) => match tokio::time::timeout(timeout, tls.acceptor.accept(tcp)).await {
-            Ok(Ok(s)) => Stream::Tls(Box::new(s.into())),
+            Ok(Ok(s)) => Transport::Tls(Box::new(s.into())),
             Ok(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "TLS handshake failed");
                 return;

@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::connection::CloseState;
 use crate::connection::Outbound;
 use crate::{Connection, Message, OverflowPolicy, Stats};
 
@@ -29,7 +30,11 @@ pub fn drain(conn: &Connection) -> Vec<Message> {
         .collect()
 }
 
-/// The close `conn` was asked for (by its handle or its overflow policy), if any.
+/// The close `conn` was asked for (by its handle, or 1008 by its overflow policy), if any.
 pub fn close_requested(conn: &Connection) -> Option<(u16, String)> {
-    conn.shared.take_control().close
+    match &conn.shared.lock().close {
+        CloseState::Requested { code, reason } => Some((*code, reason.clone())),
+        CloseState::Overflowed => Some((crate::SLOW_CONSUMER.0, crate::SLOW_CONSUMER.1.to_owned())),
+        _ => None,
+    }
 }

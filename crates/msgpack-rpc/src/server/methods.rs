@@ -12,7 +12,7 @@ use std::pin::Pin;
 use futures_util::FutureExt;
 use rmpv::Value;
 
-use crate::context::Context;
+use super::context::Context;
 use crate::error::RpcError;
 use crate::hash::FastMap;
 use crate::message::method_name;

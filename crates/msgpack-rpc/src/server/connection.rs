@@ -24,15 +24,15 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::context::Context;
+use super::deadline::Deadline;
+use super::inner::Inner;
+use super::methods::{CallFuture, Dispatch, Reply};
+use super::stats::Counters;
 use crate::codec::Decoder;
-use crate::context::Context;
-use crate::deadline::Deadline;
 use crate::encode::encode;
 use crate::error::{DecodeError, RpcError};
 use crate::message::Message;
-use crate::methods::{CallFuture, Dispatch, Reply};
-use crate::server::Inner;
-use crate::stats::Counters;
 
 /// Rounds of the poll loop before yielding to other tasks.
 const BUDGET: usize = 32;

@@ -1,10 +1,10 @@
 //! The one socket type the server speaks HTTP and WebSocket over: plain TCP or TLS over TCP.
 //!
 //! Hyper gets this type wrapped in `TokioIo`, so after an upgrade
-//! `Upgraded::downcast::<TokioIo<Stream>>()` always succeeds and the connection task owns the
+//! `Upgraded::downcast::<TokioIo<Transport>>()` always succeeds and the connection task owns the
 //! socket directly (vectored writes, no boxed trait object in between).
 //!
-//! After the upgrade a plain socket becomes [`Stream::Shared`]: the connection task still
+//! After the upgrade a plain socket becomes [`Transport::Shared`]: the connection task still
 //! reads and writes it, and senders may write a whole frame to it directly when the task has
 //! nothing to write (see `Connection::send_prepared_now`). Both go through tokio's
 //! `&self` readiness API, so readiness stays coherent whoever writes.
@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 
 /// A connection, server or client side: plain TCP or TLS.
 #[derive(Debug)]
-pub(crate) enum Stream {
+pub(crate) enum Transport {
     Plain(TcpStream),
     /// Boxed: a rustls session is a few hundred bytes, plain connections should not pay for it.
     Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
@@ -42,16 +42,16 @@ fn poll_shared<T>(
     }
 }
 
-impl AsyncRead for Stream {
+impl AsyncRead for Transport {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            Stream::Shared(s) => {
+            Transport::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Transport::Shared(s) => {
                 // The buffer is zeroed only once the socket is readable: waiting costs nothing.
                 let n = ready!(poll_shared(
                     cx,
@@ -65,16 +65,18 @@ impl AsyncRead for Stream {
     }
 }
 
-impl AsyncWrite for Stream {
+impl AsyncWrite for Transport {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            Stream::Shared(s) => poll_shared(cx, |cx| s.poll_write_ready(cx), || s.try_write(buf)),
+            Transport::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Transport::Shared(s) => {
+                poll_shared(cx, |cx| s.poll_write_ready(cx), || s.try_write(buf))
+            }
         }
     }
 
@@ -84,9 +86,9 @@ impl AsyncWrite for Stream {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-            Stream::Shared(s) => poll_shared(
+            Transport::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            Transport::Shared(s) => poll_shared(
                 cx,
                 |cx| s.poll_write_ready(cx),
                 || s.try_write_vectored(bufs),
@@ -96,27 +98,27 @@ impl AsyncWrite for Stream {
 
     fn is_write_vectored(&self) -> bool {
         match self {
-            Stream::Plain(s) => s.is_write_vectored(),
-            Stream::Tls(s) => s.is_write_vectored(),
-            Stream::Shared(_) => true,
+            Transport::Plain(s) => s.is_write_vectored(),
+            Transport::Tls(s) => s.is_write_vectored(),
+            Transport::Shared(_) => true,
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            Stream::Shared(_) => Poll::Ready(Ok(())),
+            Transport::Plain(s) => Pin::new(s).poll_flush(cx),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Transport::Shared(_) => Poll::Ready(Ok(())),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Transport::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             // The task detaches the senders' handle before it shuts down; were one still
             // alive, dropping the socket would close it instead.
-            Stream::Shared(s) => match Arc::get_mut(s) {
+            Transport::Shared(s) => match Arc::get_mut(s) {
                 Some(s) => Pin::new(s).poll_shutdown(cx),
                 None => Poll::Ready(Ok(())),
             },

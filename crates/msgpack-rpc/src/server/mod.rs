@@ -1,6 +1,21 @@
 //! The tokio server: a method registry, accept loops for TCP and Unix
 //! sockets, and graceful shutdown. Each connection runs on its own task
 //! (see `connection`).
+//!
+//! ```text
+//! mod.rs        Server, ServerBuilder, the accept loops, one task per connection
+//! config.rs     ServerConfig, AuthLimits: every bound and its default
+//! inner.rs      what every connection task of one server shares (Inner)
+//! admission.rs  connection caps (total, per IP), taken at accept
+//! connection.rs one connection: read, decode, dispatch, notifications, one write
+//! deadline.rs   the half-sent message and authentication deadlines
+//! methods.rs    the method registry and Arity
+//! context.rs    Context and Notifier, what a method sees of its connection
+//! stats.rs      the counters (ServerStats)
+//! ```
+//!
+//! Nothing here is needed by the sans-IO codec at the crate's top level, which
+//! builds without tokio.
 
 use std::future::{Future, poll_fn};
 use std::io;
@@ -15,128 +30,25 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::admission::{Admission, Refusal, Slot};
-use crate::codec::Limits;
-use crate::connection::{ConnError, Connection};
-use crate::context::{Context, Notifier};
 use crate::error::RpcError;
-use crate::methods::{Arity, Registry};
-use crate::stats::{Counters, ServerStats, StatsHandle};
 
-/// The address the product listens on by default (the library takes any
-/// listener).
-pub const DEFAULT_TCP_ADDR: &str = "127.0.0.1:18800";
+mod admission;
+mod config;
+mod connection;
+pub(crate) mod context;
+mod deadline;
+mod inner;
+pub(crate) mod methods;
+pub(crate) mod stats;
 
-/// Server settings. Every bound has a documented default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ServerConfig {
-    /// Decoder limits per message (default: [`Limits::default`], 16 MiB).
-    pub limits: Limits,
-    /// Requests one connection may have running at once (default 1024).
-    /// At the cap the server stops reading that connection, so a flooding
-    /// client gets TCP backpressure instead of growing server memory.
-    pub max_in_flight: usize,
-    /// Unsent output (replies and notifications) above which the server
-    /// stops reading new requests from that connection (default 4 MiB), for
-    /// clients that send but do not read.
-    pub write_high_water: usize,
-    /// Notifications queued per connection before [`Notifier`] sends fail
-    /// with `Full` (default 1024).
-    pub notification_queue: usize,
-    /// Connections open at once over all listeners of this server (default
-    /// 1024; 0: no limit). A connection beyond it is accepted and closed at
-    /// once, logged and counted (`refused_full`): each connection may hold a
-    /// read buffer of up to `limits.max_message_size`, so their number is
-    /// what bounds that memory.
-    pub max_connections: usize,
-    /// Connections one IP address may hold open (default 256; 0: no limit),
-    /// refused like `max_connections` beyond it (`refused_per_ip`). Loopback
-    /// counts like any address: RPC listens on loopback by default, so an
-    /// exemption would exempt every peer, and no proxy stands between RPC
-    /// clients and the server. 256 leaves a host with a large worker pool
-    /// (one connection per worker) room, and a hostile host a quarter of the
-    /// default total.
-    pub max_connections_per_ip: usize,
-    /// Longest a message may take from its first byte to its last (default
-    /// 30 s; None: no limit). A connection whose message is still
-    /// incomplete then is closed, logged and counted (`message_timeouts`):
-    /// otherwise a peer that sends most of a large message and stops holds
-    /// that buffer forever. Idle connections (nothing half sent) never time
-    /// out; listeners wait for hours. Time the server spends not reading
-    /// (backpressure) does not count.
-    pub message_timeout: Option<Duration>,
-    /// Some: every connection starts unauthenticated, under these tighter
-    /// limits, until a method calls [`Context::set_authenticated`] (default
-    /// None: no authentication, the usual limits from the start).
-    pub auth: Option<AuthLimits>,
-}
+pub use config::{AuthLimits, DEFAULT_TCP_ADDR, ServerConfig};
 
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            limits: Limits::default(),
-            max_in_flight: 1024,
-            write_high_water: 4 << 20,
-            notification_queue: 1024,
-            max_connections: 1024,
-            max_connections_per_ip: 256,
-            message_timeout: Some(Duration::from_secs(30)),
-            auth: None,
-        }
-    }
-}
-
-impl ServerConfig {
-    /// The decoder limits for a connection not yet authenticated.
-    pub(crate) fn pre_auth_limits(&self) -> Limits {
-        match self.auth {
-            Some(auth) => Limits {
-                max_message_size: auth.max_message_size.min(self.limits.max_message_size),
-                ..self.limits
-            },
-            None => self.limits,
-        }
-    }
-}
-
-/// Limits for connections that have not authenticated yet (see
-/// [`ServerConfig::auth`]), so that a peer without the credentials can
-/// neither stay nor make the server buffer much.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AuthLimits {
-    /// Time a connection has to authenticate (default 10 s; None: no
-    /// limit); then it is closed, logged and counted (`auth_timeouts`).
-    /// Ample for a program that sends `auth` first; a peer that never does
-    /// leaves.
-    pub timeout: Option<Duration>,
-    /// Largest message before authentication, in encoded bytes (default 4
-    /// KiB: `auth(secret)` with a secret of up to 4 000 bytes). Checked from
-    /// the headers like every decoder limit, so such a peer is refused after
-    /// at most one read (64 KiB), whatever its message claims; counted as
-    /// `auth_limit_closes` (and in `limit_closes`). Lifted for the rest of
-    /// the connection by [`Context::set_authenticated`].
-    pub max_message_size: usize,
-}
-
-impl Default for AuthLimits {
-    fn default() -> Self {
-        AuthLimits {
-            timeout: Some(Duration::from_secs(10)),
-            max_message_size: 4 << 10,
-        }
-    }
-}
-
-type DisconnectFn = Box<dyn Fn(u64) + Send + Sync>;
-
-pub(crate) struct Inner {
-    pub(crate) registry: Registry,
-    pub(crate) config: ServerConfig,
-    on_disconnect: Option<DisconnectFn>,
-    next_id: AtomicU64,
-    pub(crate) counters: Arc<Counters>,
-    admission: Arc<Admission>,
-}
+use admission::{Admission, Slot};
+use connection::{ConnError, Connection};
+use context::{Context, Notifier};
+use inner::{DisconnectFn, Inner, Peer};
+use methods::{Arity, Registry};
+use stats::{Counters, ServerStats, StatsHandle};
 
 /// Registers methods and settings; [`ServerBuilder::build`] makes the
 /// [`Server`].
@@ -296,41 +208,6 @@ impl Server {
         let _ = stop_tx.send(true);
         while tasks.join_next().await.is_some() {}
         Ok(())
-    }
-}
-
-impl Inner {
-    /// Counts and logs a connection refused at accept. No MessagePack-RPC
-    /// error is sent: there is no request to answer yet, and stock clients
-    /// break on messages they did not ask for; they see the socket close.
-    fn refuse(&self, peer: Option<SocketAddr>, why: Refusal) {
-        let (counter, limit, what) = match why {
-            Refusal::PerIp => (
-                &self.counters.refused_per_ip,
-                self.config.max_connections_per_ip,
-                "RPC connection refused: its address holds max_connections_per_ip",
-            ),
-            Refusal::Full => (
-                &self.counters.refused_full,
-                self.config.max_connections,
-                "RPC connection refused: max_connections open",
-            ),
-        };
-        Counters::add(counter, 1);
-        tracing::info!(peer = %Peer(peer), limit, "{what}");
-    }
-}
-
-/// A peer's address for log lines.
-#[derive(Debug, Clone, Copy)]
-struct Peer(Option<SocketAddr>);
-
-impl std::fmt::Display for Peer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Some(addr) => addr.fmt(f),
-            None => f.write_str("unix socket"),
-        }
     }
 }
 

@@ -1,0 +1,58 @@
+//! What one connection's senders and its task share under the queue lock: the outbound
+//! messages, their byte count, the close state and who may write the socket.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::net::TcpStream;
+use ws_proto::{FrameChoice, Message, PreparedMessage};
+
+use super::close::CloseState;
+
+/// One message waiting to be handed to the protocol core.
+#[derive(Debug)]
+pub(crate) enum Outbound {
+    Message(Message),
+    Prepared(Arc<PreparedMessage>),
+}
+
+impl Outbound {
+    pub(crate) fn size(&self) -> usize {
+        match self {
+            Outbound::Message(Message::Text(b) | Message::Binary(b)) => b.len(),
+            Outbound::Prepared(p) => p.plain_frame().len(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Queue {
+    pub(crate) items: VecDeque<Outbound>,
+    /// Bytes of `items` plus the batch the task took and has not finished writing.
+    pub(crate) bytes: usize,
+    /// Bytes of a backlog queued beyond the limit (`Connection::send_backlog`) and not yet
+    /// written: the limit applies to what comes after it.
+    pub(crate) allowance: usize,
+    /// Open, closing (and how far), or closed.
+    pub(crate) close: CloseState,
+    /// The socket, for senders' direct writes (plain TCP only, set once upgraded).
+    pub(crate) direct: Option<Direct>,
+    /// The task has frames to write (it may have sent part of one): senders must queue, so
+    /// their frames go out after the task's.
+    pub(crate) writer_busy: bool,
+    /// The unwritten rest of a frame a sender wrote in part; the task sends it first.
+    /// Its bytes are counted in `bytes`.
+    pub(crate) partial: Option<Bytes>,
+    /// A direct writer holds this connection in a batch and will write what is queued;
+    /// the task was not woken for it. Cleared when the writer or the task takes over.
+    pub(crate) direct_pending: bool,
+}
+
+/// A plain socket senders may write to directly, and how this connection frames a
+/// prepared message (compressed or not).
+#[derive(Debug)]
+pub(crate) struct Direct {
+    pub(crate) socket: Arc<TcpStream>,
+    pub(crate) choice: FrameChoice,
+}

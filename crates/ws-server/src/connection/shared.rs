@@ -1,0 +1,216 @@
+//! [`Shared`]: the state behind every handle of one connection and its task: the queue
+//! lock, the wake-up, the bounded enqueue with its overflow policy, and the task's side of
+//! the queue (take, release, close requests). The direct writers' side is in
+//! [`crate::direct`].
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use ws_proto::{CloseFrame, FrameChoice};
+
+use super::close::{CloseState, Control};
+use super::queue::{Direct, Outbound, Queue};
+use crate::config::OverflowPolicy;
+use crate::error::SendError;
+use crate::stats::Stats;
+
+/// State shared by the handles of one connection and its task.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(super) id: u64,
+    pub(super) peer_addr: SocketAddr,
+    pub(super) limit: usize,
+    pub(super) policy: OverflowPolicy,
+    pub(super) queue: Mutex<Queue>,
+    /// Set by the first sender of a batch, cleared by the task before it drains the queue.
+    pub(super) notified: AtomicBool,
+    pub(super) notify: Notify,
+    pub(super) dropped: AtomicU64,
+    pub(crate) stats: Arc<Stats>,
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Queue> {
+        // A panic while holding this lock leaves the queue consistent (plain pushes and pops).
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn wake(&self) {
+        if !self.notified.swap(true, Ordering::AcqRel) {
+            self.notify.notify_one();
+        }
+    }
+
+    pub(super) fn push(&self, item: Outbound) -> Result<(), SendError> {
+        let q = self.lock();
+        if !q.close.accepts_sends() {
+            return Err(SendError::Closed);
+        }
+        self.enqueue(q, item, false).map(drop)
+    }
+
+    /// Appends `item` under the lock the caller holds. With `may_go_direct`, a prepared
+    /// frame that finds the connection idle is handed to a direct writer: `Ok(true)`.
+    /// Otherwise whoever already writes the queue takes it too, or the task is woken.
+    pub(crate) fn enqueue(
+        &self,
+        mut q: MutexGuard<'_, Queue>,
+        item: Outbound,
+        may_go_direct: bool,
+    ) -> Result<bool, SendError> {
+        let size = item.size();
+        if q.bytes > 0 && q.bytes + size > self.limit + q.allowance {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            match self.policy {
+                OverflowPolicy::Drop => Stats::add(&self.stats.dropped_messages, 1),
+                OverflowPolicy::Close => {
+                    Stats::add(&self.stats.overflow_closes, 1);
+                    tracing::info!(
+                        id = self.id,
+                        queued = q.bytes,
+                        limit = self.limit,
+                        "outbound queue full: closing 1008"
+                    );
+                    let freed: usize = q.items.drain(..).map(|i| i.size()).sum();
+                    q.bytes -= freed;
+                    q.allowance = 0;
+                    q.close.overflow();
+                    q.direct_pending = false;
+                    drop(q);
+                    self.wake();
+                }
+            }
+            return Err(SendError::Full);
+        }
+        let idle = q.bytes == 0 && !q.writer_busy && q.direct.is_some();
+        let prepared = matches!(item, Outbound::Prepared(_));
+        q.bytes += size;
+        q.items.push_back(item);
+        if prepared && q.direct_pending {
+            // The direct writer that holds this connection writes this frame too.
+            return Ok(false);
+        }
+        if prepared && idle && may_go_direct {
+            q.direct_pending = true;
+            return Ok(true);
+        }
+        // The task takes over everything queued, in order.
+        q.direct_pending = false;
+        drop(q);
+        self.wake();
+        Ok(false)
+    }
+
+    pub(crate) fn request_close(&self, code: u16, reason: &str) {
+        if self.lock().close.request(code, reason) {
+            self.wake();
+        }
+    }
+
+    /// Shutdown deadline passed: the task drops the socket at its next wake-up.
+    pub(crate) fn abort(&self) {
+        self.lock().close.abort();
+        self.wake();
+    }
+
+    #[cfg(test)]
+    pub(crate) fn is_notified(&self) -> bool {
+        self.notified.load(Ordering::Acquire)
+    }
+
+    /// Task side: wait for a sender. Clears the flag first so a push racing with the drain
+    /// that follows leaves a stored permit and a later wake-up, never a lost one.
+    pub(crate) fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.notify.notified()
+    }
+
+    /// Task side: called after `notified()` fired, before draining.
+    pub(crate) fn rearm(&self) {
+        self.notified.store(false, Ordering::Release);
+    }
+
+    /// Task side: the socket is plain TCP; senders may write to it directly from now on.
+    pub(crate) fn attach_direct(&self, socket: Arc<TcpStream>, choice: FrameChoice) {
+        self.lock().direct = Some(Direct { socket, choice });
+    }
+
+    /// Task side: the task has frames to write; senders queue until [`Self::end_write`]. Returns
+    /// the rest of a frame a sender wrote in part, which must be written first.
+    pub(crate) fn begin_write(&self) -> Option<Bytes> {
+        let mut q = self.lock();
+        q.writer_busy = true;
+        q.partial.take()
+    }
+
+    /// Task side: everything the task had is written.
+    pub(crate) fn end_write(&self) {
+        self.lock().writer_busy = false;
+    }
+
+    /// Task side: takes every queued message; their bytes stay counted until [`Self::release`].
+    /// The rest of a partly written frame, if any, comes back separately: it goes first.
+    pub(crate) fn take(&self, into: &mut VecDeque<Outbound>) -> (usize, Option<Bytes>) {
+        let mut q = self.lock();
+        q.direct_pending = false;
+        let partial = q.partial.take();
+        let taken: usize = q.items.iter().map(Outbound::size).sum();
+        if into.is_empty() {
+            std::mem::swap(into, &mut q.items);
+        } else {
+            into.extend(q.items.drain(..));
+        }
+        (taken, partial)
+    }
+
+    /// Task side: a taken batch is fully written.
+    pub(crate) fn release(&self, bytes: usize) {
+        let mut q = self.lock();
+        q.bytes = q.bytes.saturating_sub(bytes);
+        // A backlog is at the front of what was queued: it is written first.
+        q.allowance = q.allowance.saturating_sub(bytes);
+    }
+
+    /// Task side: a close or abort asked for through the handle (each handed out once).
+    pub(crate) fn take_control(&self) -> Control {
+        self.lock().close.take_request()
+    }
+
+    /// Task side: the close taken with [`Self::take_control`] is due now (the messages before
+    /// it are encoded); `send` gets its code and reason once.
+    pub(crate) fn send_close(&self, send: impl FnOnce(u16, &str)) {
+        self.lock().close.send_close(send);
+    }
+
+    /// Task side: ws-proto saw the peer's close and echoed it; refuse every later send.
+    pub(crate) fn peer_closing(&self) {
+        self.lock().close.peer_closing();
+    }
+
+    /// Task side: the peer's close frame, read from the protocol core.
+    pub(crate) fn peer_closed(&self, frame: CloseFrame) {
+        self.lock().close.peer_closed(frame);
+    }
+
+    /// Task side: we fail the connection for a protocol violation or limit.
+    pub(crate) fn fail(&self, code: u16, reason: String) {
+        self.lock().close.fail(code, reason);
+    }
+
+    /// Task side: the connection is gone; free what is still queued, stop direct writes and
+    /// return how far the close got.
+    pub(crate) fn mark_closed(&self) -> CloseState {
+        let mut q = self.lock();
+        q.items = VecDeque::new();
+        q.bytes = 0;
+        q.allowance = 0;
+        q.partial = None;
+        q.direct = None;
+        q.direct_pending = false;
+        std::mem::replace(&mut q.close, CloseState::Closed)
+    }
+}
