@@ -3,7 +3,7 @@
 # Python packages used as independent protocol peers, and Debian packages (browser, Redis).
 set -euo pipefail
 PY_PKGS=(msgpack websockets)
-APT_PKGS=(chromium chromium-driver redis-server)
+APT_PKGS=(chromium chromium-driver redis-server prometheus)
 
 need_py=()
 for p in "${PY_PKGS[@]}"; do
