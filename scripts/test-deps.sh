@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the test suite talks to (idempotent, quiet when already there):
-# Python packages used as independent protocol peers, and Debian packages (browser, Redis).
+# Python packages used as independent protocol peers, and Debian packages (browser, Redis,
+# promtool from prometheus for the /metrics check).
 set -euo pipefail
 PY_PKGS=(msgpack websockets)
 APT_PKGS=(chromium chromium-driver redis-server prometheus)
