@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs everything the test suite talks to (idempotent, quiet when already there):
-# Python packages used as independent protocol peers, and Debian packages (browser, Redis).
+# Python packages used as independent protocol peers, and Debian packages (browser, Redis,
+# promtool from prometheus for the /metrics check).
 set -euo pipefail
 PY_PKGS=(msgpack websockets)
-APT_PKGS=(chromium chromium-driver redis-server)
+APT_PKGS=(chromium chromium-driver redis-server prometheus)
 
 need_py=()
 for p in "${PY_PKGS[@]}"; do

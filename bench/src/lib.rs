@@ -23,6 +23,7 @@
 
 pub mod calibrate;
 pub mod floor;
+pub mod handshake;
 pub mod histogram;
 pub mod payload;
 pub mod procstat;

@@ -345,6 +345,7 @@ async fn run_points(args: &RunArgs, bench: &Bench, shape: &Shape) -> anyhow::Res
         }
     }
     eprint!("\n{}", report::table(&results));
+    eprint!("{}", wspush_bench::handshake::summary(&results));
     if !dirty.is_empty() {
         bail!("{} point(s) failed:\n  {}", dirty.len(), dirty.join("\n  "));
     }

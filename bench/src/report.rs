@@ -63,6 +63,9 @@ pub struct PointResult {
     pub overflow_closes: Option<u64>,
     /// `/proc/loadavg` (1 min) when the point started: other work on the machine.
     pub loadavg: f64,
+    /// Time to `101` of the point's newcomers (scenario d at 10k).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrades: Option<crate::handshake::Upgrades>,
 }
 
 impl PointResult {

@@ -327,6 +327,7 @@ impl Bench {
         let cpu0 = self.sample()?;
         let gen0 = procstat::self_cpu_secs();
         let t0 = Instant::now();
+        let newcomers = self.newcomers(point, channels);
         publisher::run_all(publishers, &plan, (healthy > 0).then_some(flow)).await?;
         let published = t0.elapsed().as_secs_f64();
         let drain = Duration::from_secs(30) + Duration::from_secs_f64(published);
@@ -344,11 +345,35 @@ impl Bench {
             r.server_cpu_per_m = r.server_cpu_secs / (r.deliveries as f64 / 1e6);
         }
         r.gen_cpu_cores = (gen1 - gen0) / secs.max(1e-9);
+        if let Some(task) = newcomers {
+            r.upgrades = task.await.ok();
+        }
         if let Some(c) = self.counters().await {
             r.overflows = Some(c.overflows);
             r.overflow_closes = Some(c.overflow_closes);
         }
         Ok(r)
+    }
+
+    /// Starts the point's newcomers, spread over 90% of its paced publishing time (so all
+    /// of them meet the fan-out), at once for a point at max rate.
+    fn newcomers(
+        &self,
+        point: &Point,
+        channels: &[Option<String>],
+    ) -> Option<tokio::task::JoinHandle<crate::handshake::Upgrades>> {
+        let over = point
+            .rate
+            .map_or(0.0, |rate| 0.9 * point.messages as f64 / rate);
+        let path = self.path(channels.first().and_then(Option::as_deref));
+        (point.newcomers > 0).then(|| {
+            tokio::spawn(crate::handshake::newcomers(
+                self.ws,
+                path,
+                point.newcomers,
+                Duration::from_secs_f64(over),
+            ))
+        })
     }
 
     async fn warm_up(

@@ -217,3 +217,37 @@ async fn the_floor_server_serves_paced_and_max_rate_points_cleanly() {
         assert_complete(&r);
     }
 }
+
+/// Scenario d at its largest point times 100 newcomers' upgrades while it publishes: the
+/// figures reach the JSON line and the printed summary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_d_times_the_upgrades_of_newcomers() {
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let server = start_server().await;
+    let bench = wspush_bench(server.ws_addr, server.rpc_addr, "newcomers");
+    let mut point = small(200).points('d').remove(0);
+    shorten_paced(&mut point);
+    assert_eq!(point.newcomers, 100);
+    let r = bench.run(&point).await.unwrap();
+    assert_complete(&r);
+    let u = r.upgrades.unwrap();
+    assert_eq!((u.count, u.failed), (100, 0));
+    assert!(
+        0.0 < u.p50_ms && u.p50_ms <= u.p99_ms && u.p99_ms <= u.max_ms,
+        "{u:?}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
+    assert_eq!(json["newcomers"], 100);
+    assert_eq!(json["upgrades"]["count"], 100);
+    assert!(json["upgrades"]["p99_ms"].is_f64(), "{json}");
+    let summary = wspush_bench::handshake::summary(std::slice::from_ref(&r));
+    assert!(
+        summary.contains("time to 101 for 100 new connections"),
+        "{summary}"
+    );
+    // The other d point has no newcomers, and says nothing of them.
+    let fast = &small(200).points('d')[1];
+    assert_eq!(fast.newcomers, 0);
+    assert!(!serde_json::to_string(fast).unwrap().contains("newcomers"));
+    server.shutdown().await.unwrap();
+}

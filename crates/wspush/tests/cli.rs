@@ -250,3 +250,73 @@ async fn a_closed_pipe_ends_a_tool_quietly_and_every_push_says_where_it_went() {
     assert!(ok, "{err}");
     assert_eq!(stdout, "pushed to channel c: queued to 0 connection(s)\n");
 }
+
+/// `wspush stats` prints its counters in groups, aligned; `| head -3` ends it quietly; a
+/// push to one connection says where it went like the others.
+#[tokio::test]
+async fn stats_come_in_aligned_groups_and_head_ends_them_quietly() {
+    let server = Wspush::spawn().await;
+    let rpc = server.rpc.to_string();
+    let (ok, stats, err) = run(wspush().args(["stats", "--rpc", &rpc])).await;
+    assert!(ok, "{err}");
+    let headers: Vec<&str> = stats.lines().filter(|l| !l.starts_with(' ')).collect();
+    assert_eq!(
+        headers,
+        ["connections", "delivery", "rpc", "limits", "broker"],
+        "{stats}"
+    );
+    // Every value starts in the same column.
+    let columns: std::collections::BTreeSet<usize> = stats
+        .lines()
+        .filter(|l| l.starts_with(' '))
+        .map(|l| {
+            let key_end = 2 + l[2..].find(' ').unwrap();
+            key_end + l[key_end..].find(|c: char| c != ' ').unwrap()
+        })
+        .collect();
+    assert_eq!(columns.len(), 1, "{stats}");
+
+    let (ok, head, err) = run(Command::new("bash").args([
+        "-o",
+        "pipefail",
+        "-c",
+        &format!(
+            "{} stats --rpc {rpc} | head -3",
+            env!("CARGO_BIN_EXE_wspush")
+        ),
+    ]))
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!((head.lines().count(), err.as_str()), (3, ""), "{head}");
+
+    let _ws = client::connect(&format!("ws://{}/", server.ws))
+        .await
+        .unwrap();
+    let program = msgpack_rpc::Client::connect_tcp(server.rpc).await.unwrap();
+    let id = timeout(WAIT, async {
+        loop {
+            let list = program.call("connections", vec![]).await.unwrap();
+            if let Some(conn) = list.as_array().and_then(|a| a.first()) {
+                break conn
+                    .as_map()
+                    .unwrap()
+                    .iter()
+                    .find(|(k, _)| k.as_str() == Some("id"))
+                    .unwrap()
+                    .1
+                    .as_u64()
+                    .unwrap();
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+    let (ok, stdout, err) =
+        run(wspush().args(["push", "--rpc", &rpc, "--conn", &id.to_string(), "x"])).await;
+    assert!(ok, "{err}");
+    assert_eq!(
+        stdout,
+        format!("pushed to connection {id}: queued to 1 connection(s)\n")
+    );
+}

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Harness, WAIT, local_settings, recv, recv_text};
+use common::{Harness, WAIT, http_get, local_settings, recv, recv_text};
 
 use msgpack_rpc::{Client as Rpc, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -429,19 +429,6 @@ async fn shutdown_closes_browsers_with_1001() {
     timeout(WAIT, stop).await.unwrap().unwrap().unwrap();
 }
 
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    timeout(WAIT, s.read_to_string(&mut out))
-        .await
-        .unwrap()
-        .unwrap();
-    out
-}
-
 #[tokio::test]
 async fn demo_page_health_and_metrics() {
     let h = Harness::start(settings()).await;
@@ -455,7 +442,7 @@ async fn demo_page_health_and_metrics() {
         "{health}"
     );
     let metrics = http_get(h.server.ws_addr, "/metrics").await;
-    assert!(metrics.contains("\nwspush_pushes 1\n"), "{metrics}");
+    assert!(metrics.contains("\nwspush_pushes_total 1\n"), "{metrics}");
     let missing = http_get(h.server.ws_addr, "/nope").await;
     assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
 }

@@ -600,7 +600,7 @@ async fn big_values_to_unsubscribed_channels_stay_within_the_history_limits() {
     // Both readings of the counters show them.
     let metrics = bench.server.shared.stats().to_prometheus();
     assert!(
-        metrics.contains("wspush_history_trimmed_total "),
+        metrics.contains("wspush_history_trimmed_total{limit=\"total\"} "),
         "{metrics}"
     );
     let rpc_stats = bench.rpc.call("stats", vec![]).await.unwrap();

@@ -342,10 +342,13 @@ async fn rpc_connections_beyond_the_caps_are_refused_while_a_publisher_pushes() 
     assert_eq!(stats.rpc_connections, 4);
     let metrics = stats.to_prometheus();
     assert!(
-        metrics.contains("wspush_rpc_refused_per_ip 3\n"),
+        metrics.contains("wspush_rpc_refusals_total{reason=\"per_ip\"} 3\n"),
         "{metrics}"
     );
-    assert!(metrics.contains("wspush_rpc_refused_full 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("wspush_rpc_refusals_total{reason=\"full\"} 1\n"),
+        "{metrics}"
+    );
     h.server.shutdown().await.unwrap();
 }
 

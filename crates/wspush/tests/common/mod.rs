@@ -7,6 +7,7 @@ pub mod redis_server;
 use std::time::Duration;
 
 use msgpack_rpc::{Client as Rpc, Notification, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 use ws_server::Message;
@@ -100,4 +101,18 @@ pub async fn recv_text(ws: &mut Ws) -> String {
         Message::Text(t) => String::from_utf8(t.to_vec()).unwrap(),
         other => panic!("expected text, got {other:?}"),
     }
+}
+
+/// A plain HTTP GET on `addr` (the WebSocket port): the whole response, head and body.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    timeout(WAIT, s.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    out
 }
