@@ -18,6 +18,9 @@ pub enum SendError {
     /// [`Connection::send_text`](crate::Connection::send_text) was given bytes that are not UTF-8.
     #[error("text message is not valid UTF-8")]
     InvalidUtf8,
+    /// [`Connection::send_chunk`](crate::Connection::send_chunk) on a WebSocket connection.
+    #[error("raw chunks go only to event streams")]
+    NotAStream,
 }
 
 /// Loading a TLS certificate and key failed.

@@ -52,6 +52,30 @@ pub trait Handler: Send + Sync + 'static {
         let _ = req;
         None
     }
+
+    /// Decides whether a plain HTTP request (asked before [`Handler::on_http`]) becomes an
+    /// event stream: a `200` whose body is fed by a [`Connection`]'s bounded queue (Server-Sent
+    /// Events). `Ok(None)`: not a stream, `on_http` answers; `Err(response)` refuses (401, 403,
+    /// 429…) before any byte of a stream. An accepted stream is a connection like a WebSocket:
+    /// it counts against the connection cap, [`Handler::on_open`] runs before its head is
+    /// written, [`Handler::on_close`] when it ends, and it takes only
+    /// [`Connection::send_chunk`].
+    fn on_stream(&self, req: &Request) -> Result<Option<StreamHead>, Box<http::Response<Bytes>>> {
+        let _ = req;
+        Ok(None)
+    }
+}
+
+/// How an accepted event stream starts and is kept alive.
+#[derive(Debug, Clone, Default)]
+pub struct StreamHead {
+    /// Response headers (`Content-Type` and the like); the status is 200.
+    pub headers: HeaderMap,
+    /// Bytes written first, before anything queued.
+    pub preamble: Bytes,
+    /// Bytes written after this long without any other write (a comment that keeps proxies
+    /// from closing an idle stream and finds a vanished client).
+    pub heartbeat: Option<(std::time::Duration, Bytes)>,
 }
 
 impl<H: Handler> Handler for Arc<H> {
@@ -69,6 +93,9 @@ impl<H: Handler> Handler for Arc<H> {
     }
     fn on_http(&self, req: &Request) -> Option<http::Response<Bytes>> {
         (**self).on_http(req)
+    }
+    fn on_stream(&self, req: &Request) -> Result<Option<StreamHead>, Box<http::Response<Bytes>>> {
+        (**self).on_stream(req)
     }
 }
 

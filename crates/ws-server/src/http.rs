@@ -1,4 +1,5 @@
-//! The hyper service: plain HTTP requests go to [`Handler::on_http`], upgrade attempts are
+//! The hyper service: plain HTTP requests become event streams ([`Handler::on_stream`],
+//! see [`crate::event_stream`]) or go to [`Handler::on_http`], upgrade attempts are
 //! validated by ws-proto's handshake, admitted (connection cap, [`Handler::on_upgrade`]) and
 //! answered `101`; the upgraded socket is then handed to a connection task.
 
@@ -10,49 +11,97 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use http::header::{CONNECTION, HeaderMap, HeaderValue, UPGRADE};
 use http::{Response, StatusCode, Version};
-use http_body_util::Full;
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
 use ws_proto::handshake::{self, HandshakeError, RequestHead};
 
+use crate::event_stream::EventStreamBody;
 use crate::handler::{Handler, Request};
 use crate::inner::Inner;
 use crate::limits::IpSlot;
 use crate::stats::Stats;
 use crate::transport::Transport;
 
-/// Response body type of every answer the server writes.
-pub(crate) type Body = Full<Bytes>;
+/// Response body of every answer the server writes: whole, or an event stream.
+pub(crate) type Body<H> = Either<Full<Bytes>, EventStreamBody<H>>;
 
 /// Answers one request. Never fails: every problem becomes a status code.
 pub(crate) async fn handle<H: Handler>(
     inner: Arc<Inner<H>>,
     peer: SocketAddr,
     slot: Option<Arc<IpSlot>>,
-    mut req: hyper::Request<Incoming>,
-) -> Result<Response<Body>, Infallible> {
+    kill: CancellationToken,
+    req: hyper::Request<Incoming>,
+) -> Result<Response<Body<H>>, Infallible> {
     if !is_upgrade_attempt(req.headers()) {
         let (parts, _body) = req.into_parts();
         let request = Request::new(parts.method, parts.uri, parts.headers, peer);
-        return Ok(match inner.handler.on_http(&request) {
-            Some(resp) => resp.map(Full::new),
-            None => text(StatusCode::NOT_FOUND, "not found"),
-        });
+        return Ok(plain(&inner, slot, kill, request).await);
     }
-    let accept = match validate(&req) {
-        Ok(accept) => accept,
-        Err(e) => return Ok(upgrade_required(&e)),
-    };
+    Ok(upgrade(inner, peer, slot, req).await.map(Either::Left))
+}
+
+/// A plain request: an event stream if the handler makes it one, else its page (or 404).
+async fn plain<H: Handler>(
+    inner: &Arc<Inner<H>>,
+    slot: Option<Arc<IpSlot>>,
+    kill: CancellationToken,
+    request: Request,
+) -> Response<Body<H>> {
+    let whole = |resp: http::Response<Bytes>| resp.map(|b| Either::Left(Full::new(b)));
+    match inner.handler.on_stream(&request) {
+        Ok(None) => {}
+        Err(refusal) => return whole(*refusal),
+        Ok(Some(head)) => {
+            let permit = match admission(inner) {
+                Ok(permit) => permit,
+                Err(refusal) => return refusal.map(Either::Left),
+            };
+            let admitted = crate::task::admit(inner, &request, permit, Some(kill)).await;
+            return crate::event_stream::respond(admitted, slot, head);
+        }
+    }
+    match inner.handler.on_http(&request) {
+        Some(resp) => whole(resp),
+        None => text(StatusCode::NOT_FOUND, "not found").map(Either::Left),
+    }
+}
+
+/// A connection permit, or why not: shutting down, or at the connection cap. Taken before
+/// the `101` (or a stream's `200`), so beyond the cap the client gets a clean HTTP answer.
+fn admission<H>(inner: &Arc<Inner<H>>) -> Result<OwnedSemaphorePermit, Box<Response<Full<Bytes>>>> {
     if inner.shutting_down.load(Ordering::SeqCst) {
-        return Ok(text(StatusCode::SERVICE_UNAVAILABLE, "shutting down"));
+        return Err(Box::new(text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down",
+        )));
     }
-    // The permit is taken before the 101: beyond the cap the client gets a clean HTTP answer.
-    let Ok(permit) = Arc::clone(&inner.permits).try_acquire_owned() else {
+    Arc::clone(&inner.permits).try_acquire_owned().map_err(|_| {
         Stats::add(&inner.stats.rejected_full, 1);
-        return Ok(text(
+        Box::new(text(
             StatusCode::SERVICE_UNAVAILABLE,
             "too many connections",
-        ));
+        ))
+    })
+}
+
+/// An upgrade attempt: validated, admitted and answered `101`, or refused.
+async fn upgrade<H: Handler>(
+    inner: Arc<Inner<H>>,
+    peer: SocketAddr,
+    slot: Option<Arc<IpSlot>>,
+    mut req: hyper::Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let accept = match validate(&req) {
+        Ok(accept) => accept,
+        Err(e) => return upgrade_required(&e),
+    };
+    let permit = match admission(&inner) {
+        Ok(permit) => permit,
+        Err(refusal) => return *refusal,
     };
     let request = Request::new(
         req.method().clone(),
@@ -62,7 +111,7 @@ pub(crate) async fn handle<H: Handler>(
     );
     let protocol = match inner.handler.on_upgrade(&request) {
         Ok(protocol) => protocol,
-        Err(status) => return Ok(text(status, status.canonical_reason().unwrap_or(""))),
+        Err(status) => return text(status, status.canonical_reason().unwrap_or("")),
     };
     let negotiated = inner
         .config
@@ -75,7 +124,7 @@ pub(crate) async fn handle<H: Handler>(
     };
 
     let on_upgrade = hyper::upgrade::on(&mut req);
-    let admitted = crate::task::admit(&inner, &request, permit).await;
+    let admitted = crate::task::admit(&inner, &request, permit, None).await;
     drop(request);
     let task_inner = Arc::clone(&inner);
     inner.tracker.spawn(async move {
@@ -114,7 +163,7 @@ pub(crate) async fn handle<H: Handler>(
     if let Some(e) = extensions {
         insert(headers, "sec-websocket-extensions", &e);
     }
-    Ok(resp)
+    resp
 }
 
 /// A request that wants to be a WebSocket, even a broken one, gets a WebSocket answer (426),
@@ -149,14 +198,14 @@ fn validate(req: &hyper::Request<Incoming>) -> Result<handshake::ServerAccept, H
 
 /// Every broken upgrade attempt is answered 426 with `Sec-WebSocket-Version: 13` (RFC 6455
 /// §4.4 for a wrong version; for the others it tells the client what a valid upgrade needs).
-fn upgrade_required(e: &HandshakeError) -> Response<Body> {
+fn upgrade_required(e: &HandshakeError) -> Response<Full<Bytes>> {
     let mut resp = text(StatusCode::UPGRADE_REQUIRED, &e.to_string());
     resp.headers_mut()
         .insert("sec-websocket-version", HeaderValue::from_static("13"));
     resp
 }
 
-fn text(status: StatusCode, body: &str) -> Response<Body> {
+fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::copy_from_slice(body.as_bytes())));
     *resp.status_mut() = status;
     resp.headers_mut().insert(

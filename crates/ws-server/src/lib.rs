@@ -3,7 +3,8 @@
 //! ```text
 //! TcpListener ──accept──▶ [TLS] ──▶ hyper HTTP/1.1 (keep-alive, pipelining)          server.rs, http.rs
 //!     │ per-IP limits ──▶ 429        │ head too big   ──▶ 431                          limits.rs
-//!                                    │ not an upgrade ──▶ Handler::on_http / 404
+//!                                    │ not an upgrade ──▶ Handler::on_stream: an event stream  event_stream.rs
+//!                                    │                    (200, body fed by a Connection's queue), else on_http / 404
 //!                                    │ broken upgrade ──▶ 426 + Sec-WebSocket-Version: 13
 //!                                    │ cap reached    ──▶ 503
 //!                                    ▼ valid upgrade: Handler::on_upgrade, on_open, 101  task/admit.rs
@@ -25,7 +26,8 @@
 //! connection they go to. How far a connection's close has got is one value (`CloseState`,
 //! in `connection/close.rs`), read by senders, moved on by the handle, the server and the task.
 //!
-//! Modules point one way: `server → http → task → connection ← direct`; `inner` (the state a
+//! Modules point one way: `server → http → task → connection ← direct`, `http → event_stream →
+//! connection`; `inner` (the state a
 //! server's tasks share) and `transport` (plain, TLS or shared TCP) sit below them.
 //!
 //! ```no_run
@@ -53,6 +55,7 @@ mod config;
 mod connection;
 mod direct;
 mod error;
+mod event_stream;
 mod handler;
 mod http;
 mod inner;
@@ -70,7 +73,7 @@ pub use config::{OverflowPolicy, ServerConfig};
 pub use connection::{Connection, SLOW_CONSUMER};
 pub use direct::{FanOut, Writers};
 pub use error::{ClientError, SendError, TlsError};
-pub use handler::{CloseInfo, Echo, Handler, Message, Request};
+pub use handler::{CloseInfo, Echo, Handler, Message, Request, StreamHead};
 pub use inner::GOING_AWAY;
 pub use server::Server;
 pub use stats::{Stats, StatsSnapshot};

@@ -195,9 +195,13 @@ async fn serve_http<H: Handler>(
         },
     };
     let stop = inner.stop_http.clone();
+    // Cut by an event stream on this connection whose client stalled (see `event_stream`).
+    let kill = CancellationToken::new();
     let service_inner = Arc::clone(&inner);
+    let service_kill = kill.clone();
     let service = service_fn(move |req| {
-        crate::http::handle(Arc::clone(&service_inner), peer, slot.clone(), req)
+        let kill = service_kill.clone();
+        crate::http::handle(Arc::clone(&service_inner), peer, slot.clone(), kill, req)
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -211,9 +215,13 @@ async fn serve_http<H: Handler>(
     let mut conn = pin!(conn);
     let result = tokio::select! {
         r = conn.as_mut() => r,
+        () = kill.cancelled() => Ok(()),
         () = stop.cancelled() => {
             conn.as_mut().graceful_shutdown();
-            conn.await
+            tokio::select! {
+                r = conn => r,
+                () = kill.cancelled() => Ok(()),
+            }
         }
     };
     match result {

@@ -10,6 +10,13 @@ use crate::connection::CloseState;
 use crate::connection::Outbound;
 use crate::{Connection, Message, OverflowPolicy, Stats};
 
+/// An event-stream connection (takes [`Connection::send_chunk`]), otherwise as [`detached`].
+pub fn detached_stream(id: u64, limit: usize, policy: OverflowPolicy) -> Connection {
+    let addr = SocketAddr::from(([127, 0, 0, 1], 1));
+    let kill = Some(tokio_util::sync::CancellationToken::new());
+    Connection::with_kind(id, addr, limit, policy, Arc::new(Stats::default()), kill)
+}
+
 /// A connection numbered `id` whose queue holds at most `limit` bytes.
 pub fn detached(id: u64, limit: usize, policy: OverflowPolicy) -> Connection {
     let addr = SocketAddr::from(([127, 0, 0, 1], 1));
@@ -26,6 +33,14 @@ pub fn drain(conn: &Connection) -> Vec<Message> {
         .map(|item| match item {
             Outbound::Message(m) => m,
             Outbound::Prepared(p) => p.message(),
+            // An event stream's chunk: its bytes, as text when they are UTF-8.
+            Outbound::Chunk { head, body } => {
+                let bytes = bytes::Bytes::from([&head[..], &body[..]].concat());
+                match std::str::from_utf8(&bytes) {
+                    Ok(_) => Message::Text(bytes),
+                    Err(_) => Message::Binary(bytes),
+                }
+            }
         })
         .collect()
 }

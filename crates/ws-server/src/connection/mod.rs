@@ -32,6 +32,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use ws_proto::{Message, PreparedMessage};
 
 use crate::config::OverflowPolicy;
@@ -51,12 +52,26 @@ pub struct Connection {
 }
 
 impl Connection {
+    #[cfg(any(test, feature = "test-util"))]
     pub(crate) fn new(
         id: u64,
         peer_addr: SocketAddr,
         limit: usize,
         policy: OverflowPolicy,
         stats: Arc<Stats>,
+    ) -> Self {
+        Self::with_kind(id, peer_addr, limit, policy, stats, None)
+    }
+
+    /// A WebSocket connection, or with `kill` (the switch that drops the HTTP connection
+    /// carrying it) one whose queue feeds an event stream (see [`crate::event_stream`]).
+    pub(crate) fn with_kind(
+        id: u64,
+        peer_addr: SocketAddr,
+        limit: usize,
+        policy: OverflowPolicy,
+        stats: Arc<Stats>,
+        kill: Option<CancellationToken>,
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
@@ -69,6 +84,7 @@ impl Connection {
                 notify: Notify::new(),
                 dropped: AtomicU64::new(0),
                 stats,
+                kill,
             }),
         }
     }
@@ -114,6 +130,34 @@ impl Connection {
         let item = Outbound::Prepared(Arc::clone(msg));
         q.allowance += item.size();
         self.shared.enqueue(q, item, false).map(drop)
+    }
+
+    /// Event streams: queues `head` (this connection's own bytes, may be empty) then `body`
+    /// (shared by many connections, not copied), to be written as they are. With `backlog`,
+    /// accepted beyond the limit as [`Connection::send_backlog`] is. A WebSocket connection
+    /// refuses it ([`SendError::NotAStream`]).
+    pub fn send_chunk(&self, head: Bytes, body: &Bytes, backlog: bool) -> Result<(), SendError> {
+        if self.shared.kill.is_none() {
+            return Err(SendError::NotAStream);
+        }
+        let mut q = self.shared.lock();
+        if !q.close.accepts_sends() {
+            return Err(SendError::Closed);
+        }
+        let item = Outbound::Chunk {
+            head,
+            body: body.clone(),
+        };
+        if backlog {
+            q.allowance += item.size();
+        }
+        self.shared.enqueue(q, item, false).map(drop)
+    }
+
+    /// Whether this connection is an event stream (a plain HTTP response fed by its queue,
+    /// see [`Handler::on_stream`](crate::Handler::on_stream)) rather than a WebSocket.
+    pub fn is_event_stream(&self) -> bool {
+        self.shared.kill.is_some()
     }
 
     /// Starts the close handshake after the messages already queued. Later sends are refused.

@@ -15,6 +15,12 @@ use super::close::CloseState;
 pub(crate) enum Outbound {
     Message(Message),
     Prepared(Arc<PreparedMessage>),
+    /// Bytes for an event stream, written as they are: a per-connection `head` (may be
+    /// empty) then a `body` shared by many connections. Only event streams take these.
+    Chunk {
+        head: Bytes,
+        body: Bytes,
+    },
 }
 
 impl Outbound {
@@ -22,6 +28,7 @@ impl Outbound {
         match self {
             Outbound::Message(Message::Text(b) | Message::Binary(b)) => b.len(),
             Outbound::Prepared(p) => p.plain_frame().len(),
+            Outbound::Chunk { head, body } => head.len() + body.len(),
         }
     }
 }

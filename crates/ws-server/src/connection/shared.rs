@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use ws_proto::{CloseFrame, FrameChoice};
 
 use super::close::{CloseState, Control};
@@ -32,6 +33,10 @@ pub(crate) struct Shared {
     pub(super) notify: Notify,
     pub(super) dropped: AtomicU64,
     pub(crate) stats: Arc<Stats>,
+    /// Event streams only (a plain HTTP response fed by this queue): drops the HTTP
+    /// connection that carries it. hyper polls the body only when the socket takes more, so
+    /// a stalled client is cut off from here (overflow, shutdown deadline), not by the body.
+    pub(super) kill: Option<CancellationToken>,
 }
 
 impl Shared {
@@ -83,6 +88,9 @@ impl Shared {
                     q.direct_pending = false;
                     drop(q);
                     self.wake();
+                    if let Some(kill) = &self.kill {
+                        kill.cancel();
+                    }
                 }
             }
             return Err(SendError::Full);
@@ -116,6 +124,9 @@ impl Shared {
     pub(crate) fn abort(&self) {
         self.lock().close.abort();
         self.wake();
+        if let Some(kill) = &self.kill {
+            kill.cancel();
+        }
     }
 
     #[cfg(test)]
@@ -199,6 +210,24 @@ impl Shared {
     /// Task side: we fail the connection for a protocol violation or limit.
     pub(crate) fn fail(&self, code: u16, reason: String) {
         self.lock().close.fail(code, reason);
+    }
+
+    /// Event-stream side: the close that ends the stream, once one was asked for (by the
+    /// handle, the overflow policy or shutdown), as the handler's `on_close` reports it.
+    pub(crate) fn stream_end(&self) -> Option<(u16, String)> {
+        match &self.lock().close {
+            CloseState::Open => None,
+            CloseState::Requested { code, reason }
+            | CloseState::Closing { code, reason }
+            | CloseState::CloseSent { code, reason }
+            | CloseState::Failed { code, reason }
+            | CloseState::Aborted { code, reason } => Some((*code, reason.clone())),
+            CloseState::Overflowed => {
+                let (code, reason) = crate::SLOW_CONSUMER;
+                Some((code, reason.to_owned()))
+            }
+            CloseState::PeerClosed(_) | CloseState::Closed => Some((1006, String::new())),
+        }
     }
 
     /// Task side: the connection is gone; free what is still queued, stop direct writes and

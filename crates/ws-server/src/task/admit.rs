@@ -14,8 +14,8 @@ use crate::stats::Stats;
 /// A connection admitted before its `101` is sent: registered, counted, holding its
 /// connection-cap permit, already known to the handler through `on_open`.
 pub(crate) struct Admitted<H: Handler> {
-    pub(super) inner: Arc<Inner<H>>,
-    pub(super) conn: Connection,
+    pub(crate) inner: Arc<Inner<H>>,
+    pub(crate) conn: Connection,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -40,14 +40,16 @@ pub(crate) async fn admit<H: Handler>(
     inner: &Arc<Inner<H>>,
     req: &Request,
     permit: OwnedSemaphorePermit,
+    stream_kill: Option<tokio_util::sync::CancellationToken>,
 ) -> Admitted<H> {
     let cfg = &inner.config;
-    let conn = Connection::new(
+    let conn = Connection::with_kind(
         inner.next_id(),
         req.peer_addr(),
         cfg.outbound_queue_bytes,
         cfg.overflow,
         Arc::clone(&inner.stats),
+        stream_kill,
     );
     inner.register(&conn);
     Stats::add(&inner.stats.connections_open, 1);

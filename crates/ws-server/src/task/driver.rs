@@ -229,6 +229,8 @@ impl<'a> Driver<'a> {
             let sent = match item {
                 Outbound::Message(msg) => self.proto.send(msg),
                 Outbound::Prepared(prepared) => self.proto.send_prepared(&prepared),
+                // `Connection::send_chunk` refuses WebSocket connections: never queued here.
+                Outbound::Chunk { .. } => continue,
             };
             // Refused only when the connection is closing: the message is dropped.
             if sent.is_ok() {

@@ -10,7 +10,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use ws_proto::frame::{FrameHeader, OpCode, apply_mask};
-use ws_server::{CloseInfo, Connection, Handler, Message, Request, Server, ServerConfig};
+use ws_server::{
+    CloseInfo, Connection, Handler, Message, Request, Server, ServerConfig, StreamHead,
+};
 
 /// Upper bound for any single wait in a test.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -86,6 +88,33 @@ impl Handler for Recorder {
 
     fn on_http(&self, req: &Request) -> Option<http::Response<Bytes>> {
         (req.path() == "/health").then(|| http::Response::new(Bytes::from_static(b"ok")))
+    }
+
+    /// `/events` is an event stream (`?hb` adds a 50 ms heartbeat); `/events-refused` is 401.
+    fn on_stream(&self, req: &Request) -> Result<Option<StreamHead>, Box<http::Response<Bytes>>> {
+        match req.path() {
+            "/events" => {
+                let mut head = StreamHead {
+                    preamble: Bytes::from_static(b"retry: 1000\n\n"),
+                    ..StreamHead::default()
+                };
+                head.headers.insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("text/event-stream"),
+                );
+                if req.query() == Some("hb") {
+                    head.heartbeat =
+                        Some((Duration::from_millis(50), Bytes::from_static(b": hb\n\n")));
+                }
+                Ok(Some(head))
+            }
+            "/events-refused" => {
+                let mut resp = http::Response::new(Bytes::from_static(b"no token"));
+                *resp.status_mut() = http::StatusCode::UNAUTHORIZED;
+                Err(Box::new(resp))
+            }
+            _ => Ok(None),
+        }
     }
 }
 
