@@ -13,6 +13,7 @@
 //!
 //! - [`delivery`]: hub, subscribers, history, positions, payloads, events.
 //! - [`ws`]: the public port (WebSocket handler, demo page, `/health`, `/metrics`).
+//! - [`sse`]: Server-Sent Events on the public port (`/sse`).
 //! - [`rpc`]: the MessagePack-RPC methods (`push_data`, `publish`, `send`, …).
 //! - [`broker`]: embedded or Redis; the Redis publisher and subscriber.
 //! - [`auth`]: JWT connect auth, channel permissions, allowed origins.
@@ -28,5 +29,6 @@ pub mod delivery;
 pub mod rpc;
 pub mod serve;
 pub mod shared;
+pub mod sse;
 pub mod stats;
 pub mod ws;

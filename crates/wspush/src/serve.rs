@@ -201,7 +201,10 @@ pub async fn start(settings: &Settings) -> Result<Running, ServeError> {
         tokio::spawn(Arc::clone(&shared).share_stats(shutdown.clone()));
         tracing::info!(node = broker.node(), broker = %settings.broker, "using the Redis broker");
     }
-    let ws_server = ws_server::Server::new(ws_config, App::new(Arc::clone(&shared)));
+    let heartbeat =
+        (settings.ping_interval > 0).then(|| Duration::from_secs(settings.ping_interval));
+    let app = App::new(Arc::clone(&shared)).with_sse_heartbeat(heartbeat);
+    let ws_server = ws_server::Server::new(ws_config, app);
     shared.set_ws_stats(ws_server.stats());
     let rpc_server = crate::rpc::server(&shared, rpc_config, settings.rpc_secret.clone());
     shared.set_rpc_stats(rpc_server.stats_handle());

@@ -212,3 +212,106 @@ async fn two_pages_chat_through_the_chat_example() {
     stop.send(()).unwrap();
     serving.await.unwrap().unwrap();
 }
+
+const EVENTS_HAVE: &str = "(want) => (window.got || []).includes(want)";
+
+fn page_got(text: &str) -> String {
+    format!("({EVENTS_HAVE})({})", json!(text))
+}
+
+/// A page's own EventSource (no library): events by channel, a server restart survived by
+/// the browser's own reconnect with `Last-Event-ID`, nothing missed that the new server has.
+#[tokio::test]
+async fn eventsource_in_chromium_receives_pushes_and_resumes_after_a_restart() {
+    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
+    let server = Server::start("127.0.0.1:0").await;
+    let ws = server.running.ws_addr;
+    let mut browser = Browser::launch().await;
+    // Any page of the origin: the EventSource is same-origin.
+    let page = browser.open(&format!("http://{ws}/health")).await;
+    // State goes into the DOM: `wait_for` re-checks on DOM changes.
+    let script = "window.got = []; \
+        const log = (s) => { window.got.push(s); const p = document.createElement('p'); \
+          p.textContent = s; document.body.appendChild(p); }; \
+        const es = new EventSource('/sse?channel=news'); \
+        es.onopen = () => { document.body.dataset.opens = String(Number(document.body.dataset.opens || 0) + 1); }; \
+        es.onmessage = (e) => log(e.data); \
+        es.addEventListener('news', (e) => log('news:' + e.data)); \
+        es.addEventListener('gap', () => log('gap')); \
+        window.es = es; true";
+    browser.eval(&page, script).await;
+    browser
+        .wait_for(&page, "document.body.dataset.opens === '1'")
+        .await;
+    server.call("push_data", vec!["hello".into()]).await;
+    server
+        .call("publish", vec!["news".into(), r#"{"n":1}"#.into()])
+        .await;
+    browser.wait_for(&page, &page_got(r#"news:{"n":1}"#)).await;
+    browser.wait_for(&page, &page_got("hello")).await;
+
+    server.running.shutdown().await.unwrap();
+    let server = Server::start(&ws.to_string()).await;
+    // Published on the new server before the browser is back (it waits its retry delay).
+    server
+        .call("publish", vec!["news".into(), "while away".into()])
+        .await;
+    browser
+        .wait_for(&page, "document.body.dataset.opens === '2'")
+        .await;
+    browser.wait_for(&page, &page_got("news:while away")).await;
+    server.call("push_data", vec!["live again".into()]).await;
+    browser.wait_for(&page, &page_got("live again")).await;
+    let got: Vec<String> = serde_json::from_value(browser.eval(&page, "window.got").await).unwrap();
+    let count = |s: &str| got.iter().filter(|g| *g == s).count();
+    assert_eq!(
+        (
+            count("hello"),
+            count("news:while away"),
+            count("live again")
+        ),
+        (1, 1, 1),
+        "{got:?}"
+    );
+    browser.close().await;
+    server.running.shutdown().await.unwrap();
+}
+
+/// The demo page forced onto Server-Sent Events shows pushes of the broadcast stream and of
+/// its channel, as over WebSocket.
+#[tokio::test]
+async fn demo_page_over_sse_shows_pushes_and_channels() {
+    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
+    let mut server = Server::start("127.0.0.1:0").await;
+    let ws = server.running.ws_addr;
+    let mut browser = Browser::launch().await;
+    let page = browser
+        .open(&format!("http://{ws}/?transport=sse&channel=news"))
+        .await;
+    browser.wait_for(&page, &status_is("connected")).await;
+    let transport = browser
+        .eval(&page, "document.getElementById('transport').textContent")
+        .await;
+    assert_eq!(transport, json!("SSE (receive only)"));
+    loop {
+        let event = timeout(WAIT, server.events.recv()).await.unwrap().unwrap();
+        if &event.method[..] == b"on_open" {
+            break;
+        }
+    }
+    server.call("push_data", vec!["hello sse".into()]).await;
+    server
+        .call("publish", vec!["news".into(), "breaking".into()])
+        .await;
+    server
+        .call("push_data", vec![Value::Binary(vec![1, 2, 3])])
+        .await;
+    server.call("push_data", vec!["after".into()]).await;
+    browser.wait_for(&page, NEWEST_IS_AFTER).await;
+    assert_eq!(
+        shown(&mut browser, &page).await,
+        ["hello sse", "breaking", "binary (3 bytes)", "after"]
+    );
+    browser.close().await;
+    server.running.shutdown().await.unwrap();
+}

@@ -101,5 +101,6 @@ pub fn info_value(info: &ConnInfo, channels: &[String]) -> Vec<(Value, Value)> {
             Value::from("user"),
             info.user.as_deref().map_or(Value::Nil, Value::from),
         ),
+        (Value::from("transport"), Value::from(info.transport)),
     ]
 }

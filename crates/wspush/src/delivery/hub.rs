@@ -18,8 +18,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Instant, SystemTime};
 
+use bytes::Bytes;
 use ws_server::{Connection, FanOut, Writers};
 
+use super::event_stream::Ids;
 use super::flush::Flush;
 use super::history::{MemoryHistory, Replay};
 use super::outlet::{Encoded, Format, Outlet};
@@ -46,6 +48,8 @@ pub struct ConnInfo {
     pub opened: SystemTime,
     /// The user its token named (`sub`); `None` without auth.
     pub user: Option<String>,
+    /// `"websocket"` or `"sse"`.
+    pub transport: &'static str,
 }
 
 struct Entry {
@@ -53,6 +57,7 @@ struct Entry {
     info: ConnInfo,
     channels: HashSet<Arc<str>>,
     format: Format,
+    ids: Option<Arc<Ids>>,
 }
 
 impl Entry {
@@ -61,6 +66,7 @@ impl Entry {
             id: self.info.id,
             conn: self.conn.clone(),
             format: self.format,
+            ids: self.ids.clone(),
         }
     }
 }
@@ -145,16 +151,29 @@ impl Hub {
     }
 
     /// Registers an open connection with its channels. Returns the streams it
-    /// resumes: they buffer live messages until [`Hub::finish_resume`].
-    pub fn add(&self, conn: Connection, info: ConnInfo, opts: &ClientOptions) -> Vec<Since> {
+    /// resumes: they buffer live messages until [`Hub::finish_resume`]. An event stream
+    /// resumes every stream it joins (from its tip when it gave no `since`), so that its
+    /// event ids know where it is in each.
+    pub fn add(&self, conn: Connection, info: ConnInfo, opts: &ClientOptions) -> Vec<Resume> {
         let id = info.id;
-        let resumes =
-            |stream: Option<&str>| opts.since.iter().any(|s| s.stream.as_deref() == stream);
+        let every = conn.is_event_stream();
+        let since = |stream: Option<&str>| {
+            opts.since
+                .iter()
+                .find(|s| s.stream.as_deref() == stream)
+                .cloned()
+        };
+        let resumes = |stream: Option<&str>| every || since(stream).is_some();
+        let (format, ids) = match conn.is_event_stream() {
+            true => (Format::Sse, Some(Arc::default())),
+            false => (Format::for_positions(opts.positions), None),
+        };
         let entry = Entry {
             conn,
             info,
             channels: HashSet::new(),
-            format: Format::for_positions(opts.positions),
+            format,
+            ids,
         };
         let mut state = self.write();
         self.all.insert(entry.outlet(), resumes(None));
@@ -169,7 +188,28 @@ impl Hub {
         for channel in &opts.channels {
             subscribe_locked(&mut state, id, channel, resumes(Some(channel)));
         }
-        opts.since.clone()
+        let streams = std::iter::once(None).chain(opts.channels.iter().map(|c| Some(c.as_str())));
+        streams
+            .filter(|s| resumes(*s))
+            .map(|s| Resume {
+                stream: s.map(str::to_owned),
+                since: since(s),
+            })
+            .collect()
+    }
+
+    /// Queues to an event stream an id-only block naming where it is in every stream (it
+    /// moves the browser's last event id without an event), after its resumes.
+    pub fn announce_ids(&self, id: u64) {
+        let Some((conn, ids)) = self
+            .read()
+            .conns
+            .get(&id)
+            .and_then(|e| Some((e.conn.clone(), e.ids.clone()?)))
+        else {
+            return;
+        };
+        let _ = ids.with_line(|line| conn.send_chunk(line, &Bytes::from_static(b"\n"), true));
     }
 
     /// The subscribers of `stream` (`None`: the broadcast stream), if any.
@@ -289,8 +329,8 @@ impl Hub {
         let mut encoded = Encoded::new(payload, None, None);
         let mut tally = Tally::default();
         for outlet in outlets {
-            let frame = Arc::clone(encoded.frame(outlet.format));
-            tally.send_to(&frame, std::iter::once(&outlet.conn), &mut out);
+            let frame = encoded.frame(outlet.format).clone();
+            tally.send_to(&frame, std::iter::once(outlet), None, &mut out);
         }
         tally.encodes = encoded.encodes();
         self.push_done(tally)
@@ -407,6 +447,15 @@ impl Hub {
             .map(|e| e.conn.queued_bytes())
             .sum()
     }
+}
+
+/// A stream a new connection resumes, from `since` (`None`: from where the stream is now).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resume {
+    /// `None` for the broadcast stream.
+    pub stream: Option<String>,
+    /// The resume point the connection gave.
+    pub since: Option<Since>,
 }
 
 /// A connection as `connections()` reports it.

@@ -10,10 +10,12 @@
 //! - [`position`]: stream positions and their wire form for subscribers that ask.
 //! - [`query`]: what a subscriber asks for (channels, positions, `since`).
 //! - [`history`]: recent messages per stream and what a resuming subscriber missed.
+//! - [`event_stream`]: the Server-Sent Events form of pushes and the id that resumes them.
 //! - [`events`]: browser events forwarded to the programs that listen.
 //! - [`conn_id`]: connection ids that carry their node.
 
 pub mod conn_id;
+pub mod event_stream;
 pub mod events;
 pub mod flush;
 pub mod history;

@@ -8,9 +8,11 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use ws_proto::PreparedMessage;
-use ws_server::Connection;
+use ws_server::{Connection, FanOut, SendError};
 
+use super::event_stream::{self, Ids};
 use super::payload::Payload;
 use super::position::{Position, envelope, gap_notice};
 
@@ -23,14 +25,41 @@ pub enum Format {
     /// The data behind a JSON header line naming its stream and position (a browser
     /// that asked for `positions` or resumes with `since`): it can resume and sees gaps.
     Positioned,
+    /// Server-Sent Events: one event per push, the connection's positions in its `id:`
+    /// line (see [`event_stream`]).
+    Sse,
 }
 
 /// How many formats there are (the size of per-format tables).
-pub const FORMATS: usize = 2;
+pub const FORMATS: usize = 3;
+
+/// A push in one format, shared by every outlet of that format.
+#[derive(Debug, Clone)]
+pub enum Frame {
+    /// A WebSocket message, framed once.
+    Ws(Arc<PreparedMessage>),
+    /// An event stream's event lines (each connection adds its own `id:` line).
+    Sse(Bytes),
+}
+
+impl Frame {
+    /// Bytes it takes in a queue (and on the wire, uncompressed).
+    pub fn len(&self) -> usize {
+        match self {
+            Frame::Ws(p) => p.plain_frame().len(),
+            Frame::Sse(b) => b.len(),
+        }
+    }
+
+    /// Whether it is empty (never, for a frame of a push).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
 
 impl Format {
     /// Every format, in table order.
-    pub const ALL: [Format; FORMATS] = [Format::Raw, Format::Positioned];
+    pub const ALL: [Format; FORMATS] = [Format::Raw, Format::Positioned, Format::Sse];
 
     /// The format of a subscriber that did (not) ask for positions.
     pub fn for_positions(positions: bool) -> Format {
@@ -46,6 +75,7 @@ impl Format {
         match self {
             Format::Raw => 0,
             Format::Positioned => 1,
+            Format::Sse => 2,
         }
     }
 
@@ -54,33 +84,28 @@ impl Format {
     pub fn positioned(self) -> bool {
         match self {
             Format::Raw => false,
-            Format::Positioned => true,
+            Format::Positioned | Format::Sse => true,
         }
     }
 
     /// `payload` of `stream` (`None`: the broadcast stream) at `pos` (`None`: a push to
     /// one connection or user, which has no position) in this format.
-    pub fn encode(
-        self,
-        payload: &Payload,
-        stream: Option<&str>,
-        pos: Option<&Position>,
-    ) -> Arc<PreparedMessage> {
+    pub fn encode(self, payload: &Payload, stream: Option<&str>, pos: Option<&Position>) -> Frame {
         match self {
-            Format::Raw => prepare(payload.clone()),
-            Format::Positioned => prepare(envelope(payload, stream, pos)),
+            Format::Raw => Frame::Ws(prepare(payload.clone())),
+            Format::Positioned => Frame::Ws(prepare(envelope(payload, stream, pos))),
+            Format::Sse => Frame::Sse(event_stream::event(payload, stream)),
         }
     }
 
     /// The notice that `stream` continues after `before` with messages missed in
     /// between; `None` for a format without positions.
-    pub fn gap_notice(
-        self,
-        stream: Option<&str>,
-        before: &Position,
-    ) -> Option<Arc<PreparedMessage>> {
-        self.positioned()
-            .then(|| prepare(gap_notice(stream, before)))
+    pub fn gap_notice(self, stream: Option<&str>, before: &Position) -> Option<Frame> {
+        match self {
+            Format::Raw => None,
+            Format::Positioned => Some(Frame::Ws(prepare(gap_notice(stream, before)))),
+            Format::Sse => Some(Frame::Sse(event_stream::gap(stream, before))),
+        }
     }
 }
 
@@ -98,6 +123,40 @@ pub struct Outlet {
     pub conn: Connection,
     /// The wire format it reads.
     pub format: Format,
+    /// [`Format::Sse`]: where the connection is in each of its streams.
+    pub ids: Option<Arc<Ids>>,
+}
+
+/// Where a frame sits: its stream (`None`: the broadcast stream) and position there.
+pub type At<'a> = Option<(Option<&'a str>, &'a Position)>;
+
+impl Outlet {
+    /// Queues `frame` through `out` (which writes idle WebSockets when it ends); `at`
+    /// moves an SSE connection's id.
+    pub fn queue(&self, frame: &Frame, at: At<'_>, out: &mut FanOut<'_>) -> Result<(), SendError> {
+        match frame {
+            Frame::Ws(p) => out.send(&self.conn, p),
+            Frame::Sse(body) => self.queue_event(body, at, false),
+        }
+    }
+
+    /// Queues `frame` as part of a backlog the subscriber asked for (a replay), beyond
+    /// its queue's limit (see `Connection::send_backlog`).
+    pub fn queue_backlog(&self, frame: &Frame, at: At<'_>) -> Result<(), SendError> {
+        match frame {
+            Frame::Ws(p) => self.conn.send_backlog(p),
+            Frame::Sse(body) => self.queue_event(body, at, true),
+        }
+    }
+
+    fn queue_event(&self, body: &Bytes, at: At<'_>, backlog: bool) -> Result<(), SendError> {
+        match (&self.ids, at) {
+            (Some(ids), Some((stream, pos))) => {
+                ids.advance(stream, pos, |id| self.conn.send_chunk(id, body, backlog))
+            }
+            _ => self.conn.send_chunk(Bytes::new(), body, backlog),
+        }
+    }
 }
 
 /// One push's frames, encoded on first use per format and shared from then on.
@@ -105,7 +164,7 @@ pub struct Encoded<'a> {
     payload: &'a Payload,
     stream: Option<&'a str>,
     pos: Option<&'a Position>,
-    frames: [Option<Arc<PreparedMessage>>; FORMATS],
+    frames: [Option<Frame>; FORMATS],
     encodes: u64,
 }
 
@@ -122,7 +181,7 @@ impl<'a> Encoded<'a> {
     }
 
     /// The frame of `format`, encoded now if this is its first use.
-    pub fn frame(&mut self, format: Format) -> &Arc<PreparedMessage> {
+    pub fn frame(&mut self, format: Format) -> &Frame {
         let (payload, stream, pos) = (self.payload, self.stream, self.pos);
         let slot = &mut self.frames[format.index()];
         if slot.is_none() {
@@ -157,15 +216,24 @@ mod tests {
         let payload = Payload::Text(Bytes::from_static(b"hi"));
         let pos = Position::new("e", 3);
         let mut enc = Encoded::new(&payload, Some("news"), Some(&pos));
-        let a = Arc::clone(enc.frame(Format::Raw));
-        let b = Arc::clone(enc.frame(Format::Raw));
+        let ws = |f: &Frame| match f {
+            Frame::Ws(p) => Arc::clone(p),
+            Frame::Sse(_) => panic!("a WebSocket format"),
+        };
+        let a = ws(enc.frame(Format::Raw));
+        let b = ws(enc.frame(Format::Raw));
         assert!(Arc::ptr_eq(&a, &b));
         assert_eq!(enc.encodes(), 1);
-        let p = Arc::clone(enc.frame(Format::Positioned));
+        let p = ws(enc.frame(Format::Positioned));
         enc.frame(Format::Positioned);
         assert_eq!(enc.encodes(), 2);
         assert_eq!(&a.plain_frame()[2..], b"hi");
         assert!(p.plain_frame().ends_with(b"\nhi"));
+        let Frame::Sse(event) = enc.frame(Format::Sse).clone() else {
+            panic!("an SSE frame");
+        };
+        assert_eq!(&event[..], b"event: news\ndata: hi\n\n");
+        assert_eq!(enc.encodes(), 3);
         assert!(Format::Raw.gap_notice(None, &pos).is_none());
         assert!(Format::Positioned.gap_notice(None, &pos).is_some());
     }

@@ -44,9 +44,12 @@ impl Position {
         }
     }
 
-    /// Whether `next` directly follows `self` (same epoch, next number).
+    /// Whether `next` directly follows `self` (same epoch, next number). The start of a
+    /// stream that had no history (empty epoch, 0) is followed by the first message of
+    /// whatever epoch the stream then begins.
     pub fn is_followed_by(&self, next: &Position) -> bool {
-        self.epoch == next.epoch && self.seq.checked_add(1) == Some(next.seq)
+        let same_run = self.epoch == next.epoch || (self.epoch.is_empty() && self.seq == 0);
+        same_run && self.seq.checked_add(1) == Some(next.seq)
     }
 
     /// Whether a message at `pos` was already delivered by someone at `self`.
@@ -149,5 +152,10 @@ mod tests {
         assert!(!a.covers(&Position::new("e", 4)));
         assert!(!a.covers(&Position::new("f", 1)));
         assert!(!Position::new("e", u64::MAX).is_followed_by(&Position::new("e", 0)));
+        // A stream with no history yet, then its first message in a new epoch.
+        let empty = Position::new("", 0);
+        assert!(empty.is_followed_by(&Position::new("f", 1)));
+        assert!(!empty.is_followed_by(&Position::new("f", 2)));
+        assert!(!Position::new("", 1).is_followed_by(&Position::new("f", 2)));
     }
 }

@@ -73,10 +73,7 @@ impl ClientOptions {
                     opts.positions |= matches!(value.as_str(), "1" | "true" | "yes")
                 }
                 ("since", value) => {
-                    let since = value
-                        .as_deref()
-                        .and_then(Since::parse)
-                        .ok_or_else(|| QueryError::Since(raw.to_owned()))?;
+                    let since = parse_since(raw, value)?;
                     opts.positions = true;
                     // The first position given for a stream wins.
                     if !opts.since.iter().any(|s| s.stream == since.stream) {
@@ -92,6 +89,28 @@ impl ClientOptions {
             .retain(|s| s.stream.as_ref().is_none_or(|c| channels.contains(c)));
         Ok(opts)
     }
+}
+
+fn parse_since(raw: &str, value: Option<String>) -> Result<Since, QueryError> {
+    value
+        .as_deref()
+        .and_then(Since::parse)
+        .ok_or_else(|| QueryError::Since(raw.to_owned()))
+}
+
+/// Every `since=` of a query string, whatever channels it names (an SSE `Last-Event-ID`
+/// is one, see `event_stream`); the first for a stream wins.
+pub fn since_list(query: &str) -> Result<Vec<Since>, QueryError> {
+    let mut list: Vec<Since> = Vec::new();
+    for (key, raw) in query.split('&').filter_map(|pair| pair.split_once('=')) {
+        if key == "since" {
+            let since = parse_since(raw, percent_decode(raw))?;
+            if !list.iter().any(|s| s.stream == since.stream) {
+                list.push(since);
+            }
+        }
+    }
+    Ok(list)
 }
 
 /// Parses the channels a browser asked for in its URL: `?channel=a&channel=b`

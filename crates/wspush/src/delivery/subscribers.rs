@@ -17,11 +17,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use ws_proto::PreparedMessage;
 use ws_server::{Connection, FanOut};
 
 use super::history::Replay;
-use super::outlet::{Encoded, FORMATS, Format, Outlet};
+use super::outlet::{Encoded, FORMATS, Format, Frame, Outlet};
 use super::payload::Payload;
 use super::position::Position;
 use super::tally::Tally;
@@ -35,7 +34,7 @@ const MAX_PENDING: usize = 65_536;
 /// What a resuming subscriber buffered.
 struct Buffered {
     outlet: Outlet,
-    frames: Vec<(Position, Arc<PreparedMessage>)>,
+    frames: Vec<(Position, Frame)>,
     bytes: usize,
 }
 
@@ -165,9 +164,9 @@ impl Subs {
             if outlets.is_empty() || (skip_positioned && format.positioned()) {
                 continue;
             }
-            let frame = Arc::clone(encoded.frame(format));
-            let conns = outlets.iter().filter(|o| !have.contains(&o.id));
-            tally.send_to(&frame, conns.map(|o| &o.conn), out);
+            let frame = encoded.frame(format).clone();
+            let to = outlets.iter().filter(|o| !have.contains(&o.id));
+            tally.send_to(&frame, to, pos.as_ref().map(|p| (stream, p)), out);
         }
         if let (false, Some(pos)) = (skip_positioned, &pos) {
             self.buffer_pending(pos, &mut encoded);
@@ -214,7 +213,7 @@ impl Subs {
                 continue;
             };
             let queued = tally.queued;
-            tally.send_to(&notice, conns.map(|o| &o.conn), out);
+            tally.send_to(&notice, conns, Some((stream, &before)), out);
             tally.gaps += tally.queued - queued;
         }
         have
@@ -230,11 +229,11 @@ impl Subs {
         let mut overflowed = Vec::new();
         for (id, buffer) in pending.iter_mut() {
             let frame = encoded.frame(buffer.outlet.format);
-            let size = frame.plain_frame().len();
+            let size = frame.len();
             if buffer.frames.len() >= MAX_PENDING || buffer.bytes + size > MAX_PENDING_BYTES {
                 overflowed.push(*id);
             } else {
-                buffer.frames.push((pos.clone(), Arc::clone(frame)));
+                buffer.frames.push((pos.clone(), frame.clone()));
                 buffer.bytes += size;
             }
         }
@@ -264,47 +263,53 @@ impl Subs {
             None => return gone(conn, tally),
         };
         // Encoded before taking the order lock: live pushes go on meanwhile (buffered).
-        let replay_frames: Vec<Arc<PreparedMessage>> = replay
+        let replay_frames: Vec<(Position, Frame)> = replay
             .entries
             .iter()
             .map(|(seq, payload)| {
                 let pos = Position::new(replay.last.epoch.clone(), *seq);
-                format.encode(payload, stream, Some(&pos))
+                let frame = format.encode(payload, stream, Some(&pos));
+                (pos, frame)
             })
             .collect();
         let _order = lock(&self.order);
         let Some(buffered) = lock(&self.pending).remove(&id) else {
             return gone(conn, tally);
         };
+        let outlet = &buffered.outlet;
         let gap = |tally: &mut Tally, before: &Position| {
             if let Some(notice) = format.gap_notice(stream, before) {
-                tally.backlog(&notice, conn);
+                tally.backlog(&notice, outlet, Some((stream, before)));
                 tally.gaps += 1;
             }
         };
         if let Some(before) = &replay.gap {
             gap(&mut tally, before);
         }
-        for frame in &replay_frames {
-            tally.backlog(frame, conn);
+        for (pos, frame) in &replay_frames {
+            tally.backlog(frame, outlet, Some((stream, pos)));
         }
         let mut last = replay.last;
-        for (pos, frame) in buffered.frames {
-            if last.covers(&pos) {
+        if let Some(ids) = &outlet.ids {
+            // An SSE id names this stream from now on, even before its next event.
+            ids.advance(stream, &last, drop);
+        }
+        for (pos, frame) in &buffered.frames {
+            if last.covers(pos) {
                 continue;
             }
-            if !last.is_followed_by(&pos) {
+            if !last.is_followed_by(pos) {
                 gap(
                     &mut tally,
                     &Position::new(pos.epoch.clone(), pos.seq.saturating_sub(1)),
                 );
             }
-            tally.backlog(&frame, conn);
-            last = pos;
+            tally.backlog(frame, outlet, Some((stream, pos)));
+            last = pos.clone();
         }
         lock(&self.floors).insert(id, last);
         let mut members = lock(&self.members);
-        members.outlets.insert(id, buffered.outlet);
+        members.outlets.insert(id, buffered.outlet.clone());
         members.snapshot = None;
         tally
     }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use ws_server::test_util::{close_requested, detached, drain};
+use ws_server::test_util::{close_requested, detached, detached_stream, drain};
 use ws_server::{Message, OverflowPolicy, Writers};
 
 use super::*;
@@ -12,10 +12,19 @@ use super::*;
 const LIMIT: usize = 64 << 20;
 
 fn outlet(id: u64, format: Format) -> Outlet {
-    Outlet {
-        id,
-        conn: detached(id, LIMIT, OverflowPolicy::Close),
-        format,
+    match format {
+        Format::Sse => Outlet {
+            id,
+            conn: detached_stream(id, LIMIT, OverflowPolicy::Close),
+            format,
+            ids: Some(Arc::default()),
+        },
+        _ => Outlet {
+            id,
+            conn: detached(id, LIMIT, OverflowPolicy::Close),
+            format,
+            ids: None,
+        },
     }
 }
 
@@ -255,4 +264,48 @@ fn a_resumed_member_ahead_of_the_live_stream_skips_what_it_has() {
     let got = received(&r);
     assert_eq!(got.len(), 3, "{got:?}");
     assert!(got[2].ends_with("\n3"));
+}
+
+#[test]
+fn sse_subscribers_share_the_event_and_get_their_own_ids() {
+    let subs = Subs::default();
+    let (a, b) = (outlet(1, Format::Sse), outlet(2, Format::Sse));
+    subs.insert(a.clone(), false);
+    subs.insert(b.clone(), false);
+    // b also joined the broadcast stream at 4: its id lists both.
+    b.ids
+        .as_ref()
+        .unwrap()
+        .advance(None, &Position::new("b0", 4), drop);
+    let t = push(&subs, 7, false);
+    assert_eq!((t.encodes, t.queued), (1, 2));
+    assert_eq!(received(&a), ["id: since=e:7:c\nevent: c\ndata: 7\n\n"]);
+    assert_eq!(
+        received(&b),
+        ["id: since=b0:4&since=e:7:c\nevent: c\ndata: 7\n\n"]
+    );
+}
+
+#[test]
+fn an_sse_resume_replays_with_ids_and_gaps_as_events() {
+    let subs = Subs::default();
+    let r = outlet(5, Format::Sse);
+    subs.insert(r.clone(), true);
+    push(&subs, 4, false);
+    let replay = Replay {
+        gap: Some(pos(1)),
+        entries: vec![(2, text("2"))],
+        last: pos(2),
+    };
+    subs.finish_resume(5, &r.conn, Some("c"), replay);
+    let got = received(&r);
+    assert_eq!(
+        got,
+        [
+            "id: since=e:1:c\nevent: gap\ndata: {\"channel\":\"c\",\"epoch\":\"e\",\"seq\":1}\n\n",
+            "id: since=e:2:c\nevent: c\ndata: 2\n\n",
+            "id: since=e:3:c\nevent: gap\ndata: {\"channel\":\"c\",\"epoch\":\"e\",\"seq\":3}\n\n",
+            "id: since=e:4:c\nevent: c\ndata: 4\n\n",
+        ]
+    );
 }

@@ -1,9 +1,8 @@
 //! What a fan-out did, counted as it queues: the hub adds it to its counters.
 
-use std::sync::Arc;
+use ws_server::{FanOut, SendError};
 
-use ws_proto::PreparedMessage;
-use ws_server::{Connection, FanOut, SendError};
+use super::outlet::{At, Frame, Outlet};
 
 /// What one fan-out did, for the hub's counters.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -23,34 +22,35 @@ pub struct Tally {
 }
 
 impl Tally {
-    /// Queues `frame` to `conn` as part of a backlog it asked for (see
-    /// [`Connection::send_backlog`]).
-    pub fn backlog(&mut self, frame: &Arc<PreparedMessage>, conn: &Connection) {
-        let sent = conn.send_backlog(frame);
+    /// Queues `frame` to `outlet` as part of a backlog it asked for (see
+    /// [`Outlet::queue_backlog`]).
+    pub fn backlog(&mut self, frame: &Frame, outlet: &Outlet, at: At<'_>) {
+        let sent = outlet.queue_backlog(frame, at);
         self.count(sent, frame);
     }
 
-    fn count(&mut self, sent: Result<(), SendError>, frame: &PreparedMessage) {
+    fn count(&mut self, sent: Result<(), SendError>, frame: &Frame) {
         match sent {
             Ok(()) => {
                 self.queued += 1;
-                self.bytes += frame.plain_frame().len() as u64;
+                self.bytes += frame.len() as u64;
             }
             Err(SendError::Full) => self.full += 1,
             Err(_) => self.closed += 1,
         }
     }
 
-    /// Queues `frame` to each of `conns` through `out` (which writes it to the idle ones
-    /// when it ends), counting the outcomes.
+    /// Queues `frame` (at `at` in its stream) to each of `outlets` through `out` (which
+    /// writes it to the idle ones when it ends), counting the outcomes.
     pub fn send_to<'a>(
         &mut self,
-        frame: &Arc<PreparedMessage>,
-        conns: impl Iterator<Item = &'a Connection>,
+        frame: &Frame,
+        outlets: impl Iterator<Item = &'a Outlet>,
+        at: At<'_>,
         out: &mut FanOut<'_>,
     ) {
-        for conn in conns {
-            let sent = out.send(conn, frame);
+        for outlet in outlets {
+            let sent = outlet.queue(frame, at, out);
             self.count(sent, frame);
         }
     }

@@ -2,27 +2,38 @@
 //! listening programs, and plain HTTP (demo page, health, metrics).
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use msgpack_rpc::Value;
-use ws_server::{CloseInfo, Connection, Handler, Message, Request};
+use ws_server::{CloseInfo, Connection, Handler, Message, Request, StreamHead};
 
 use crate::delivery::events::info_value;
 use crate::delivery::history::plan;
 use crate::delivery::hub::ConnInfo;
-use crate::delivery::query::ClientOptions;
+use crate::delivery::query::{ClientOptions, Since};
 use crate::shared::Shared;
 
 /// The [`Handler`] of the push server.
 pub struct App {
     shared: Arc<Shared>,
+    /// A comment on an idle event stream this often (the WebSocket ping interval).
+    sse_heartbeat: Option<Duration>,
 }
 
 impl App {
     /// A handler over `shared`.
     pub fn new(shared: Arc<Shared>) -> Self {
-        App { shared }
+        App {
+            shared,
+            sse_heartbeat: Some(Duration::from_secs(30)),
+        }
+    }
+
+    /// The same handler keeping idle event streams alive this often (`None`: never).
+    pub fn with_sse_heartbeat(mut self, every: Option<Duration>) -> Self {
+        self.sse_heartbeat = every;
+        self
     }
 }
 
@@ -31,13 +42,16 @@ impl Handler for App {
         let query = req.query().unwrap_or("");
         // Decided in on_upgrade; only an expiry in between can fail here, and
         // then the closing connection joins nothing.
-        let (opts, user) = match self.shared.gate.admit(req) {
+        let (mut opts, user) = match self.shared.gate.admit(req) {
             Ok(admission) => (admission.options, admission.claims.and_then(|c| c.sub)),
             Err(why) => {
                 conn.close(ws_proto::close::POLICY, why.reason());
                 (ClientOptions::default(), None)
             }
         };
+        if conn.is_event_stream() {
+            opts = crate::sse::options(req, opts);
+        }
         let channels = &opts.channels;
         let id = self.shared.conn_id(conn);
         let info = ConnInfo {
@@ -48,17 +62,30 @@ impl Handler for App {
             query: crate::auth::redact_token(query),
             opened: SystemTime::now(),
             user,
+            transport: match conn.is_event_stream() {
+                true => "sse",
+                false => "websocket",
+            },
         };
         tracing::info!(conn = info.id, peer = %info.peer, path = %info.path, ?channels, "open");
         // Subscribe first, then read history: messages published in between
         // are buffered by the hub and de-duplicated by position.
         let info_for_event = info.clone();
-        let since = self.shared.hub.add(conn.clone(), info, &opts);
-        for s in since {
-            let stream = s.stream.as_deref();
+        let resumes = self.shared.hub.add(conn.clone(), info, &opts);
+        for resume in resumes {
+            let stream = resume.stream.as_deref();
             let read = self.shared.read_history(stream).await;
-            self.shared.hub.finish_resume(id, stream, plan(&s, read));
+            // No `since` (an event stream joining): from where the stream is now.
+            let since = resume.since.unwrap_or_else(|| Since {
+                stream: resume.stream.clone(),
+                epoch: read.epoch.to_string(),
+                seq: read.last_seq,
+            });
+            self.shared
+                .hub
+                .finish_resume(id, stream, plan(&since, read));
         }
+        self.shared.hub.announce_ids(id);
         // After registering: a program reacting to on_open can reach the connection.
         self.shared.listeners.emit("on_open", || {
             let mut map = info_value(&info_for_event, channels);
@@ -116,6 +143,10 @@ impl Handler for App {
                 Err(refusal.status())
             }
         }
+    }
+
+    fn on_stream(&self, req: &Request) -> Result<Option<StreamHead>, Box<http::Response<Bytes>>> {
+        crate::sse::decide(req, &self.shared.gate, self.sse_heartbeat)
     }
 
     fn on_http(&self, req: &Request) -> Option<http::Response<Bytes>> {

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, dead_code)]
 
 pub mod redis_server;
+pub mod sse;
 
 use std::time::Duration;
 
