@@ -23,6 +23,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::browser::ClientShape;
+
 /// How a publisher sends a message.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -158,6 +160,9 @@ pub struct Point {
     /// Connect, measure memory, publish nothing.
     #[serde(default)]
     pub idle_only: bool,
+    /// How scenario e's clients connect (browser-like shapes; plain elsewhere).
+    #[serde(default, skip_serializing_if = "ClientShape::is_plain")]
+    pub client: ClientShape,
     /// The publisher's shape.
     #[serde(flatten)]
     pub publisher: PubShape,
@@ -174,6 +179,8 @@ pub struct Shape {
     pub idle_connections: Vec<usize>,
     /// The publisher of every point.
     pub publisher: PubShape,
+    /// How scenario e's clients connect.
+    pub client: ClientShape,
     /// Calls in flight of the second, pipelined run of each point of
     /// scenarios a, b, c and f (0: no second run; none either in notify mode
     /// or when it equals `publisher.inflight`).
@@ -187,6 +194,7 @@ impl Default for Shape {
             max_subscribers: usize::MAX,
             idle_connections: vec![10_000, 50_000],
             publisher: PubShape::default(),
+            client: ClientShape::default(),
             pipelined: 16,
         }
     }
@@ -223,6 +231,7 @@ impl Shape {
             messages: ((messages as f64 * self.scale).round() as u64).max(5),
             rate: None,
             idle_only: false,
+            client: ClientShape::default(),
             publisher: self.publisher.normalized(),
         }
     }
@@ -284,7 +293,8 @@ impl Shape {
                 .iter()
                 .map(|n| {
                     let mut p = self.point('e', *n, 0, 0);
-                    p.name = format!("e-{}-idle", count(p.subscribers));
+                    p.name = format!("e-{}-{}", count(p.subscribers), self.client.tag());
+                    p.client = self.client;
                     p.messages = 0;
                     p.idle_only = true;
                     p
