@@ -126,12 +126,11 @@ async fn chromium_sends_and_receives_compressed_messages_through_the_demo_page()
     // The upgrade, as Chromium offered it and as the server answered.
     let (request, response) = {
         let heads = relayed.heads.lock().unwrap();
-        let upgrade = heads
+        heads
             .iter()
             .find(|(up, _)| header(up, "upgrade").is_some_and(|u| u == "websocket"))
             .expect("no upgrade through the relay")
-            .clone();
-        upgrade
+            .clone()
     };
     assert_eq!(
         header(&request, "sec-websocket-extensions").as_deref(),
