@@ -227,12 +227,14 @@ FLOOR=$(echo "$FLOOR_SCENARIOS" | tr ',' '\n' | while read -r l; do has "$MAIN" 
 if [ -n "$FLOOR" ]; then
     run_floor --scenario "$FLOOR"
 fi
-# A self-signed P-256 certificate for 127.0.0.1 (what the wss:// shapes connect to).
+# A self-signed P-256 certificate for 127.0.0.1 (what the wss:// shapes connect to); not a CA
+# certificate, which webpki refuses as a server's own (CaUsedAsEndEntity).
 make_cert() {
     [ -f "$TMP/tls/cert.pem" ] && return 0
     mkdir -p "$TMP/tls"
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
         -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+        -addext basicConstraints=critical,CA:FALSE -addext extendedKeyUsage=serverAuth \
         -keyout "$TMP/tls/key.pem" -out "$TMP/tls/cert.pem" 2>/dev/null
 }
 # The generator's flags for an idle shape (see IDLE_SHAPES).
