@@ -13,11 +13,18 @@
 #   bench/compare.sh                       # everything (about 12 minutes on 2 cores)
 #   SCENARIOS=a bench/compare.sh           # only scenario a
 #   IDLE_CONNECTIONS=10000,50000 SCALE=0.5 OUT=/tmp/x.md bench/compare.sh
+#   SCENARIOS=e IDLE_CONNECTIONS=10000 IDLE_SHAPES=idle,chrome-msg,wss,wss-chrome-msg bench/compare.sh
+#                                          # memory per connection as browsers connect
 #   WSPUSH_BIN_B=/tmp/old/wspush NCHAN=0 ROUNDS=2 SCENARIOS=a,f bench/compare.sh
 #                                          # two builds, alternating, no Nchan
 #
 # Settings (environment):
 #   SCENARIOS         letters, comma-separated (a,b,d,e)
+#   IDLE_SHAPES       how scenario e's clients connect, comma-separated (idle): idle (no
+#                     extension offered), chrome (Chrome's exact permessage-deflate offer),
+#                     chrome-msg (that, and one 160-byte message each, compressed when
+#                     agreed), msg, wss, wss-chrome-msg (TLS with a certificate generated
+#                     here by openssl; Nchan gets nginx's `listen … ssl`)
 #   PIPELINED         wspush's second shape on a, b, c, f: calls in flight (16; 0: none)
 #   WSPUSH_BIN        the wspush binary ($CARGO_TARGET_DIR/release/wspush, built here)
 #   WSPUSH_BIN_B      a second wspush binary: on every scenario and shape it runs next to
@@ -41,6 +48,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SCENARIOS=${SCENARIOS:-a,b,d,e}
+IDLE_SHAPES=${IDLE_SHAPES:-idle}
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-10000,50000}
 SCALE=${SCALE:-1}
 PIPELINED=${PIPELINED:-16}
@@ -90,11 +98,18 @@ fi
 
 TMP=$(mktemp -d /tmp/wspush-compare.XXXXXX)
 NGINX_PID=
+# start_nchan [tls]: with "tls", the subscriber port is `listen … ssl` with the generated
+# certificate (see make_cert).
 start_nchan() {
-    local port prefix
+    local port prefix ssl="" ssl_conf=""
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     prefix=$(mktemp -d "$TMP/nginx.XXXX")
+    if [ "${1:-}" = tls ]; then
+        ssl=ssl
+        ssl_conf="ssl_certificate $TMP/tls/cert.pem; ssl_certificate_key $TMP/tls/key.pem;"
+    fi
     sed -e "s|@PREFIX@|$prefix|g" -e "s|@SUB_PORT@|$port|g" -e "s|@NOFILE@|$HARD|g" \
+        -e "s|@SSL@|$ssl|g" -e "s|@SSL_CONF@|$ssl_conf|g" \
         "$ROOT/bench/nchan/nginx.conf.template" > "$prefix/nginx.conf"
     nginx -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/error.log"
     for _ in $(seq 100); do [ -s "$prefix/nginx.pid" ] && break; sleep 0.1; done
@@ -132,8 +147,14 @@ bench_run() {
         NOTES+=("failed (exit $rc; 124: RUN_TIMEOUT): run $*")
     fi
 }
+# run_nchan [--tls] ARGS…
 run_nchan() {
-    start_nchan
+    if [ "${1:-}" = --tls ]; then
+        shift
+        start_nchan tls
+    else
+        start_nchan
+    fi
     bench_run --label nchan "$@" \
         --ws "127.0.0.1:$NCHAN_PORT" --sub-path '/sub/{channel}' \
         --http-publish "http://127.0.0.1:$NCHAN_PORT/pub/{channel}" \
@@ -206,12 +227,46 @@ FLOOR=$(echo "$FLOOR_SCENARIOS" | tr ',' '\n' | while read -r l; do has "$MAIN" 
 if [ -n "$FLOOR" ]; then
     run_floor --scenario "$FLOOR"
 fi
+# A self-signed P-256 certificate for 127.0.0.1 (what the wss:// shapes connect to); not a CA
+# certificate, which webpki refuses as a server's own (CaUsedAsEndEntity).
+make_cert() {
+    [ -f "$TMP/tls/cert.pem" ] && return 0
+    mkdir -p "$TMP/tls"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+        -addext basicConstraints=critical,CA:FALSE -addext extendedKeyUsage=serverAuth \
+        -keyout "$TMP/tls/key.pem" -out "$TMP/tls/cert.pem" 2>/dev/null
+}
+# The generator's flags for an idle shape (see IDLE_SHAPES).
+shape_flags() {
+    local part
+    for part in ${1//-/ }; do
+        case $part in
+            idle) ;;
+            chrome) echo --chrome-offer ;;
+            msg) echo --first-message ;;
+            wss) echo --tls-ca "$TMP/tls/cert.pem" ;;
+            *) echo "unknown idle shape part $part in $1" >&2; exit 2 ;;
+        esac
+    done
+}
 # Idle memory: a fresh server per point, as memory freed by earlier points is
 # reused and would hide the cost of new connections.
 if has "$SCENARIOS" e; then
-    for n in ${IDLE_CONNECTIONS//,/ }; do
-        [ "$NCHAN" = 0 ] || run_nchan --scenario e --idle-connections "$n"
-        run_builds --scenario e --idle-connections "$n"
+    for shape in ${IDLE_SHAPES//,/ }; do
+        # shellcheck disable=SC2207
+        flags=($(shape_flags "$shape"))
+        nchan_tls=() wspush_tls=()
+        if has "${shape//-/,}" wss; then
+            make_cert
+            nchan_tls=(--tls)
+            wspush_tls=(--server-arg --tls-cert --server-arg "$TMP/tls/cert.pem"
+                        --server-arg --tls-key --server-arg "$TMP/tls/key.pem")
+        fi
+        for n in ${IDLE_CONNECTIONS//,/ }; do
+            [ "$NCHAN" = 0 ] || run_nchan "${nchan_tls[@]}" --scenario e --idle-connections "$n" "${flags[@]}"
+            run_builds --scenario e --idle-connections "$n" "${flags[@]}" "${wspush_tls[@]}"
+        done
     done
 fi
 
@@ -237,7 +292,7 @@ OUT=${OUT:-$ROOT/bench/results/$(date +%F)-compare.md}
     [ "$NCHAN" = 0 ] || echo "- $(nginx -v 2>&1 | sed 's/.*: //'), nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null || echo '?')"
     echo "- publisher: call/1 is one call (or HTTP POST) at a time, as the seed's synchronous client; call/$PIPELINED is $PIPELINED in flight on one connection; Nchan and the floor run call/1 only"
     echo "- load average at the start of each point is the last column: other work was running on the same cores"
-    echo "- command: \`SCENARIOS=$SCENARIOS IDLE_CONNECTIONS=$IDLE_CONNECTIONS SCALE=$SCALE PIPELINED=$PIPELINED ROUNDS=$ROUNDS NCHAN=$NCHAN${WSPUSH_BIN_B:+ WSPUSH_BIN_B=$WSPUSH_BIN_B}${MAX_SUBSCRIBERS:+ MAX_SUBSCRIBERS=$MAX_SUBSCRIBERS} bench/compare.sh\` ($((SECONDS - START)) s)"
+    echo "- command: \`SCENARIOS=$SCENARIOS IDLE_CONNECTIONS=$IDLE_CONNECTIONS IDLE_SHAPES=$IDLE_SHAPES SCALE=$SCALE PIPELINED=$PIPELINED ROUNDS=$ROUNDS NCHAN=$NCHAN${WSPUSH_BIN_B:+ WSPUSH_BIN_B=$WSPUSH_BIN_B}${MAX_SUBSCRIBERS:+ MAX_SUBSCRIBERS=$MAX_SUBSCRIBERS} bench/compare.sh\` ($((SECONDS - START)) s)"
     echo "- columns: deliveries/s counts messages received by the generator; p50…max are publish→receive latency; RSS/conn is the server's RSS growth per connected idle subscriber (nginx: master + workers); srv CPU s/M is server user+system CPU seconds per million deliveries; gen cores is the generator's own CPU"
     for n in "${NOTES[@]}"; do echo "- $n"; done
     echo

@@ -21,6 +21,7 @@
 //! [`report::PointResult`]. Any loss or reorder at a well-behaved
 //! subscriber makes the binary exit non-zero.
 
+pub mod browser;
 pub mod calibrate;
 pub mod floor;
 pub mod handshake;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::browser::Shaped;
 use crate::procstat::{self, Sample};
 use crate::publisher::{
     self, Flow, Plan, PublishError, Publisher, Target, messages_from, messages_on_channel,
@@ -93,6 +94,8 @@ pub struct Bench {
     pub lag: u64,
     /// Makes channel names unique per run (Nchan keeps messages).
     pub run_id: String,
+    /// TLS client configuration for `wss://` points.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Bench {
@@ -258,6 +261,10 @@ impl Bench {
                     .map(|p| messages_from(point.messages, ch, n_ch, p, k))
                     .collect(),
                 stalled,
+                shaped: (!point.client.is_plain()).then(|| Shaped {
+                    shape: point.client,
+                    tls: self.tls.clone(),
+                }),
             };
             tasks.spawn(subscriber::run(spec, Arc::clone(tally)));
             if (i + 1) % CONNECT_BATCH == 0 || i + 1 == total {

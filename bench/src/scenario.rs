@@ -23,6 +23,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::browser::ClientShape;
+
 /// How a publisher sends a message.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -162,6 +164,9 @@ pub struct Point {
     /// [`handshake`](crate::handshake).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub newcomers: usize,
+    /// How scenario e's clients connect (browser-like shapes; plain elsewhere).
+    #[serde(default, skip_serializing_if = "ClientShape::is_plain")]
+    pub client: ClientShape,
     /// The publisher's shape.
     #[serde(flatten)]
     pub publisher: PubShape,
@@ -178,6 +183,8 @@ pub struct Shape {
     pub idle_connections: Vec<usize>,
     /// The publisher of every point.
     pub publisher: PubShape,
+    /// How scenario e's clients connect.
+    pub client: ClientShape,
     /// Calls in flight of the second, pipelined run of each point of
     /// scenarios a, b, c and f (0: no second run; none either in notify mode
     /// or when it equals `publisher.inflight`).
@@ -191,6 +198,7 @@ impl Default for Shape {
             max_subscribers: usize::MAX,
             idle_connections: vec![10_000, 50_000],
             publisher: PubShape::default(),
+            client: ClientShape::default(),
             pipelined: 16,
         }
     }
@@ -232,6 +240,7 @@ impl Shape {
             rate: None,
             idle_only: false,
             newcomers: 0,
+            client: ClientShape::default(),
             publisher: self.publisher.normalized(),
         }
     }
@@ -295,7 +304,8 @@ impl Shape {
                 .iter()
                 .map(|n| {
                     let mut p = self.point('e', *n, 0, 0);
-                    p.name = format!("e-{}-idle", count(p.subscribers));
+                    p.name = format!("e-{}-{}", count(p.subscribers), self.client.tag());
+                    p.client = self.client;
                     p.messages = 0;
                     p.idle_only = true;
                     p

@@ -18,9 +18,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use ws_proto::frame::{FrameHeader, OpCode, apply_mask};
+use ws_proto::handshake::ClientAccepted;
 
 use crate::payload::{self, Parsed};
 use crate::tally::Tally;
@@ -43,6 +44,9 @@ pub struct SubSpec {
     pub expected: Vec<u64>,
     /// Never read after the upgrade (scenario g).
     pub stalled: bool,
+    /// A browser-like client of scenario e (Chrome's offer, a first message, TLS): it
+    /// holds its socket after the upgrade instead of reading benchmark messages.
+    pub shaped: Option<crate::browser::Shaped>,
 }
 
 /// Why a subscriber stopped.
@@ -88,6 +92,9 @@ thread_local! {
 /// Runs a subscriber until its connection ends or the task is aborted.
 pub async fn run(spec: SubSpec, tally: Arc<Tally>) {
     let result = async {
+        if let Some(shaped) = spec.shaped.clone() {
+            return run_shaped(&spec, &shaped, &tally).await;
+        }
         let (stream, rest) = tokio::time::timeout(Duration::from_secs(60), connect(&spec))
             .await
             .map_err(|_| SubError::Timeout)??;
@@ -108,6 +115,45 @@ pub async fn run(spec: SubSpec, tally: Arc<Tally>) {
 }
 
 async fn connect(spec: &SubSpec) -> Result<(TcpStream, Vec<u8>), SubError> {
+    let mut stream = tcp_connect(spec).await?;
+    let (rest, _) = upgrade(&mut stream, spec, &[]).await?;
+    Ok((stream, rest))
+}
+
+/// A browser-like client: TLS if asked, the upgrade with its offer, then
+/// [`crate::browser::hold`].
+async fn run_shaped(
+    spec: &SubSpec,
+    shaped: &crate::browser::Shaped,
+    tally: &Tally,
+) -> Result<(), SubError> {
+    let shape = shaped.shape;
+    let extra = if shape.chrome_offer {
+        vec![(
+            "Sec-WebSocket-Extensions".to_owned(),
+            crate::browser::CHROME_OFFER.to_owned(),
+        )]
+    } else {
+        Vec::new()
+    };
+    let (io, rest, deflate) = tokio::time::timeout(Duration::from_secs(60), async {
+        let tcp = tcp_connect(spec).await?;
+        let mut io = crate::browser::wrap(tcp, shaped, spec.addr).await?;
+        let (rest, accepted) = upgrade(&mut io, spec, &extra).await?;
+        Ok::<_, SubError>((io, rest, accepted.deflate))
+    })
+    .await
+    .map_err(|_| SubError::Timeout)??;
+    if spec.index == 0 {
+        eprintln!("client 0 ({}): deflate agreed {deflate:?}", shape.tag());
+    }
+    crate::browser::hold(io, rest, spec.index, shape, deflate, || {
+        tally.bump(&tally.connected)
+    })
+    .await
+}
+
+async fn tcp_connect(spec: &SubSpec) -> Result<TcpStream, SubError> {
     let connect_err = |err| SubError::Connect {
         addr: spec.addr,
         source_ip: spec.source,
@@ -127,19 +173,29 @@ async fn connect(spec: &SubSpec) -> Result<(TcpStream, Vec<u8>), SubError> {
     socket
         .bind(SocketAddr::new(spec.source, 0))
         .map_err(connect_err)?;
-    let mut stream = socket.connect(spec.addr).await.map_err(connect_err)?;
+    let stream = socket.connect(spec.addr).await.map_err(connect_err)?;
     stream.set_nodelay(true).map_err(connect_err)?;
+    Ok(stream)
+}
+
+/// The opening handshake on `stream`; returns the bytes read past the response and what the
+/// server agreed.
+async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    spec: &SubSpec,
+    extra: &[(String, String)],
+) -> Result<(Vec<u8>, ClientAccepted), SubError> {
     let key = ws_proto::handshake::generate_key((spec.index as u128).to_le_bytes());
-    let request = ws_proto::handshake::client_request(&spec.host, &spec.path, &key, &[]);
+    let request = ws_proto::handshake::client_request(&spec.host, &spec.path, &key, extra);
     stream.write_all(&request).await?;
     let mut buf = Vec::with_capacity(512);
     loop {
         if stream.read_buf(&mut buf).await? == 0 {
             return Err(SubError::Closed(None));
         }
-        if let Some((len, _)) = ws_proto::handshake::parse_response(&buf, &key)? {
+        if let Some((len, accepted)) = ws_proto::handshake::parse_response(&buf, &key)? {
             buf.drain(..len);
-            return Ok((stream, buf));
+            return Ok((buf, accepted));
         }
     }
 }
@@ -356,6 +412,7 @@ mod tests {
             path: "/".into(),
             expected: expected.to_vec(),
             stalled: false,
+            shaped: None,
         }
     }
 

@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 
 use wspush::config::Settings;
+use wspush_bench::browser::ClientShape;
 use wspush_bench::publisher::{Target, messages_on_channel};
 use wspush_bench::report::PointResult;
 use wspush_bench::run::Bench;
@@ -43,6 +44,7 @@ fn wspush_bench(ws: SocketAddr, rpc: SocketAddr, run_id: &str) -> Bench {
         stats_rpc: Some(rpc),
         lag: 16,
         run_id: run_id.into(),
+        tls: None,
     }
 }
 
@@ -208,6 +210,7 @@ async fn the_floor_server_serves_paced_and_max_rate_points_cleanly() {
         stats_rpc: None,
         lag: 16,
         run_id: "floor".into(),
+        tls: None,
     };
     let mut paced = small(200).points('d').remove(0);
     shorten_paced(&mut paced);
@@ -250,4 +253,50 @@ async fn scenario_d_times_the_upgrades_of_newcomers() {
     assert_eq!(fast.newcomers, 0);
     assert!(!serde_json::to_string(fast).unwrap().contains("newcomers"));
     server.shutdown().await.unwrap();
+}
+
+/// Scenario e as browsers connect: Chrome's offer with a first message, over ws:// and
+/// wss:// (a certificate generated here): every client upgrades, has its message handled
+/// (the pong after it came back) and is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_like_idle_points_connect_over_ws_and_wss() {
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let dir = std::env::temp_dir().join(format!("wspush-bench-smoke-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    for tls in [false, true] {
+        let settings = Settings {
+            ws: "127.0.0.1:0".parse().unwrap(),
+            rpc: "127.0.0.1:0".parse().unwrap(),
+            tls_cert: tls.then(|| cert_path.clone()),
+            tls_key: tls.then(|| key_path.clone()),
+            ..Settings::default()
+        };
+        let server = wspush::serve::start(&settings).await.unwrap();
+        let mut bench = wspush_bench(server.ws_addr, server.rpc_addr, "browser");
+        bench.tls = tls.then(|| wspush_bench::browser::tls_client(&cert_path).unwrap());
+        let shape = Shape {
+            client: ClientShape {
+                chrome_offer: true,
+                first_message: true,
+                tls,
+            },
+            ..small(50)
+        };
+        let points = shape.points('e');
+        assert_eq!(points.len(), 1);
+        let want = if tls {
+            "e-50-wss-chrome-msg"
+        } else {
+            "e-50-chrome-msg"
+        };
+        assert_eq!(points[0].name, want);
+        let r = bench.run(&points[0]).await.unwrap();
+        assert_complete(&r);
+        server.shutdown().await.unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,251 +1,30 @@
-//! permessage-deflate (RFC 7692): parameter negotiation and the per-connection
-//! compressor / decompressor.
+//! permessage-deflate (RFC 7692): the per-connection compressor and decompressor.
+//! Negotiation is in `negotiate.rs`, re-exported here.
 //!
-//! Window sizes: our decompressor always uses a 32 KiB window (15 bits), which decodes
-//! any stream produced with a smaller one, so `client_max_window_bits` (as server) and
-//! `server_max_window_bits` (as client) only ever *shrink the peer*. Our compressor uses
-//! the negotiated window for our direction, 9..=15 bits. zlib cannot produce raw deflate
-//! with an 8-bit window, so when 8 is demanded of us we honour it by never compressing
-//! in that direction (RFC 7692 lets a sender leave any message uncompressed); a server
-//! prefers any other offer it can fully honour and takes an 8-bit one only as a last
-//! resort (declining it outright would leave such a client without compression in
-//! either direction).
+//! Our compressor uses the negotiated window for our direction, 9..=15 bits; our
+//! decompressor always a 15-bit one, which decodes any smaller window.
 //!
-//! Memory: neither zlib stream exists until the first compressed message in its
-//! direction (about 256 KiB for a 15-bit compressor, 40 KiB for the decompressor).
+//! Memory: a direction whose sender resets after every message (no context takeover)
+//! holds no zlib stream between messages. The compressor is borrowed from a per-thread
+//! pool for the length of one `compress` call; the decompressor is taken from a
+//! per-thread pool when a compressed message starts and given back when it ends, so a
+//! connection owns one (about 7 KiB, plus 32 KiB of window once used) only while a
+//! message is half-read. With context takeover each direction keeps its own stream
+//! from its first compressed message on (about 256 KiB for a 15-bit compressor, 40 KiB
+//! for the decompressor), because the next message may refer back into the window.
 
 use std::cell::RefCell;
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
-use crate::error::{HandshakeError, ProtocolError};
+use crate::error::ProtocolError;
 
-/// The extension token.
-pub const EXTENSION_NAME: &str = "permessage-deflate";
+pub use crate::negotiate::{
+    DeflateConfig, DeflateParams, EXTENSION_NAME, negotiate_deflate, parse_deflate_response,
+};
 
 /// RFC 7692 §7.2.1: the sender removes, and the receiver appends, this sync-flush tail.
 const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
-
-/// What this endpoint is willing to negotiate. As a server it shapes the answer to a
-/// client's offers; as a client it shapes the offer ([`DeflateConfig::client_offer`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeflateConfig {
-    /// Reset the server's compressor after every message even if the client did not
-    /// ask (saves nothing by itself, but makes compressed prepared frames shareable:
-    /// see [`crate::PreparedMessage`]). Default `true`, because fan-out is the product.
-    pub server_no_context_takeover: bool,
-    /// Ask the client to reset its compressor after every message. Default `false`.
-    pub client_no_context_takeover: bool,
-    /// Largest window (9..=15) the server compressor uses. Default 15.
-    pub server_max_window_bits: u8,
-    /// Window (9..=15) requested of the client when it offers `client_max_window_bits`.
-    /// Default 15 (no request).
-    pub client_max_window_bits: u8,
-}
-
-impl Default for DeflateConfig {
-    fn default() -> Self {
-        Self {
-            server_no_context_takeover: true,
-            client_no_context_takeover: false,
-            server_max_window_bits: 15,
-            client_max_window_bits: 15,
-        }
-    }
-}
-
-impl DeflateConfig {
-    /// The `Sec-WebSocket-Extensions` value a client sends to offer this configuration.
-    #[must_use]
-    pub fn client_offer(&self) -> String {
-        let mut s = String::from(EXTENSION_NAME);
-        if self.server_no_context_takeover {
-            s.push_str("; server_no_context_takeover");
-        }
-        if self.client_no_context_takeover {
-            s.push_str("; client_no_context_takeover");
-        }
-        if self.server_max_window_bits < 15 {
-            s.push_str(&format!(
-                "; server_max_window_bits={}",
-                self.server_max_window_bits
-            ));
-        }
-        s.push_str("; client_max_window_bits");
-        if self.client_max_window_bits < 15 {
-            s.push_str(&format!("={}", self.client_max_window_bits));
-        }
-        s
-    }
-}
-
-/// The parameters agreed for one connection, in RFC 7692 terms (server/client, not
-/// us/peer): [`crate::Connection`] maps them to its role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DeflateParams {
-    /// The server resets its compressor after each message.
-    pub server_no_context_takeover: bool,
-    /// The client resets its compressor after each message.
-    pub client_no_context_takeover: bool,
-    /// The server compressor's window, 8..=15 (with 8 the server sends uncompressed).
-    pub server_max_window_bits: u8,
-    /// The client compressor's window, 8..=15 (a client told 8 sends uncompressed).
-    pub client_max_window_bits: u8,
-}
-
-impl Default for DeflateParams {
-    fn default() -> Self {
-        Self {
-            server_no_context_takeover: false,
-            client_no_context_takeover: false,
-            server_max_window_bits: 15,
-            client_max_window_bits: 15,
-        }
-    }
-}
-
-/// One parsed offer or response: the parameters as written.
-#[derive(Debug, Default)]
-struct RawParams {
-    server_no_context_takeover: bool,
-    client_no_context_takeover: bool,
-    server_max_window_bits: Option<u8>,
-    /// `Some(None)`: present without a value.
-    client_max_window_bits: Option<Option<u8>>,
-}
-
-/// Parse the parameters of one `permessage-deflate` element; `None` when an element
-/// is invalid (unknown or repeated parameter, bad value: RFC 7692 §5.1 "decline").
-fn parse_params<'a>(mut params: impl Iterator<Item = &'a str>) -> Option<RawParams> {
-    let mut raw = RawParams::default();
-    params.try_for_each(|param| {
-        let (name, value) = match param.split_once('=') {
-            Some((n, v)) => (n.trim(), Some(v.trim().trim_matches('"'))),
-            None => (param.trim(), None),
-        };
-        let bits = |v: Option<&str>| -> Option<u8> {
-            let v = v?;
-            // RFC 7692 §7.1.2: "1*DIGIT" with no leading zeros, 8..=15.
-            if v.starts_with('0') || !v.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            v.parse().ok().filter(|b| (8..=15).contains(b))
-        };
-        match (name.to_ascii_lowercase().as_str(), value) {
-            ("server_no_context_takeover", None) if !raw.server_no_context_takeover => {
-                raw.server_no_context_takeover = true;
-            }
-            ("client_no_context_takeover", None) if !raw.client_no_context_takeover => {
-                raw.client_no_context_takeover = true;
-            }
-            ("server_max_window_bits", v) if raw.server_max_window_bits.is_none() => {
-                raw.server_max_window_bits = Some(bits(v)?);
-            }
-            ("client_max_window_bits", None) if raw.client_max_window_bits.is_none() => {
-                raw.client_max_window_bits = Some(None);
-            }
-            ("client_max_window_bits", v) if raw.client_max_window_bits.is_none() => {
-                raw.client_max_window_bits = Some(Some(bits(v)?));
-            }
-            _ => return None,
-        }
-        Some(())
-    })?;
-    Some(raw)
-}
-
-/// Split header values into extension elements: (name, parameters).
-fn elements<'a>(
-    values: &'a [&'a str],
-) -> impl Iterator<Item = (&'a str, std::str::Split<'a, char>)> {
-    values
-        .iter()
-        .flat_map(|v| v.split(','))
-        .filter(|e| !e.trim().is_empty())
-        .map(|e| {
-            let mut parts = e.split(';');
-            let name = parts.next().unwrap_or("").trim();
-            (name, parts)
-        })
-}
-
-/// Server side: choose the first `permessage-deflate` offer we can honour from the
-/// client's `Sec-WebSocket-Extensions` values. Returns the agreed parameters and the
-/// response header value, or `None` (no compression).
-#[must_use]
-pub fn negotiate_deflate(offers: &[&str], cfg: &DeflateConfig) -> Option<(DeflateParams, String)> {
-    let valid: Vec<RawParams> = elements(offers)
-        .filter(|(name, _)| name.eq_ignore_ascii_case(EXTENSION_NAME))
-        .filter_map(|(_, params)| parse_params(params))
-        .collect();
-    // First choice: an offer we can compress under; else one demanding an 8-bit window.
-    let full = valid.iter().find(|o| o.server_max_window_bits != Some(8));
-    accept_offer(full.or(valid.first())?, cfg)
-}
-
-fn accept_offer(offer: &RawParams, cfg: &DeflateConfig) -> Option<(DeflateParams, String)> {
-    let server_cap = cfg.server_max_window_bits.clamp(9, 15);
-    let server_bits = match offer.server_max_window_bits {
-        // zlib cannot deflate with a 256-byte window: we agree and never compress.
-        Some(8) => 8,
-        Some(n) => n.min(server_cap),
-        // Unasked, the server may still announce its window (RFC 7692 §7.1.2.1).
-        None => server_cap,
-    };
-    let client_cap = cfg.client_max_window_bits.clamp(9, 15);
-    let client_bits = match offer.client_max_window_bits {
-        Some(Some(n)) => n.min(client_cap),
-        Some(None) => client_cap,
-        None => 15,
-    };
-    let params = DeflateParams {
-        server_no_context_takeover: offer.server_no_context_takeover
-            || cfg.server_no_context_takeover,
-        client_no_context_takeover: offer.client_no_context_takeover
-            || cfg.client_no_context_takeover,
-        server_max_window_bits: server_bits,
-        client_max_window_bits: client_bits,
-    };
-    let mut response = String::from(EXTENSION_NAME);
-    if params.server_no_context_takeover {
-        response.push_str("; server_no_context_takeover");
-    }
-    if params.client_no_context_takeover {
-        response.push_str("; client_no_context_takeover");
-    }
-    if offer.server_max_window_bits.is_some() || server_bits < 15 {
-        response.push_str(&format!("; server_max_window_bits={server_bits}"));
-    }
-    // §7.1.2.2: only when the client offered the parameter (it may not support it).
-    if offer.client_max_window_bits.is_some() && client_bits < 15 {
-        response.push_str(&format!("; client_max_window_bits={client_bits}"));
-    }
-    Some((params, response))
-}
-
-/// Client side: read the server's `Sec-WebSocket-Extensions` response. `Ok(None)` when
-/// the server did not accept compression; an error for anything we did not offer.
-pub fn parse_deflate_response(values: &[&str]) -> Result<Option<DeflateParams>, HandshakeError> {
-    let mut found = None;
-    for (name, params) in elements(values) {
-        if !name.eq_ignore_ascii_case(EXTENSION_NAME) || found.is_some() {
-            return Err(HandshakeError::Extension);
-        }
-        let raw = parse_params(params).ok_or(HandshakeError::Extension)?;
-        let client_bits = match raw.client_max_window_bits {
-            Some(None) => return Err(HandshakeError::Extension),
-            Some(Some(n)) => n,
-            None => 15,
-        };
-        found = Some(DeflateParams {
-            server_no_context_takeover: raw.server_no_context_takeover,
-            client_no_context_takeover: raw.client_no_context_takeover,
-            server_max_window_bits: raw.server_max_window_bits.unwrap_or(15),
-            client_max_window_bits: client_bits,
-        });
-    }
-    Ok(found)
-}
 
 /// A permessage-deflate compressor for one direction of one connection; the zlib
 /// stream is allocated on first use. [`crate::Connection`] owns one; public for fuzzing
@@ -366,13 +145,49 @@ pub(crate) fn compress_into(stream: &mut Compress, mut input: &[u8], out: &mut V
     }
 }
 
-/// A permessage-deflate decompressor for one direction of one connection; the zlib
-/// stream is allocated on the first compressed message. [`crate::Connection`] owns one;
-/// public for fuzzing and tools.
+/// A permessage-deflate decompressor for one direction of one connection.
+/// [`crate::Connection`] owns one; public for fuzzing and tools.
+///
+/// With context takeover the zlib stream is allocated on the first compressed message
+/// and kept. Without it the stream is taken from the thread's pool at the start of a
+/// message and returned, reset, by [`Inflater::finish`]: idle connections hold none.
 #[derive(Debug)]
 pub struct Inflater {
-    stream: Option<Box<Decompress>>,
+    stream: Option<Decompress>,
     no_context_takeover: bool,
+}
+
+/// Reset decompressors kept per thread. More than this many messages half-read at once
+/// on one thread take fresh streams, and the extras are freed when they finish: the
+/// pool's memory stays bounded (each holds a 32 KiB window once used).
+const POOL_MAX: usize = 4;
+
+thread_local! {
+    /// Decompressors between messages, reset: interchangeable, since a message sent
+    /// without context takeover never refers to an earlier one.
+    static RESET_INFLATERS: RefCell<Vec<Decompress>> = const { RefCell::new(Vec::new()) };
+}
+
+fn fresh_decompress() -> Decompress {
+    Decompress::new_with_window_bits(false, 15)
+}
+
+/// A reset decompressor from this thread's pool, or a new one.
+fn take_pooled() -> Decompress {
+    RESET_INFLATERS
+        .with(|cell| cell.try_borrow_mut().ok().and_then(|mut pool| pool.pop()))
+        .unwrap_or_else(fresh_decompress)
+}
+
+/// Give a reset decompressor back to this thread's pool (freed when the pool is full).
+fn return_pooled(stream: Decompress) {
+    RESET_INFLATERS.with(|cell| {
+        if let Ok(mut pool) = cell.try_borrow_mut() {
+            if pool.len() < POOL_MAX {
+                pool.push(stream);
+            }
+        }
+    });
 }
 
 impl Inflater {
@@ -386,6 +201,12 @@ impl Inflater {
         }
     }
 
+    /// Whether this decompressor holds a zlib stream now (tests: memory per connection).
+    #[cfg(test)]
+    pub(crate) fn has_stream(&self) -> bool {
+        self.stream.is_some()
+    }
+
     /// Inflate a piece of a compressed message into `out`, failing once `out` would
     /// exceed `max` bytes (a decompression bomb never allocates past `max + 1`).
     pub fn inflate(
@@ -394,18 +215,26 @@ impl Inflater {
         out: &mut Vec<u8>,
         max: usize,
     ) -> Result<(), ProtocolError> {
-        let stream = self
-            .stream
-            .get_or_insert_with(|| Box::new(Decompress::new_with_window_bits(false, 15)));
+        let pooled = self.no_context_takeover;
+        let stream = self.stream.get_or_insert_with(|| {
+            if pooled {
+                take_pooled()
+            } else {
+                fresh_decompress()
+            }
+        });
         inflate_into(stream, input, out, max)
     }
 
-    /// End of message: feed the tail the sender stripped, then reset if negotiated.
+    /// End of message: feed the tail the sender stripped, then reset if negotiated
+    /// (giving the stream back to the thread's pool). After an error the stream is
+    /// dropped with the connection, never pooled.
     pub fn finish(&mut self, out: &mut Vec<u8>, max: usize) -> Result<(), ProtocolError> {
         self.inflate(&TAIL, out, max)?;
         if self.no_context_takeover {
-            if let Some(stream) = self.stream.as_mut() {
+            if let Some(mut stream) = self.stream.take() {
                 stream.reset(false);
+                return_pooled(stream);
             }
         }
         Ok(())

@@ -50,6 +50,7 @@ pub mod error;
 pub mod frame;
 pub mod handshake;
 mod message;
+mod negotiate;
 mod prepared;
 mod recv;
 pub mod utf8;

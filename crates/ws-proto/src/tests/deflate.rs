@@ -137,8 +137,10 @@ type Case<'a> = (&'a str, &'a DeflateConfig, Option<(DeflateParams, &'a str)>);
 
 #[test]
 fn negotiation_table() {
+    // A server that lets both sides keep their context unless asked otherwise.
     let keep = DeflateConfig {
         server_no_context_takeover: false,
+        client_no_context_takeover: false,
         ..DeflateConfig::default()
     };
     let dflt = DeflateConfig::default();
@@ -158,8 +160,8 @@ fn negotiation_table() {
             "permessage-deflate",
             &dflt,
             Some((
-                p(true, false, 15, 15),
-                "permessage-deflate; server_no_context_takeover",
+                p(true, true, 15, 15),
+                "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
             )),
         ),
         (
@@ -245,9 +247,9 @@ fn negotiation_table() {
     // Server-side window requests.
     let small = DeflateConfig {
         server_no_context_takeover: false,
+        client_no_context_takeover: false,
         server_max_window_bits: 11,
         client_max_window_bits: 10,
-        ..DeflateConfig::default()
     };
     assert_eq!(
         negotiate(
@@ -406,4 +408,127 @@ fn no_context_takeover_connections_hold_no_compressor() {
     assert!(own(&keep));
     let sent = transmitted(&mut keep);
     assert_eq!(sent[9..], [0xc1, 0x05, 0xf2, 0x00, 0x11, 0x00, 0x00]);
+}
+
+/// Chrome's exact offer (Firefox and Safari send the same): the default server answers
+/// with both no-context-takeover parameters, the second unasked (RFC 7692 §7.1.1.1), and
+/// leaves `client_max_window_bits` out (15 is the default; §7.1.2.2).
+#[test]
+fn chrome_offer_gets_both_no_context_takeovers() {
+    let chrome = "permessage-deflate; client_max_window_bits";
+    let (params, response) = negotiate(chrome, &DeflateConfig::default()).unwrap();
+    assert_eq!(
+        response.as_bytes(),
+        b"permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+    );
+    assert_eq!(
+        params,
+        DeflateParams {
+            server_no_context_takeover: true,
+            client_no_context_takeover: true,
+            server_max_window_bits: 15,
+            client_max_window_bits: 15,
+        }
+    );
+    // Our own client reads the answer back to the same parameters.
+    assert_eq!(parse_deflate_response(&[&response]), Ok(Some(params)));
+    // And the whole 101 response, byte for byte.
+    let accept = crate::handshake::ServerAccept {
+        accept: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into(),
+        protocols: Vec::new(),
+        extensions: vec![chrome.into()],
+    };
+    assert_eq!(
+        accept.response(None, Some(&response)),
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\
+          Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n\r\n"
+    );
+}
+
+/// Compress like a browser told `client_no_context_takeover`: every message from an
+/// empty window.
+fn client_compressed(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    crate::deflate::Deflater::new(15, true, 6).compress(body, &mut out);
+    out
+}
+
+#[test]
+fn no_context_takeover_inflates_across_messages_and_holds_no_stream() {
+    let (params, _) = negotiate(
+        "permessage-deflate; client_max_window_bits",
+        &DeflateConfig::default(),
+    )
+    .unwrap();
+    let mut s = deflate_server(params, Config::default());
+    let has = |c: &Connection| c.deflate.as_ref().unwrap().inflater.has_stream();
+    assert!(!has(&s));
+    let first = br#"{"channel":"chat","text":"hello hello hello, how are you all doing today?"}"#;
+    let second = br#"{"channel":"chat","text":"hello again, hello hello"}"#;
+    let frame_one = masked(0xc1, &client_compressed(first));
+    // The first message split mid-payload: the stream is held only while it is half-read.
+    let (head, tail) = frame_one.split_at(frame_one.len() - 3);
+    s.handle_input(head).unwrap();
+    assert!(has(&s), "a half-read message owns its decompressor");
+    s.handle_input(tail).unwrap();
+    assert!(!has(&s), "given back to the pool when the message ended");
+    // The second, compressed from an empty window, decodes on its own.
+    s.handle_input(&masked(0xc1, &client_compressed(second)))
+        .unwrap();
+    // RFC 7692 §7.2.3.1 fragments: RSV1 on the first only, then a plain message.
+    let third = client_compressed(b"Hello");
+    let (a, b) = third.split_at(2);
+    let mut input = masked(0x41, a);
+    input.extend(masked(0x80, b));
+    input.extend(masked(0x81, b"plain"));
+    s.handle_input(&input).unwrap();
+    assert!(!has(&s));
+    assert_eq!(
+        events(&mut s),
+        vec![
+            text(std::str::from_utf8(first).unwrap()),
+            text(std::str::from_utf8(second).unwrap()),
+            text("Hello"),
+            text("plain"),
+        ]
+    );
+}
+
+#[test]
+fn pooled_inflater_is_clean_for_the_next_connection() {
+    let params = DeflateParams {
+        client_no_context_takeover: true,
+        ..DeflateParams::default()
+    };
+    // Connection a fails mid-message on corrupt data: its stream is not pooled.
+    let mut a = deflate_server(params, Config::default());
+    let mut bad = client_compressed(b"Hello there");
+    bad.truncate(3);
+    a.handle_input(&masked(0x41, &bad)).unwrap();
+    expect_failure(&mut a, &masked(0x80, &[0xff, 0xff, 0xff]), 1007);
+    // b and c take turns on this thread's pool; each message decodes alone.
+    let mut b = deflate_server(params, Config::default());
+    let mut c = deflate_server(params, Config::default());
+    for round in 0..3 {
+        let body = format!("round {round}: hello hello hello");
+        b.handle_input(&masked(0xc1, &client_compressed(body.as_bytes())))
+            .unwrap();
+        c.handle_input(&masked(0xc1, &client_compressed(body.as_bytes())))
+            .unwrap();
+        assert_eq!(events(&mut b), vec![text(&body)]);
+        assert_eq!(events(&mut c), vec![text(&body)]);
+    }
+}
+
+#[test]
+fn context_takeover_keeps_its_own_stream() {
+    // A server configured to let clients keep context must keep the window: §7.2.3.2.
+    let mut s = deflate_server(DeflateParams::default(), Config::default());
+    s.handle_input(&masked(0xc1, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]))
+        .unwrap();
+    assert!(s.deflate.as_ref().unwrap().inflater.has_stream());
+    s.handle_input(&masked(0xc1, &[0xf2, 0x00, 0x11, 0x00, 0x00]))
+        .unwrap();
+    assert_eq!(events(&mut s), vec![text("Hello"), text("Hello")]);
 }
