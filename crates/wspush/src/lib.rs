@@ -14,6 +14,7 @@
 //! - [`delivery`]: hub, subscribers, history, positions, payloads, events.
 //! - [`ws`]: the public port (WebSocket handler, demo page, `/health`, `/metrics`).
 //! - [`sse`]: Server-Sent Events on the public port (`/sse`).
+//! - [`poll`]: long-polling on the public port (`/poll`), answered from history.
 //! - [`rpc`]: the MessagePack-RPC methods (`push_data`, `publish`, `send`, …).
 //! - [`broker`]: embedded or Redis; the Redis publisher and subscriber.
 //! - [`auth`]: JWT connect auth, channel permissions, allowed origins.
@@ -26,6 +27,7 @@ pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod delivery;
+pub mod poll;
 pub mod rpc;
 pub mod serve;
 pub mod shared;

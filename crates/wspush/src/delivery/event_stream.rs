@@ -104,21 +104,30 @@ impl Ids {
 
 fn id_line(positions: &[(Option<Arc<str>>, Position)]) -> Bytes {
     let mut id = String::from("id: ");
-    for (i, (stream, pos)) in positions.iter().enumerate() {
-        if i > 0 {
-            id.push('&');
-        }
-        id.push_str("since=");
-        percent_encode(&pos.epoch, &mut id);
-        id.push(':');
-        id.push_str(&pos.seq.to_string());
-        if let Some(channel) = stream {
-            id.push(':');
-            percent_encode(channel, &mut id);
-        }
-    }
+    since_query(positions.iter().map(|(s, p)| (s.as_deref(), p)), &mut id);
     id.push('\n');
     Bytes::from(id)
+}
+
+/// Appends `since=EPOCH:SEQ[:CHANNEL]` for each stream, joined by `&`: the query
+/// grammar, so a client can send it back as it is (SSE ids, long-poll answers).
+pub fn since_query<'a>(
+    positions: impl Iterator<Item = (Option<&'a str>, &'a Position)>,
+    out: &mut String,
+) {
+    for (i, (stream, pos)) in positions.enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        out.push_str("since=");
+        percent_encode(&pos.epoch, out);
+        out.push(':');
+        out.push_str(&pos.seq.to_string());
+        if let Some(channel) = stream {
+            out.push(':');
+            percent_encode(channel, out);
+        }
+    }
 }
 
 /// `%XX` for every byte outside unreserved ASCII, so the id is one line without NUL and

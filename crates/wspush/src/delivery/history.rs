@@ -123,7 +123,10 @@ fn plan_all(since: &Since, read: HistoryRead) -> Replay {
         .entries
         .first()
         .map_or(read.last_seq.saturating_add(1), |(seq, _)| *seq);
-    let same_epoch = *read.epoch == *since.epoch;
+    // A client at the start of a stream that had no history (empty epoch, 0) continues in
+    // whatever epoch the stream then began, as `Position::is_followed_by` says.
+    let from_nothing = since.epoch.is_empty() && since.seq == 0;
+    let same_epoch = *read.epoch == *since.epoch || from_nothing;
     if same_epoch && since.seq <= read.last_seq && first <= since.seq.saturating_add(1) {
         let entries: Vec<_> = read
             .entries
@@ -185,6 +188,22 @@ mod tests {
         let r = plan(&since("e", 6), read("e", 6, &[5, 6]));
         assert_eq!((r.gap, r.entries.len()), (None, 0));
         assert_eq!(r.last, Position::new("e", 6));
+    }
+
+    #[test]
+    fn plan_from_a_stream_that_had_no_history() {
+        let read = HistoryRead {
+            epoch: "E".into(),
+            last_seq: 2,
+            entries: vec![(1, text("a")), (2, text("b"))],
+        };
+        let replay = plan(&since("", 0), read.clone());
+        assert_eq!((replay.gap, replay.entries.len()), (None, 2));
+        let trimmed = HistoryRead {
+            entries: vec![(2, text("b"))],
+            ..read
+        };
+        assert!(plan(&since("", 0), trimmed).gap.is_some());
     }
 
     #[test]

@@ -19,6 +19,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
+use tokio::sync::Notify;
 use ws_server::{Connection, FanOut, Writers};
 
 use super::event_stream::Ids;
@@ -58,6 +59,7 @@ struct Entry {
     channels: HashSet<Arc<str>>,
     format: Format,
     ids: Option<Arc<Ids>>,
+    wake: Option<Arc<Notify>>,
 }
 
 impl Entry {
@@ -67,6 +69,29 @@ impl Entry {
             conn: self.conn.clone(),
             format: self.format,
             ids: self.ids.clone(),
+            wake: self.wake.clone(),
+        }
+    }
+}
+
+/// How a connection takes its pushes.
+#[derive(Debug, Clone)]
+pub enum Transport {
+    /// A WebSocket: raw frames, or positioned ones if it asked.
+    WebSocket,
+    /// Server-Sent Events.
+    Sse,
+    /// A long poll: pushes only wake it (it answers from history).
+    Poll(Arc<Notify>),
+}
+
+impl Transport {
+    /// Its name in `connections()`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Transport::WebSocket => "websocket",
+            Transport::Sse => "sse",
+            Transport::Poll(_) => "poll",
         }
     }
 }
@@ -154,19 +179,27 @@ impl Hub {
     /// resumes: they buffer live messages until [`Hub::finish_resume`]. An event stream
     /// resumes every stream it joins (from its tip when it gave no `since`), so that its
     /// event ids know where it is in each.
-    pub fn add(&self, conn: Connection, info: ConnInfo, opts: &ClientOptions) -> Vec<Resume> {
+    pub fn add(
+        &self,
+        conn: Connection,
+        info: ConnInfo,
+        opts: &ClientOptions,
+        transport: Transport,
+    ) -> Vec<Resume> {
         let id = info.id;
-        let every = conn.is_event_stream();
+        let every = matches!(transport, Transport::Sse);
         let since = |stream: Option<&str>| {
             opts.since
                 .iter()
                 .find(|s| s.stream.as_deref() == stream)
                 .cloned()
         };
-        let resumes = |stream: Option<&str>| every || since(stream).is_some();
-        let (format, ids) = match conn.is_event_stream() {
-            true => (Format::Sse, Some(Arc::default())),
-            false => (Format::for_positions(opts.positions), None),
+        let poll = matches!(transport, Transport::Poll(_));
+        let resumes = |stream: Option<&str>| !poll && (every || since(stream).is_some());
+        let (format, ids, wake) = match transport {
+            Transport::WebSocket => (Format::for_positions(opts.positions), None, None),
+            Transport::Sse => (Format::Sse, Some(Arc::default()), None),
+            Transport::Poll(wake) => (Format::Wake, None, Some(wake)),
         };
         let entry = Entry {
             conn,
@@ -174,6 +207,7 @@ impl Hub {
             channels: HashSet::new(),
             format,
             ids,
+            wake,
         };
         let mut state = self.write();
         self.all.insert(entry.outlet(), resumes(None));

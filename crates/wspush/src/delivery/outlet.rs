@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use tokio::sync::Notify;
 use ws_proto::PreparedMessage;
 use ws_server::{Connection, FanOut, SendError};
 
@@ -28,10 +29,13 @@ pub enum Format {
     /// Server-Sent Events: one event per push, the connection's positions in its `id:`
     /// line (see [`event_stream`]).
     Sse,
+    /// No bytes: a long poll waiting for its streams to move is woken, and answers from
+    /// history (see `crate::poll`).
+    Wake,
 }
 
 /// How many formats there are (the size of per-format tables).
-pub const FORMATS: usize = 3;
+pub const FORMATS: usize = 4;
 
 /// A push in one format, shared by every outlet of that format.
 #[derive(Debug, Clone)]
@@ -40,6 +44,8 @@ pub enum Frame {
     Ws(Arc<PreparedMessage>),
     /// An event stream's event lines (each connection adds its own `id:` line).
     Sse(Bytes),
+    /// A wake-up, no bytes.
+    Wake,
 }
 
 impl Frame {
@@ -48,6 +54,7 @@ impl Frame {
         match self {
             Frame::Ws(p) => p.plain_frame().len(),
             Frame::Sse(b) => b.len(),
+            Frame::Wake => 0,
         }
     }
 
@@ -59,7 +66,7 @@ impl Frame {
 
 impl Format {
     /// Every format, in table order.
-    pub const ALL: [Format; FORMATS] = [Format::Raw, Format::Positioned, Format::Sse];
+    pub const ALL: [Format; FORMATS] = [Format::Raw, Format::Positioned, Format::Sse, Format::Wake];
 
     /// The format of a subscriber that did (not) ask for positions.
     pub fn for_positions(positions: bool) -> Format {
@@ -76,6 +83,7 @@ impl Format {
             Format::Raw => 0,
             Format::Positioned => 1,
             Format::Sse => 2,
+            Format::Wake => 3,
         }
     }
 
@@ -83,7 +91,7 @@ impl Format {
     /// notices.
     pub fn positioned(self) -> bool {
         match self {
-            Format::Raw => false,
+            Format::Raw | Format::Wake => false,
             Format::Positioned | Format::Sse => true,
         }
     }
@@ -95,6 +103,7 @@ impl Format {
             Format::Raw => Frame::Ws(prepare(payload.clone())),
             Format::Positioned => Frame::Ws(prepare(envelope(payload, stream, pos))),
             Format::Sse => Frame::Sse(event_stream::event(payload, stream)),
+            Format::Wake => Frame::Wake,
         }
     }
 
@@ -102,7 +111,7 @@ impl Format {
     /// between; `None` for a format without positions.
     pub fn gap_notice(self, stream: Option<&str>, before: &Position) -> Option<Frame> {
         match self {
-            Format::Raw => None,
+            Format::Raw | Format::Wake => None,
             Format::Positioned => Some(Frame::Ws(prepare(gap_notice(stream, before)))),
             Format::Sse => Some(Frame::Sse(event_stream::gap(stream, before))),
         }
@@ -125,6 +134,8 @@ pub struct Outlet {
     pub format: Format,
     /// [`Format::Sse`]: where the connection is in each of its streams.
     pub ids: Option<Arc<Ids>>,
+    /// [`Format::Wake`]: what a push wakes.
+    pub wake: Option<Arc<Notify>>,
 }
 
 /// Where a frame sits: its stream (`None`: the broadcast stream) and position there.
@@ -137,6 +148,7 @@ impl Outlet {
         match frame {
             Frame::Ws(p) => out.send(&self.conn, p),
             Frame::Sse(body) => self.queue_event(body, at, false),
+            Frame::Wake => self.wake(),
         }
     }
 
@@ -146,7 +158,15 @@ impl Outlet {
         match frame {
             Frame::Ws(p) => self.conn.send_backlog(p),
             Frame::Sse(body) => self.queue_event(body, at, true),
+            Frame::Wake => self.wake(),
         }
+    }
+
+    fn wake(&self) -> Result<(), SendError> {
+        if let Some(wake) = &self.wake {
+            wake.notify_one();
+        }
+        Ok(())
     }
 
     fn queue_event(&self, body: &Bytes, at: At<'_>, backlog: bool) -> Result<(), SendError> {
@@ -218,7 +238,7 @@ mod tests {
         let mut enc = Encoded::new(&payload, Some("news"), Some(&pos));
         let ws = |f: &Frame| match f {
             Frame::Ws(p) => Arc::clone(p),
-            Frame::Sse(_) => panic!("a WebSocket format"),
+            Frame::Sse(_) | Frame::Wake => panic!("a WebSocket format"),
         };
         let a = ws(enc.frame(Format::Raw));
         let b = ws(enc.frame(Format::Raw));

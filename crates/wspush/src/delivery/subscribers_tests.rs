@@ -18,12 +18,14 @@ fn outlet(id: u64, format: Format) -> Outlet {
             conn: detached_stream(id, LIMIT, OverflowPolicy::Close),
             format,
             ids: Some(Arc::default()),
+            wake: None,
         },
         _ => Outlet {
             id,
             conn: detached(id, LIMIT, OverflowPolicy::Close),
             format,
             ids: None,
+            wake: None,
         },
     }
 }

@@ -81,7 +81,7 @@ fn last_event_id(req: &Request) -> Option<&str> {
 
 /// EventSource with `withCredentials` needs the exact origin and credentials allowed; the
 /// gate has already refused an origin outside the allowlist.
-fn cors(req: &Request, headers: &mut HeaderMap) {
+pub(crate) fn cors(req: &Request, headers: &mut HeaderMap) {
     if let Some(origin) = req.headers().get(header::ORIGIN) {
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
         headers.insert(

@@ -10,7 +10,7 @@ use ws_server::{CloseInfo, Connection, Handler, Message, Request, StreamHead};
 
 use crate::delivery::events::info_value;
 use crate::delivery::history::plan;
-use crate::delivery::hub::ConnInfo;
+use crate::delivery::hub::{ConnInfo, Transport};
 use crate::delivery::query::{ClientOptions, Since};
 use crate::shared::Shared;
 
@@ -49,9 +49,14 @@ impl Handler for App {
                 (ClientOptions::default(), None)
             }
         };
-        if conn.is_event_stream() {
-            opts = crate::sse::options(req, opts);
-        }
+        let transport = match (conn.is_event_stream(), req.path()) {
+            (false, _) => Transport::WebSocket,
+            (true, crate::poll::PATH) => Transport::Poll(Arc::default()),
+            (true, _) => {
+                opts = crate::sse::options(req, opts);
+                Transport::Sse
+            }
+        };
         let channels = &opts.channels;
         let id = self.shared.conn_id(conn);
         let info = ConnInfo {
@@ -62,16 +67,16 @@ impl Handler for App {
             query: crate::auth::redact_token(query),
             opened: SystemTime::now(),
             user,
-            transport: match conn.is_event_stream() {
-                true => "sse",
-                false => "websocket",
-            },
+            transport: transport.name(),
         };
         tracing::info!(conn = info.id, peer = %info.peer, path = %info.path, ?channels, "open");
         // Subscribe first, then read history: messages published in between
         // are buffered by the hub and de-duplicated by position.
         let info_for_event = info.clone();
-        let resumes = self.shared.hub.add(conn.clone(), info, &opts);
+        let resumes = self
+            .shared
+            .hub
+            .add(conn.clone(), info, &opts, transport.clone());
         for resume in resumes {
             let stream = resume.stream.as_deref();
             let read = self.shared.read_history(stream).await;
@@ -97,6 +102,9 @@ impl Handler for App {
             map.push((Value::from("headers"), Value::Map(headers)));
             vec![Value::from(id), Value::Map(map)]
         });
+        if let Transport::Poll(wake) = transport {
+            crate::poll::serve(&self.shared, conn, req, &opts, wake).await;
+        }
     }
 
     async fn on_message(&self, conn: &Connection, msg: Message) {
@@ -146,6 +154,9 @@ impl Handler for App {
     }
 
     fn on_stream(&self, req: &Request) -> Result<Option<StreamHead>, Box<http::Response<Bytes>>> {
+        if let Some(head) = crate::poll::decide(req, &self.shared.gate)? {
+            return Ok(Some(head));
+        }
         crate::sse::decide(req, &self.shared.gate, self.sse_heartbeat)
     }
 
