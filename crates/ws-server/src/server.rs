@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -194,6 +194,9 @@ async fn serve_http<H: Handler>(
             }
         },
     };
+    // Browsers that negotiated HTTP/2 (TLS only) get it: more than six event streams to one
+    // origin. WebSocket stays on HTTP/1.1 connections (clients ask for those for it).
+    let h2 = matches!(&stream, Transport::Tls(s) if s.get_ref().1.alpn_protocol() == Some(b"h2"));
     let stop = inner.stop_http.clone();
     // Cut by an event stream on this connection whose client stalled (see `event_stream`).
     let kill = CancellationToken::new();
@@ -203,24 +206,44 @@ async fn serve_http<H: Handler>(
         let kill = service_kill.clone();
         crate::http::handle(Arc::clone(&service_inner), peer, slot.clone(), kill, req)
     });
-    let conn = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(timeout)
-        // hyper panics below 8192.
-        .max_buf_size(inner.config.max_header_bytes.max(8192))
-        .max_headers(inner.config.max_headers)
-        .keep_alive(true)
-        .serve_connection(TokioIo::new(stream), service)
-        .with_upgrades();
-    let mut conn = pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        () = kill.cancelled() => Ok(()),
-        () = stop.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            tokio::select! {
-                r = conn => r,
-                () = kill.cancelled() => Ok(()),
+    let io = TokioIo::new(stream);
+    let result = if h2 {
+        let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(inner.config.max_header_bytes).unwrap_or(u32::MAX))
+            .serve_connection(io, service);
+        let mut conn = pin!(conn);
+        tokio::select! {
+            r = conn.as_mut() => r,
+            () = kill.cancelled() => Ok(()),
+            () = stop.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                tokio::select! {
+                    r = conn => r,
+                    () = kill.cancelled() => Ok(()),
+                }
+            }
+        }
+    } else {
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(timeout)
+            // hyper panics below 8192.
+            .max_buf_size(inner.config.max_header_bytes.max(8192))
+            .max_headers(inner.config.max_headers)
+            .keep_alive(true)
+            .serve_connection(io, service)
+            .with_upgrades();
+        let mut conn = pin!(conn);
+        tokio::select! {
+            r = conn.as_mut() => r,
+            () = kill.cancelled() => Ok(()),
+            () = stop.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                tokio::select! {
+                    r = conn => r,
+                    () = kill.cancelled() => Ok(()),
+                }
             }
         }
     };

@@ -43,7 +43,9 @@ impl TlsConfig {
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()
             .with_single_cert(certs, key_der)?;
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // HTTP/2 for pages (more than six event streams to one origin); WebSocket clients
+        // ask for http/1.1 (RFC 8441's WebSocket over HTTP/2 is not served).
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Self::from_rustls(Arc::new(config)))
     }
 

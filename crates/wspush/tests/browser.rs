@@ -315,3 +315,60 @@ async fn demo_page_over_sse_shows_pushes_and_channels() {
     browser.close().await;
     server.running.shutdown().await.unwrap();
 }
+
+/// With `--tls-cert`, pages get HTTP/2 on the same port: one page holds more event streams
+/// to the origin than HTTP/1.1's six connections allow, and its WebSocket still opens.
+#[tokio::test]
+async fn over_https_a_page_holds_eight_event_streams_and_a_websocket() {
+    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let dir = std::env::temp_dir().join(format!("wspush-h2-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    let settings = Settings {
+        ws: "127.0.0.1:0".parse().unwrap(),
+        rpc: "127.0.0.1:0".parse().unwrap(),
+        tls_cert: Some(cert_path),
+        tls_key: Some(key_path),
+        ..Settings::default()
+    };
+    let running = start(&settings).await.unwrap();
+    let rpc = Rpc::connect_tcp(running.rpc_addr).await.unwrap();
+    let ws = running.ws_addr;
+    let mut browser = Browser::launch_with(&["--ignore-certificate-errors"]).await;
+    let page = browser.open(&format!("https://{ws}/health")).await;
+    let script = "window.got = 0; \
+        for (let i = 0; i < 8; i++) { \
+          const es = new EventSource('/sse?channel=c' + i); \
+          es.addEventListener('c' + i, () => { document.body.dataset.got = String(++window.got); }); \
+          es.onopen = () => { document.body.dataset.open = String(Number(document.body.dataset.open || 0) + 1); }; \
+        } \
+        const ws = new WebSocket('wss://' + location.host + '/'); \
+        ws.onopen = () => { document.body.dataset.ws = 'open'; }; true";
+    browser.eval(&page, script).await;
+    browser
+        .wait_for(
+            &page,
+            "document.body.dataset.open === '8' && document.body.dataset.ws === 'open'",
+        )
+        .await;
+    for i in 0..8 {
+        rpc.call("publish", vec![format!("c{i}").into(), "x".into()])
+            .await
+            .unwrap();
+    }
+    browser
+        .wait_for(&page, "document.body.dataset.got === '8'")
+        .await;
+    let protocol = browser
+        .eval(
+            &page,
+            "performance.getEntriesByType('navigation')[0].nextHopProtocol",
+        )
+        .await;
+    assert_eq!(protocol, json!("h2"));
+    browser.close().await;
+    running.shutdown().await.unwrap();
+}

@@ -67,6 +67,11 @@ fn chromium() -> PathBuf {
 impl Browser {
     /// Starts headless Chromium with a fresh profile and connects to it.
     pub async fn launch() -> Browser {
+        Self::launch_with(&[]).await
+    }
+
+    /// [`Browser::launch`] with more command-line flags.
+    pub async fn launch_with(extra: &[&str]) -> Browser {
         static N: AtomicU32 = AtomicU32::new(0);
         let program = chromium();
         let profile = std::env::temp_dir().join(format!(
@@ -77,6 +82,7 @@ impl Browser {
         std::fs::create_dir_all(&profile).unwrap();
         let mut child = Command::new(program)
             .args(FLAGS)
+            .args(extra)
             .arg(format!("--user-data-dir={}", profile.display()))
             .arg("about:blank")
             .stdin(Stdio::null())
