@@ -213,3 +213,101 @@ async fn stats_aggregate_across_nodes() {
         "per-node facts are not summed"
     );
 }
+
+/// Server-Sent Events and long polls on a cluster: any node serves them, and a reconnect on
+/// another node (Last-Event-ID, a poll's `next`) resumes from Redis with exactly what was
+/// missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_streams_and_polls_resume_on_any_node() {
+    use common::sse::Sse;
+    let redis = Redis::start().await;
+    let mut nodes = cluster(&redis, 3).await;
+    let addr0 = nodes[0].server.ws_addr;
+    let mut sse = Sse::open(addr0, "/sse?channel=r", &[]).await;
+    assert_eq!(sse.status, 200, "{}", sse.refusal);
+    timeout(WAIT, async {
+        while &nodes[0].events.recv().await.unwrap().method[..] != b"on_open" {}
+    })
+    .await
+    .unwrap();
+    for i in 1..=2 {
+        let data = Value::from(format!("m{i}"));
+        nodes[1]
+            .call("publish", vec![Value::from("r"), data])
+            .await
+            .unwrap();
+    }
+    assert_eq!(sse.event().await.data, "m1");
+    assert_eq!(sse.event().await.data, "m2");
+    let last = sse.last_event_id();
+    drop(sse);
+    for i in 3..=4 {
+        let data = Value::from(format!("m{i}"));
+        nodes[1]
+            .call("publish", vec![Value::from("r"), data])
+            .await
+            .unwrap();
+    }
+    let addr2 = nodes[2].server.ws_addr;
+    let mut sse = Sse::open(addr2, "/sse?channel=r", &[("last-event-id", &last)]).await;
+    assert_eq!(sse.event().await.data, "m3");
+    assert_eq!(sse.event().await.data, "m4");
+
+    // A poll on node 2 from the stream's start answers from Redis's history.
+    let epoch = last
+        .split('&')
+        .find(|s| s.ends_with(":r"))
+        .and_then(|s| s.strip_prefix("since="))
+        .and_then(|s| s.split(':').next())
+        .unwrap()
+        .to_owned();
+    let body = poll(
+        addr2,
+        &format!("/poll?channel=r&since={epoch}:2:r&timeout=0"),
+    )
+    .await;
+    let answer: Json = serde_json::from_str(&body).unwrap();
+    let data: Vec<_> = answer["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["data"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(data, ["m3", "m4"]);
+    // The next poll, on node 0, waits until a publish on node 1 wakes it.
+    let next = answer["next"].as_str().unwrap().to_owned();
+    let waiting =
+        tokio::spawn(async move { poll(addr0, &format!("/poll?channel=r&{next}")).await });
+    timeout(WAIT, async {
+        while &nodes[0].events.recv().await.unwrap().method[..] != b"on_open" {}
+    })
+    .await
+    .unwrap();
+    nodes[1]
+        .call("publish", vec![Value::from("r"), Value::from("m5")])
+        .await
+        .unwrap();
+    let answer: Json = serde_json::from_str(&waiting.await.unwrap()).unwrap();
+    assert_eq!(answer["messages"][0]["data"], "m5", "{answer}");
+    assert_eq!(sse.event().await.data, "m5");
+}
+
+/// A GET on a node's public port: the body.
+async fn poll(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    timeout(WAIT * 7, tcp.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // Chunked: one chunk (size line, data), then the terminator.
+    let mut lines = body.splitn(2, "\r\n");
+    let size = usize::from_str_radix(lines.next().unwrap().trim(), 16).unwrap();
+    lines.next().unwrap()[..size].to_owned()
+}
