@@ -58,6 +58,7 @@ impl Server {
         let settings = Settings {
             ws: ws.parse().unwrap(),
             rpc: "127.0.0.1:0".parse().unwrap(),
+            api: "127.0.0.1:0".parse().unwrap(),
             ..Settings::default()
         };
         let running = start(&settings).await.unwrap();

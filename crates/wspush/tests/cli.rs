@@ -262,7 +262,7 @@ async fn stats_come_in_aligned_groups_and_head_ends_them_quietly() {
     let headers: Vec<&str> = stats.lines().filter(|l| !l.starts_with(' ')).collect();
     assert_eq!(
         headers,
-        ["connections", "delivery", "rpc", "limits", "broker"],
+        ["connections", "delivery", "rpc", "limits", "api", "broker"],
         "{stats}"
     );
     // Every value starts in the same column.
