@@ -10,6 +10,16 @@ use serde_json::json;
 use ws_server::Message;
 use wspush::config::Settings;
 
+/// One counter of RPC `stats()`.
+fn stat(stats: &rmpv::Value, key: &str) -> u64 {
+    let entry = stats
+        .as_map()
+        .unwrap()
+        .iter()
+        .find(|(n, _)| n.as_str() == Some(key));
+    entry.unwrap().1.as_u64().unwrap()
+}
+
 #[tokio::test]
 async fn publish_delivers_data_byte_for_byte_and_answers_its_position() {
     let mut h = Harness::start(local_settings()).await;
@@ -220,17 +230,7 @@ async fn bad_input_gets_its_status_and_harms_nothing() {
     assert_eq!(r.status, 405);
 
     let stats = h.call("stats", vec![]).await;
-    let get = |k: &str| {
-        stats
-            .as_map()
-            .unwrap()
-            .iter()
-            .find(|(n, _)| n.as_str() == Some(k))
-            .unwrap()
-            .1
-            .as_u64()
-            .unwrap()
-    };
+    let get = |k: &str| stat(&stats, k);
     assert_eq!(get("api_errors_401"), 3);
     assert_eq!(get("api_errors_400"), 1);
     assert_eq!(get("api_errors_404"), 1);
@@ -372,4 +372,27 @@ async fn a_non_loopback_api_needs_a_key_or_api_insecure() {
             .await
             .unwrap();
     }
+}
+
+#[tokio::test]
+async fn idle_and_slow_connections_are_closed_and_counted() {
+    let h = Harness::start(Settings {
+        api_idle_timeout: 1,
+        api_header_timeout: 1,
+        ..local_settings()
+    })
+    .await;
+    // Idle after one request: closed by the server, whatever the client waits for.
+    let mut idle = Http::connect(h.server.api_addr).await;
+    assert_eq!(idle.get("/health").await.status, 200);
+    assert!(idle.closed().await);
+    // A head that never completes.
+    let mut slow = Http::connect(h.server.api_addr).await;
+    slow.send_raw(b"POST /api/info HTTP/1.1\r\nHost: x\r\n")
+        .await;
+    assert!(slow.try_read_reply().await.is_none());
+    let stats = h.call("stats", vec![]).await;
+    let get = |k: &str| stat(&stats, k);
+    assert_eq!(get("api_idle_timeouts"), 1);
+    assert_eq!(get("api_header_timeouts"), 1);
 }

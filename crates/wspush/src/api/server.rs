@@ -7,9 +7,14 @@
 //!   request of a connection only after it answered the last, so pipelined requests
 //!   wait in the socket (and pushes keep their order); more parallelism is more
 //!   connections;
-//! - header timeout: a request head must be complete within `api_header_timeout`;
+//! - header timeout: a request head must be complete within `api_header_timeout` of its
+//!   first byte;
 //! - idle timeout: a keep-alive connection with no request for `api_idle_timeout` is
 //!   closed.
+//!
+//! Both timers are ours (a watchdog per connection over [`Activity`]), not hyper's
+//! `header_read_timeout`: hyper's also runs while a keep-alive connection waits for its
+//! next request, which would make every idle connection a head timeout.
 
 use std::io;
 use std::pin::{Pin, pin};
@@ -77,23 +82,78 @@ pub async fn serve(
     Ok(())
 }
 
-/// When a connection last read bytes, and whether a request is being answered.
+/// No request head is being read.
+const NO_HEAD: u64 = u64::MAX;
+
+/// What the watchdog reads: when the connection last read bytes, when the head being read
+/// began, and whether a request is being answered. Milliseconds since `born`.
 struct Activity {
     born: Instant,
     last_read_ms: AtomicU64,
+    head_since_ms: AtomicU64,
     busy: AtomicBool,
 }
 
 impl Activity {
-    fn touch(&self) {
-        let ms = self.born.elapsed().as_millis() as u64;
-        self.last_read_ms.store(ms, Ordering::Relaxed);
+    fn now_ms(&self) -> u64 {
+        self.born.elapsed().as_millis() as u64
+    }
+
+    /// Bytes arrived: between requests they start a head.
+    fn read(&self) {
+        let now = self.now_ms();
+        self.last_read_ms.store(now, Ordering::Relaxed);
+        if !self.busy.load(Ordering::Relaxed) {
+            let _ = self.head_since_ms.compare_exchange(
+                NO_HEAD,
+                now,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// hyper has the whole head: the request is being answered.
+    fn answering(&self) {
+        self.busy.store(true, Ordering::Relaxed);
+        self.head_since_ms.store(NO_HEAD, Ordering::Relaxed);
+    }
+
+    fn answered(&self) {
+        self.last_read_ms.store(self.now_ms(), Ordering::Relaxed);
     }
 
     fn idle_for(&self) -> Duration {
-        let last = Duration::from_millis(self.last_read_ms.load(Ordering::Relaxed));
-        self.born.elapsed().saturating_sub(last)
+        let last = self.last_read_ms.load(Ordering::Relaxed);
+        Duration::from_millis(self.now_ms().saturating_sub(last))
     }
+
+    fn head_for(&self) -> Option<Duration> {
+        let since = self.head_since_ms.load(Ordering::Relaxed);
+        (since != NO_HEAD).then(|| Duration::from_millis(self.now_ms().saturating_sub(since)))
+    }
+}
+
+/// Why the watchdog closes a connection.
+fn overdue(activity: &Activity, limits: &Limits) -> Option<Overdue> {
+    if activity.busy.load(Ordering::Relaxed) {
+        return None;
+    }
+    if activity
+        .head_for()
+        .is_some_and(|t| t >= limits.header_timeout)
+    {
+        return Some(Overdue::Head);
+    }
+    let idle = limits
+        .idle_timeout
+        .is_some_and(|t| activity.idle_for() >= t);
+    (idle && activity.head_for().is_none()).then_some(Overdue::Idle)
+}
+
+enum Overdue {
+    Head,
+    Idle,
 }
 
 /// Marks the connection busy while a request is answered (also if the answer is dropped).
@@ -117,6 +177,7 @@ async fn connection(
     let activity = Arc::new(Activity {
         born: Instant::now(),
         last_read_ms: AtomicU64::new(0),
+        head_since_ms: AtomicU64::new(NO_HEAD),
         busy: AtomicBool::new(false),
     });
     let io = Watched {
@@ -127,27 +188,28 @@ async fn connection(
     let service = service_fn(move |req| {
         let (door, activity) = (Arc::clone(&svc_door), Arc::clone(&svc_activity));
         async move {
-            activity.busy.store(true, Ordering::Relaxed);
+            activity.answering();
             let _busy = Busy(&activity.busy);
             let answer = super::route::respond(&door, req, limits.max_body).await;
-            activity.touch();
+            activity.answered();
             Ok::<_, std::convert::Infallible>(answer)
         }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
+        // Our watchdog times heads (see the module docs).
+        .header_read_timeout(None)
         // hyper panics below 8192.
         .max_buf_size(limits.max_head.max(8192))
         .keep_alive(true)
         .serve_connection(TokioIo::new(io), service);
     let mut conn = pin!(conn);
-    // Checked a few times per idle period: an idle connection lingers at most a quarter
-    // period past its deadline.
-    let check = limits
+    // Checked a few times per period: a connection lingers at most a quarter of the
+    // shorter period past its deadline.
+    let shortest = limits
         .idle_timeout
-        .map(|t| (t / 4).max(Duration::from_millis(100)));
-    let mut tick = tokio::time::interval(check.unwrap_or(Duration::from_secs(3600)));
+        .map_or(limits.header_timeout, |i| i.min(limits.header_timeout));
+    let mut tick = tokio::time::interval((shortest / 4).max(Duration::from_millis(50)));
     let mut closing = false;
     let result = loop {
         tokio::select! {
@@ -156,13 +218,19 @@ async fn connection(
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
-            _ = tick.tick(), if !closing && check.is_some() => {
-                let idle = limits.idle_timeout.is_some_and(|t| activity.idle_for() >= t);
-                if idle && !activity.busy.load(Ordering::Relaxed) {
-                    closing = true;
-                    ApiCounters::add(&counters.idle_timeouts, 1);
-                    tracing::debug!(%peer, "API connection idle: closed");
-                    conn.as_mut().graceful_shutdown();
+            _ = tick.tick(), if !closing => {
+                let Some(why) = overdue(&activity, &limits) else { continue };
+                closing = true;
+                let (counter, what) = match why {
+                    Overdue::Head => (&counters.header_timeouts, "request head not received in time"),
+                    Overdue::Idle => (&counters.idle_timeouts, "idle"),
+                };
+                ApiCounters::add(counter, 1);
+                tracing::debug!(%peer, "API connection closed: {what}");
+                // An idle connection ends at once; a half-read head is dropped with it.
+                conn.as_mut().graceful_shutdown();
+                if matches!(why, Overdue::Head) {
+                    break Ok(());
                 }
             }
         }
@@ -171,10 +239,6 @@ async fn connection(
         Err(e) if e.is_parse_too_large() => {
             counters.answered(http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
             tracing::info!(%peer, "API request head too large: 431");
-        }
-        Err(e) if e.is_timeout() => {
-            ApiCounters::add(&counters.header_timeouts, 1);
-            tracing::info!(%peer, "API request head not received in time");
         }
         Err(e) => tracing::debug!(%peer, error = %e, "API connection ended with an error"),
         Ok(()) => {}
@@ -198,7 +262,7 @@ impl AsyncRead for Watched {
         let before = buf.filled().len();
         let r = Pin::new(&mut this.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
-            this.activity.touch();
+            this.activity.read();
         }
         r
     }
