@@ -45,7 +45,15 @@ if [ ! -x "$stock/.venv/bin/python" ] || ! "$stock/.venv/bin/python" -c "import 
   "$stock/.venv/bin/python" -m pip install -q --disable-pip-version-check \
     msgpack-rpc-python==0.4.1 msgpack-python==0.5.6 tornado==4.5.3
 fi
-if [ ! -d "$stock/node_modules/msgpack-rpc-lite" ]; then
+# Stock Centrifugo server-API clients (crates/wspush/tests/stock_api.rs): cent from PyPI in a
+# virtualenv of its own (it needs Python >= 3.9 and pydantic 2), cent.js from npm below.
+if [ ! -x "$stock/.venv-cent/bin/python" ] || ! "$stock/.venv-cent/bin/python" -c "import cent" 2>/dev/null; then
+  echo "test-deps: python3 -m venv $stock/.venv-cent; pip install cent==5.2.0" >&2
+  rm -rf "$stock/.venv-cent"
+  python3 -m venv "$stock/.venv-cent"
+  "$stock/.venv-cent/bin/python" -m pip install -q --disable-pip-version-check cent==5.2.0
+fi
+if [ ! -d "$stock/node_modules/msgpack-rpc-lite" ] || [ ! -d "$stock/node_modules/cent.js" ]; then
   echo "test-deps: npm ci in $stock" >&2
   (cd "$stock" && npm ci --no-audit --no-fund --loglevel=error)
 fi

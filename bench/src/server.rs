@@ -52,7 +52,15 @@ impl Spawned {
             None => Command::new(path),
         };
         let mut child = command
-            .args(["serve", "--ws", "127.0.0.1:0", "--rpc", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--ws",
+                "127.0.0.1:0",
+                "--rpc",
+                "127.0.0.1:0",
+                "--api",
+                "127.0.0.1:0",
+            ])
             .args(["--max-connections", "1000000"])
             .args(extra_args)
             // Per-connection open/close lines at info level would cost the

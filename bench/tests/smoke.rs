@@ -17,6 +17,7 @@ async fn start_server() -> wspush::serve::Running {
     let settings = Settings {
         ws: "127.0.0.1:0".parse().unwrap(),
         rpc: "127.0.0.1:0".parse().unwrap(),
+        api: "127.0.0.1:0".parse().unwrap(),
         ..Settings::default()
     };
     wspush::serve::start(&settings).await.unwrap()

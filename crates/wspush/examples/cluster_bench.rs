@@ -48,6 +48,7 @@ async fn node(broker: &str) -> Running {
     let settings = Settings {
         ws: "127.0.0.1:0".parse().unwrap(),
         rpc: "127.0.0.1:0".parse().unwrap(),
+        api: "127.0.0.1:0".parse().unwrap(),
         broker: broker.to_owned(),
         queue_bytes: 16 << 20,
         shutdown_grace: 0,

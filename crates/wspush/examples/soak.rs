@@ -225,6 +225,7 @@ pub async fn run(args: Args) -> Report {
     let settings = Settings {
         ws: "127.0.0.1:0".parse().unwrap(),
         rpc: "127.0.0.1:0".parse().unwrap(),
+        api: "127.0.0.1:0".parse().unwrap(),
         queue_bytes: 64 << 10,
         shutdown_grace: 1,
         ..Settings::default()

@@ -2,11 +2,12 @@
 //!
 //! ```text
 //! programs:  rpc (MessagePack-RPC methods) --+                    +--> ws (WebSocket frames) --> browsers
+//!            api (HTTP, Centrifugo's shape) -+
 //!            broker (Redis, other nodes) ----+--> delivery (hub) -+
 //! browsers:  ws (handler) --> delivery (hub, events) --> programs that called listen()
 //! ```
 //!
-//! Dependencies point one way: the doors ([`rpc`]) and transports ([`ws`]) use the
+//! Dependencies point one way: the doors ([`rpc`], [`api`]) and transports ([`ws`]) use the
 //! [`delivery`] core; the [`broker`] feeds it; [`shared`] is the state they share.
 //! With `--broker redis://…`, pushes go program --> rpc::cluster --> Redis (numbered,
 //! kept, published) --> every node's subscriber --> `Hub::deliver`.
@@ -16,6 +17,7 @@
 //! - [`sse`]: Server-Sent Events on the public port (`/sse`).
 //! - [`poll`]: long-polling on the public port (`/poll`), answered from history.
 //! - [`rpc`]: the MessagePack-RPC methods (`push_data`, `publish`, `send`, …).
+//! - [`api`]: the HTTP server API (Centrifugo's methods, `POST /pub`), their twins.
 //! - [`broker`]: embedded or Redis; the Redis publisher and subscriber.
 //! - [`auth`]: JWT connect auth, channel permissions, allowed origins.
 //! - [`shared`]: state shared by the doors and transports; counters' sources.
@@ -23,6 +25,7 @@
 //! - [`config`]: settings from flags, `WSPUSH_*` environment and a TOML file.
 //! - [`serve`]: every listener on one runtime, with graceful shutdown.
 
+pub mod api;
 pub mod auth;
 pub mod broker;
 pub mod config;

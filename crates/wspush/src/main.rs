@@ -62,6 +62,17 @@ enum Command {
         /// Send as a binary frame instead of text.
         #[arg(long)]
         binary: bool,
+        /// Push through the HTTP API at this URL (e.g. http://127.0.0.1:18801) instead of RPC.
+        #[arg(long, env = "WSPUSH_API_URL", value_name = "URL")]
+        api: Option<String>,
+        /// The server's API key (`serve --api-key`); prefer the env variable.
+        #[arg(
+            long,
+            env = "WSPUSH_API_KEY",
+            value_name = "KEY",
+            hide_env_values = true
+        )]
+        api_key: Option<String>,
         #[command(flatten)]
         target: RpcTarget,
     },
@@ -123,6 +134,8 @@ fn run() -> anyhow::Result<()> {
                 channel,
                 conn,
                 binary,
+                api,
+                api_key,
                 target,
             } => {
                 let data = match data {
@@ -134,6 +147,13 @@ fn run() -> anyhow::Result<()> {
                     (None, Some(id)) => cli::PushTo::Connection(id),
                     (None, None) => cli::PushTo::Everyone,
                 };
+                if let Some(url) = &api {
+                    let api = cli::api::ApiTarget {
+                        url,
+                        key: api_key.as_deref(),
+                    };
+                    return cli::api::push(&api, to, data, binary).await;
+                }
                 let rpc = target.connect().await?;
                 cli::push(&rpc, to, data, binary).await
             }

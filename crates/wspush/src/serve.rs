@@ -1,4 +1,4 @@
-//! `wspush serve`: the WebSocket server and the RPC server on one runtime.
+//! `wspush serve`: the WebSocket server, the RPC server and the HTTP API on one runtime.
 
 use std::io;
 use std::net::SocketAddr;
@@ -55,6 +55,11 @@ pub enum ServeError {
         "RPC address {0} is not loopback: set --rpc-secret (clients call auth(secret) first) or pass --rpc-insecure"
     )]
     RpcExposed(SocketAddr),
+    /// The HTTP API would listen beyond loopback with no key.
+    #[error(
+        "API address {0} is not loopback: set --api-key (requests carry X-API-Key) or pass --api-insecure"
+    )]
+    ApiExposed(SocketAddr),
     /// A server task failed.
     #[error("{what} server failed: {source}")]
     Run {
@@ -71,6 +76,8 @@ pub struct Running {
     pub ws_addr: SocketAddr,
     /// The bound RPC address.
     pub rpc_addr: SocketAddr,
+    /// The bound HTTP API address.
+    pub api_addr: SocketAddr,
     /// State shared by both sides (for tests and embedding).
     pub shared: Arc<Shared>,
     shutdown: CancellationToken,
@@ -176,11 +183,18 @@ pub async fn start(settings: &Settings) -> Result<Running, ServeError> {
         }
         tracing::warn!(rpc = %settings.rpc, "RPC without a secret beyond loopback (--rpc-insecure): anyone who reaches it can push");
     }
+    if !settings.api.ip().is_loopback() && settings.api_key.is_none() {
+        if !settings.api_insecure {
+            return Err(ServeError::ApiExposed(settings.api));
+        }
+        tracing::warn!(api = %settings.api, "HTTP API without a key beyond loopback (--api-insecure): anyone who reaches it can push");
+    }
     let gate = crate::auth::Gate::from_settings(settings)?;
     let ws_config = ws_config(settings)?;
     let rpc_config = rpc_config(settings)?;
     let (ws_listener, ws_addr) = bind("WebSocket", settings.ws).await?;
     let (rpc_listener, rpc_addr) = bind("RPC", settings.rpc).await?;
+    let (api_listener, api_addr) = bind("API", settings.api).await?;
     let unix_listener = match &settings.rpc_unix {
         Some(path) => Some((bind_unix(path)?, path.clone())),
         None => None,
@@ -188,7 +202,9 @@ pub async fn start(settings: &Settings) -> Result<Running, ServeError> {
 
     let hub = crate::delivery::hub::Hub::new(settings.retention());
     let broker = connect_broker(settings).await?;
-    let shared = Arc::new(Shared::new(hub, broker).with_gate(gate));
+    let mut shared = Shared::new(hub, broker).with_gate(gate);
+    shared.metrics_public = settings.metrics_public;
+    let shared = Arc::new(shared);
     let shutdown = CancellationToken::new();
     if shared.redis.is_none() {
         // The embedded broker's history: idle streams go on a timer, not on
@@ -235,9 +251,16 @@ pub async fn start(settings: &Settings) -> Result<Running, ServeError> {
                 .await
         }),
     ));
+    let token = shutdown.clone();
+    let (door, limits) = api_door(settings, &shared);
+    tasks.push((
+        "API",
+        tokio::spawn(crate::api::serve(api_listener, door, limits, token)),
+    ));
     tracing::info!(
         ws = %ws_addr,
         rpc = %rpc_addr,
+        api = %api_addr,
         tls = settings.tls_cert.is_some(),
         auth = shared.gate.auth_on(),
         rpc_secret = settings.rpc_secret.is_some(),
@@ -246,10 +269,29 @@ pub async fn start(settings: &Settings) -> Result<Running, ServeError> {
     Ok(Running {
         ws_addr,
         rpc_addr,
+        api_addr,
         shared,
         shutdown,
         tasks,
     })
+}
+
+/// The HTTP API's shared state and limits from the settings.
+fn api_door(s: &Settings, shared: &Arc<Shared>) -> (Arc<crate::api::Door>, crate::api::Limits) {
+    // Idempotency keys last as long as history does (`idempotency.rs`).
+    let window = match s.history_secs {
+        0 => crate::api::idempotency::DEFAULT_WINDOW,
+        secs => Duration::from_secs(secs),
+    };
+    let door = crate::api::Door::new(Arc::clone(shared), s.api_key.clone(), window);
+    let limits = crate::api::Limits {
+        max_body: s.api_max_body_bytes,
+        max_head: s.max_header_bytes,
+        header_timeout: Duration::from_secs(s.api_header_timeout.max(1)),
+        idle_timeout: (s.api_idle_timeout > 0).then(|| Duration::from_secs(s.api_idle_timeout)),
+        shutdown_grace: Duration::from_secs(s.shutdown_grace),
+    };
+    (Arc::new(door), limits)
 }
 
 async fn connect_broker(

@@ -9,7 +9,7 @@ use msgpack_rpc::Value;
 use ws_server::Connection;
 
 use crate::auth::{Gate, Refusal};
-use crate::broker::{Broker, Embedded, RedisBroker, global_id};
+use crate::broker::{Broker, BrokerError, Embedded, RedisBroker, global_id};
 use crate::delivery::events::Listeners;
 use crate::delivery::history::HistoryRead;
 use crate::delivery::hub::Hub;
@@ -31,6 +31,10 @@ pub struct Shared {
     pub gate: Gate,
     /// RPC calls refused for a missing or wrong `auth(secret)` (counted by the RPC door).
     pub rpc_auth_failures: Arc<AtomicU64>,
+    /// What the HTTP API door counts.
+    pub api: crate::api::ApiCounters,
+    /// Whether the public port serves `/metrics` too (`metrics_public`).
+    pub metrics_public: bool,
     started: Instant,
     ws_stats: OnceLock<Arc<ws_server::Stats>>,
     rpc_stats: OnceLock<msgpack_rpc::StatsHandle>,
@@ -59,6 +63,8 @@ impl Shared {
             cluster: std::sync::Mutex::new(None),
             gate: Gate::open(),
             rpc_auth_failures: Arc::default(),
+            api: crate::api::ApiCounters::default(),
+            metrics_public: false,
             started: Instant::now(),
             ws_stats: OnceLock::new(),
             rpc_stats: OnceLock::new(),
@@ -90,6 +96,25 @@ impl Shared {
                 tracing::warn!(error = %e, ?stream, "history unavailable; client gets a gap notice");
                 HistoryRead::default()
             }),
+        }
+    }
+
+    /// What the broker's history holds for `stream`, or why it cannot be read.
+    pub async fn try_read_history(&self, stream: Option<&str>) -> Result<HistoryRead, BrokerError> {
+        match &self.redis {
+            None => Ok(self.hub.history().read(stream)),
+            Some(broker) => broker.read_history(stream).await,
+        }
+    }
+
+    /// Forgets `stream`'s kept messages in the broker's history; positions go on.
+    pub async fn remove_history(&self, stream: Option<&str>) -> Result<(), BrokerError> {
+        match &self.redis {
+            None => {
+                self.hub.history().remove(stream);
+                Ok(())
+            }
+            Some(broker) => broker.remove_history(stream).await,
         }
     }
 
@@ -162,6 +187,7 @@ impl Shared {
         stats.refused_unauthorized = self.gate.refusals(Refusal::Unauthorized);
         stats.refused_forbidden = self.gate.refusals(Refusal::Forbidden);
         stats.rpc_auth_failures = self.rpc_auth_failures.load(Ordering::Relaxed);
+        stats.add_api(&self.api);
         if let Some(rpc) = self.rpc_stats.get() {
             stats.add_rpc(&rpc.snapshot());
         }

@@ -11,6 +11,10 @@ mod cdp;
 mod harness;
 
 #[allow(dead_code)]
+#[path = "common/http.rs"]
+mod common_http;
+
+#[allow(dead_code)]
 #[path = "../examples/chat.rs"]
 mod chat;
 
@@ -58,6 +62,7 @@ impl Server {
         let settings = Settings {
             ws: ws.parse().unwrap(),
             rpc: "127.0.0.1:0".parse().unwrap(),
+            api: "127.0.0.1:0".parse().unwrap(),
             ..Settings::default()
         };
         let running = start(&settings).await.unwrap();
@@ -371,4 +376,38 @@ async fn over_https_a_page_holds_eight_event_streams_and_a_websocket() {
     assert_eq!(protocol, json!("h2"));
     browser.close().await;
     running.shutdown().await.unwrap();
+}
+
+/// A page's own `new WebSocket(...)` receives an HTTP API publish's `data` as the exact
+/// JSON text the program sent (spacing, key order, escapes).
+#[tokio::test]
+async fn a_page_receives_api_data_byte_for_byte() {
+    let _one = ONE_BROWSER_AT_A_TIME.lock().await;
+    let mut server = Server::start("127.0.0.1:0").await;
+    let ws = server.running.ws_addr;
+    let mut browser = Browser::launch().await;
+    let page = browser.open(&format!("http://{ws}/")).await;
+    let script = format!(
+        "window.got = []; const s = new WebSocket('ws://{ws}/?channel=raw'); \
+         s.onmessage = (ev) => window.got.push(ev.data); \
+         s.onopen = () => s.send('raw ready'); true"
+    );
+    browser.eval(&page, &script).await;
+    server.message_from_page("raw ready").await;
+    let data = r#"{ "b":[1, 2.50] ,"a":"\u00e9\n" }"#;
+    let mut api = common_http::Http::connect(server.running.api_addr).await;
+    let r = api
+        .api(
+            "/api/publish",
+            &format!(r#"{{"channel":"raw","data":{data}}}"#),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let expected = json!([data]).to_string();
+    browser
+        .wait_for(
+            &page,
+            &format!("JSON.stringify(window.got) === {}", json!(expected)),
+        )
+        .await;
 }

@@ -262,7 +262,7 @@ async fn stats_come_in_aligned_groups_and_head_ends_them_quietly() {
     let headers: Vec<&str> = stats.lines().filter(|l| !l.starts_with(' ')).collect();
     assert_eq!(
         headers,
-        ["connections", "delivery", "rpc", "limits", "broker"],
+        ["connections", "delivery", "rpc", "limits", "api", "broker"],
         "{stats}"
     );
     // Every value starts in the same column.
@@ -319,4 +319,51 @@ async fn stats_come_in_aligned_groups_and_head_ends_them_quietly() {
         stdout,
         format!("pushed to connection {id}: queued to 1 connection(s)\n")
     );
+}
+
+/// `wspush push --api URL`: the same pushes through the HTTP API, with its key.
+#[tokio::test]
+async fn push_through_the_http_api() {
+    let server = Wspush::spawn_with(
+        &["--ws", "127.0.0.1:0", "--rpc", "127.0.0.1:0"],
+        &[("WSPUSH_API_KEY", "cli-key")],
+    )
+    .await;
+    // Registered once a listening RPC client saw its on_open.
+    let rpc = msgpack_rpc::Client::connect_tcp(server.rpc).await.unwrap();
+    let mut events = rpc.notifications();
+    rpc.call("listen", vec![]).await.unwrap();
+    let mut ws = client::connect(&format!("ws://{}/?channel=news", server.ws))
+        .await
+        .unwrap();
+    let id = loop {
+        let event = timeout(WAIT, events.recv()).await.unwrap().unwrap();
+        if &event.method[..] == b"on_open" {
+            break event.params[0].as_u64().unwrap();
+        }
+    };
+    let url = format!("http://{}", server.api);
+    let push = |args: &[&str]| {
+        let mut cmd = wspush();
+        cmd.args(["push", "--api", &url, "--api-key", "cli-key"])
+            .args(args);
+        cmd
+    };
+    let (ok, stdout, err) = run(&mut push(&["--channel", "news", "not json"])).await;
+    assert!(ok, "{err}");
+    assert!(
+        stdout.starts_with("pushed to channel news: offset 1 in epoch "),
+        "{stdout}"
+    );
+    assert_eq!(recv_text(&mut ws).await, "not json");
+    let (ok, _, err) = run(&mut push(&["everyone"])).await;
+    assert!(ok, "{err}");
+    assert_eq!(recv_text(&mut ws).await, "everyone");
+    let (ok, stdout, err) = run(&mut push(&["--conn", &id.to_string(), r#"{"to":"you"}"#])).await;
+    assert!(ok, "{err}");
+    assert_eq!(stdout, format!("pushed to connection {id}\n"));
+    assert_eq!(recv_text(&mut ws).await, r#"{"to":"you"}"#);
+    let (ok, _, err) = run(wspush().args(["push", "--api", &url, "--api-key", "wrong", "x"])).await;
+    assert!(!ok);
+    assert!(err.contains("refused the API key"), "{err}");
 }

@@ -441,10 +441,20 @@ async fn demo_page_health_and_metrics() {
         health.starts_with("HTTP/1.1 200") && health.ends_with("ok\n"),
         "{health}"
     );
-    let metrics = http_get(h.server.ws_addr, "/metrics").await;
+    // Counters are on the API listener; on the public port only with --metrics-public.
+    let metrics = http_get(h.server.api_addr, "/metrics").await;
     assert!(metrics.contains("\nwspush_pushes_total 1\n"), "{metrics}");
+    let hidden = http_get(h.server.ws_addr, "/metrics").await;
+    assert!(hidden.starts_with("HTTP/1.1 404"), "{hidden}");
     let missing = http_get(h.server.ws_addr, "/nope").await;
     assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+    let public = Harness::start(Settings {
+        metrics_public: true,
+        ..settings()
+    })
+    .await;
+    let metrics = http_get(public.server.ws_addr, "/metrics").await;
+    assert!(metrics.contains("\nwspush_pushes_total 0\n"), "{metrics}");
 }
 
 #[tokio::test]

@@ -32,6 +32,7 @@ fn settings() -> Settings {
     Settings {
         ws: "127.0.0.1:0".parse().unwrap(),
         rpc: "127.0.0.1:0".parse().unwrap(),
+        api: "127.0.0.1:0".parse().unwrap(),
         shutdown_grace: 0,
         handshake_timeout: 1,
         ping_interval: 1,

@@ -28,7 +28,7 @@ async fn metrics_pass_promtool_check() {
         .await;
     ws.close(1000, "").await.unwrap();
     h.next_event("on_close").await;
-    let body = metrics(h.server.ws_addr).await;
+    let body = metrics(h.server.api_addr).await;
     assert!(
         body.contains("wspush_closes_total{code=\"1000\"} 1\n"),
         "{body}"

@@ -25,6 +25,7 @@ fn settings() -> Settings {
     Settings {
         ws: "127.0.0.1:0".parse().unwrap(),
         rpc: "127.0.0.1:0".parse().unwrap(),
+        api: "127.0.0.1:0".parse().unwrap(),
         // The test clients do not answer the shutdown close.
         shutdown_grace: 0,
         ..Settings::default()

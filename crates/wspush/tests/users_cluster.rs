@@ -22,6 +22,7 @@ async fn node(redis: &Redis) -> (Running, Rpc) {
     let server = start(&Settings {
         ws: "127.0.0.1:0".parse().unwrap(),
         rpc: "127.0.0.1:0".parse().unwrap(),
+        api: "127.0.0.1:0".parse().unwrap(),
         broker: redis.url(),
         jwt_secret: Some(SECRET.into()),
         shutdown_grace: 0,

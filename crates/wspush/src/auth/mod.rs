@@ -11,6 +11,8 @@
 //! Everything but the query check is off by default: with no JWT key and no origin list a
 //! plain `new WebSocket(url)` connects as before.
 
+pub mod secret;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -65,7 +65,8 @@ if age > 0 then
   redis.call('PEXPIRE', KEYS[1], age)
   if maxlen > 0 then redis.call('PEXPIRE', KEYS[2], age) end
 end
-return redis.call('PUBLISH', ARGV[1], ARGV[2] .. ' ' .. s .. ' ' .. epoch .. ' ' .. ARGV[3] .. ARGV[8] .. '\n' .. ARGV[4] .. ARGV[5])
+local n = redis.call('PUBLISH', ARGV[1], ARGV[2] .. ' ' .. s .. ' ' .. epoch .. ' ' .. ARGV[3] .. ARGV[8] .. '\n' .. ARGV[4] .. ARGV[5])
+return {n, seq, epoch}
 "#;
 
 /// A message's receipt field: `origin` (a random number per process, so two

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::bus::NodeCommand;
-use super::interface::{Answer, Broker};
+use super::interface::{Answer, Broker, Done};
 use crate::delivery::flush::Flush;
 use crate::delivery::hub::Hub;
 use crate::delivery::payload::Payload;
@@ -22,15 +22,19 @@ impl Embedded {
 }
 
 fn count(n: usize) -> Answer {
-    Answer::now(Ok(n as u64))
+    Answer::now(Ok(Done::count(n as u64)))
 }
 
 impl Broker for Embedded {
     fn publish(&self, stream: Option<&str>, payload: Payload, flush: Flush) -> Answer {
-        count(match stream {
+        let (queued, position) = match stream {
             None => self.hub.broadcast(payload, flush),
             Some(channel) => self.hub.publish(channel, payload, flush),
-        })
+        };
+        Answer::now(Ok(Done {
+            count: queued as u64,
+            position: Some(position),
+        }))
     }
 
     fn command(&self, command: NodeCommand, flush: Flush) -> Answer {

@@ -10,26 +10,48 @@ use super::BrokerError;
 use super::bus::NodeCommand;
 use crate::delivery::flush::Flush;
 use crate::delivery::payload::Payload;
+use crate::delivery::position::Position;
+
+/// What a broker did: a number (deliveries or nodes reached, see each method; for a
+/// command, more than 0 means it was carried out (embedded) or its node listens
+/// (Redis)) and, for a publish, the position it was given in its stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Done {
+    /// Deliveries or nodes reached.
+    pub count: u64,
+    /// Where a publish landed (`None` for commands and `send_user`, which are not
+    /// numbered).
+    pub position: Option<Position>,
+}
+
+impl Done {
+    /// An unnumbered outcome.
+    pub fn count(count: u64) -> Done {
+        Done {
+            count,
+            position: None,
+        }
+    }
+}
 
 /// A broker's answer: known at once (the embedded broker queues inline) or once Redis
-/// answered. A number: deliveries or nodes reached (see each method); for a command,
-/// more than 0 means it was carried out (embedded) or its node listens (Redis).
+/// answered.
 pub enum Answer {
     /// Answered already; taken by the first poll.
-    Now(Option<Result<u64, BrokerError>>),
+    Now(Option<Result<Done, BrokerError>>),
     /// Redis has yet to answer.
-    Later(Pin<Box<dyn Future<Output = Result<u64, BrokerError>> + Send>>),
+    Later(Pin<Box<dyn Future<Output = Result<Done, BrokerError>> + Send>>),
 }
 
 impl Answer {
     /// An answer known now.
-    pub fn now(result: Result<u64, BrokerError>) -> Answer {
+    pub fn now(result: Result<Done, BrokerError>) -> Answer {
         Answer::Now(Some(result))
     }
 }
 
 impl Future for Answer {
-    type Output = Result<u64, BrokerError>;
+    type Output = Result<Done, BrokerError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.get_mut() {
@@ -48,7 +70,7 @@ impl Future for Answer {
 pub trait Broker: Send + Sync {
     /// Numbers `payload` in `stream` (`None`: the broadcast stream), keeps it in history
     /// and delivers it. Answers the connections it was queued to (embedded) or the nodes
-    /// it reached (Redis).
+    /// it reached (Redis), and the position it was given.
     fn publish(&self, stream: Option<&str>, payload: Payload, flush: Flush) -> Answer;
 
     /// Carries out `command` on the node holding its connection.

@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::bus::{self, BUS, NodeCommand, Receipt};
+use super::interface::Done;
 use super::receipts::{NOT_READY, Receipts};
 use super::subscriber::Subscriber;
 use super::{Answer, BrokerError, MAX_NODE};
@@ -31,6 +32,7 @@ use crate::delivery::flush::Flush;
 use crate::delivery::history::{HistoryRead, Retention};
 use crate::delivery::hub::Hub;
 use crate::delivery::payload::Payload;
+use crate::delivery::position::Position;
 
 /// Most commands sent as one pipeline.
 const MAX_BATCH: usize = 1024;
@@ -283,7 +285,7 @@ impl RedisBroker {
         &self,
         stream: Option<&str>,
         payload: &Payload,
-    ) -> impl Future<Output = Result<u64, BrokerError>> + Send + 'static {
+    ) -> impl Future<Output = Result<Done, BrokerError>> + Send + 'static {
         self.submit(Op::Stream(stream.map(str::to_owned), payload.clone()))
     }
 
@@ -293,7 +295,7 @@ impl RedisBroker {
         &self,
         node: u32,
         command: &NodeCommand,
-    ) -> impl Future<Output = Result<u64, BrokerError>> + Send + 'static {
+    ) -> impl Future<Output = Result<Done, BrokerError>> + Send + 'static {
         self.submit(Op::Node(node, command.clone()))
     }
 
@@ -302,11 +304,11 @@ impl RedisBroker {
         &self,
         user: &str,
         payload: Payload,
-    ) -> impl Future<Output = Result<u64, BrokerError>> + Send + 'static {
+    ) -> impl Future<Output = Result<Done, BrokerError>> + Send + 'static {
         self.submit(Op::User(user.to_owned(), payload))
     }
 
-    fn submit(&self, op: Op) -> impl Future<Output = Result<u64, BrokerError>> + Send + 'static {
+    fn submit(&self, op: Op) -> impl Future<Output = Result<Done, BrokerError>> + Send + 'static {
         let (reply, rx) = oneshot::channel();
         // Refused at once while the subscription is down: it could not come back.
         let sent = match op.comes_back_to(self.node) && self.receipts.up().is_none() {
@@ -325,10 +327,7 @@ impl RedisBroker {
                 Ok(()) => rx.await.unwrap_or(Err(BrokerError::Closed)),
                 Err(e) => Err(e),
             };
-            let result = result.and_then(|v| match v {
-                RValue::Int(n) => Ok(u64::try_from(n).unwrap_or(0)),
-                other => Err(BrokerError::Reply(format!("{other:?}"))),
-            });
+            let result = result.and_then(done_of);
             if result.is_err() {
                 counters.publish_errors.fetch_add(1, Ordering::Relaxed);
             }
@@ -367,6 +366,18 @@ impl RedisBroker {
             .max_age
             .map(|age| unix_ms().saturating_sub(age.as_millis()));
         parse_history(reply, oldest_ms)
+    }
+
+    /// Deletes `stream`'s kept messages; its numbering stays (`history_remove`).
+    pub async fn remove_history(&self, stream: Option<&str>) -> Result<(), BrokerError> {
+        let (_, history) = bus::keys(stream);
+        let mut conn = self.conn.clone();
+        let mut del = redis::cmd("DEL");
+        del.arg(&history);
+        tokio::time::timeout(self.timeout, del.query_async::<()>(&mut conn))
+            .await
+            .map_err(|_| BrokerError::Timeout(self.timeout))?
+            .map_err(|e| failed(e, self.timeout))
     }
 
     /// Shares this node's counters and reads every node's: the `cluster`
@@ -437,6 +448,30 @@ impl RedisBroker {
         };
         tokio::spawn(sub.run(shutdown));
     }
+}
+
+/// A reply to one job: `PUBLISH`'s count (commands, `send_user`) or the publish
+/// script's `{count, seq, epoch}` (the position costs the script nothing: it has both).
+fn done_of(v: RValue) -> Result<Done, BrokerError> {
+    let count = |v: &RValue| match v {
+        RValue::Int(n) => Some(u64::try_from(*n).unwrap_or(0)),
+        _ => None,
+    };
+    match &v {
+        RValue::Int(_) => count(&v).map(Done::count),
+        RValue::Array(parts) => match &parts[..] {
+            [n, seq, epoch] => Some(Done {
+                count: count(n).unwrap_or(0),
+                position: Some(Position::new(
+                    String::from_utf8_lossy(bulk(epoch).unwrap_or_default()).as_ref(),
+                    count(seq).unwrap_or(0),
+                )),
+            }),
+            _ => None,
+        },
+        _ => None,
+    }
+    .ok_or_else(|| BrokerError::Reply(format!("{v:?}")))
 }
 
 /// A node's shared counters: when they were shared, and the counters.

@@ -1,4 +1,4 @@
-//! The command-line tools: small MessagePack-RPC and WebSocket clients.
+//! The command-line tools: small MessagePack-RPC, HTTP API and WebSocket clients.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -42,6 +42,8 @@ macro_rules! out {
         writeln!(std::io::stdout().lock(), $($arg)*)
     }};
 }
+
+pub mod api;
 
 /// Authenticates with the server's RPC secret (`auth(secret)`).
 pub async fn auth(rpc: &Client, secret: &str) -> anyhow::Result<()> {

@@ -36,6 +36,27 @@ settings! {
     ws: SocketAddr = SocketAddr::from(([0, 0, 0, 0], 8080)), "ADDR";
     /// MessagePack-RPC listen address; keep it on loopback (or set `rpc_secret`).
     rpc: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 18800)), "ADDR";
+    /// HTTP server API listen address (Centrifugo's API shape, `POST /pub`, `/metrics`);
+    /// keep it on loopback (or set `api_key`).
+    api: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 18801)), "ADDR";
+    /// Every API request must carry `X-API-Key: KEY` or `Authorization: apikey KEY`
+    /// (none: no key); prefer the environment variable to the flag.
+    api_key: Option<String> = None, "KEY" .hide_env_values(true);
+    /// Serve the API on a non-loopback address without `api_key`.
+    api_insecure: bool = false, "BOOL" .num_args(0..=1).default_missing_value("true");
+    /// Largest API request body in bytes; larger get 413.
+    // Matches max_message_bytes: what a browser may get in one message.
+    api_max_body_bytes: usize = 1 << 20, "BYTES";
+    /// Seconds an API request head may take to arrive; then the connection is closed.
+    api_header_timeout: u64 = 10, "SECS";
+    /// Seconds an API keep-alive connection may sit without a request, 0 for no limit.
+    // Long enough for a program that pushes every few seconds to keep its connection,
+    // short enough that abandoned ones do not pile up.
+    api_idle_timeout: u64 = 60, "SECS";
+    /// Also serve `/metrics` on the public (WebSocket) port; it is always on the API
+    /// listener.
+    // Off: a server's counters are not for every browser on the internet to read.
+    metrics_public: bool = false, "BOOL" .num_args(0..=1).default_missing_value("true");
     /// Also serve MessagePack-RPC on this Unix socket path.
     rpc_unix: Option<PathBuf> = None, "PATH";
     /// Most WebSocket connections open at once; more get HTTP 503.

@@ -33,6 +33,9 @@ use super::subscribers::Subs;
 use super::tally::Tally;
 
 pub use super::query::channels_from_query;
+pub use reads::{Present, Totals};
+
+mod reads;
 
 /// What the hub knows about one browser connection.
 #[derive(Debug, Clone)]
@@ -289,34 +292,39 @@ impl Hub {
     }
 
     /// Embedded broker: numbers `payload` in the broadcast stream, keeps it
-    /// and queues it to every connection. Returns how many it was queued to.
-    pub fn broadcast(&self, payload: Payload, flush: Flush) -> usize {
+    /// and queues it to every connection. Returns how many it was queued to, and
+    /// its position.
+    pub fn broadcast(&self, payload: Payload, flush: Flush) -> (usize, Position) {
         let mut out = self.fan_out(flush);
+        let mut at = Position::new("", 0);
         let number = || {
             let mut ring = self.history.broadcast();
-            Some(ring.append(&payload, self.history.retention(), Instant::now()))
+            at = ring.append(&payload, self.history.retention(), Instant::now());
+            Some(at.clone())
         };
         let tally = self.all.fan_out(None, number, &payload, false, &mut out);
-        self.push_done(tally)
+        (self.push_done(tally), at)
     }
 
     /// Embedded broker: numbers `payload` in `channel`, keeps it and queues it
-    /// to the channel's subscribers; returns how many.
-    pub fn publish(&self, channel: &str, payload: Payload, flush: Flush) -> usize {
+    /// to the channel's subscribers; returns how many, and its position.
+    pub fn publish(&self, channel: &str, payload: Payload, flush: Flush) -> (usize, Position) {
         let mut out = self.fan_out(flush);
-        let number = || {
+        let mut at = Position::new("", 0);
+        let mut number = || {
             let ring = self.history.channel(channel);
             let mut ring = ring.lock().unwrap_or_else(|e| e.into_inner());
-            Some(ring.append(&payload, self.history.retention(), Instant::now()))
+            at = ring.append(&payload, self.history.retention(), Instant::now());
+            Some(at.clone())
         };
         let tally = match self.stream(Some(channel)) {
-            Some(subs) => subs.fan_out(Some(channel), number, &payload, false, &mut out),
+            Some(subs) => subs.fan_out(Some(channel), &mut number, &payload, false, &mut out),
             None => {
                 number();
                 Tally::default()
             }
         };
-        self.push_done(tally)
+        (self.push_done(tally), at)
     }
 
     /// Broker mode: queues a message numbered by the broker to this node's

@@ -20,6 +20,8 @@ use std::sync::{Arc, Mutex};
 
 use msgpack_rpc::{Arity, Context, RpcError, ServerBuilder, Value};
 
+use crate::auth::secret::constant_time_eq;
+
 /// Which RPC connections have authenticated.
 #[derive(Debug, Default)]
 pub struct RpcAuth {
@@ -88,11 +90,6 @@ impl RpcAuth {
 pub fn auth_request_bytes(secret: &str) -> usize {
     const ENVELOPE: usize = 1 + 1 + 5 + 5 + 1 + 5; // array, type, msgid, "auth", params, str header
     ENVELOPE + secret.len()
-}
-
-/// Equal lengths and bytes, in time independent of where they differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A `ServerBuilder` whose methods first check [`RpcAuth`].
@@ -189,12 +186,5 @@ mod tests {
                 assert_eq!(out.len(), auth_request_bytes(&secret));
             }
         }
-    }
-
-    #[test]
-    fn constant_time_eq_compares_whole_strings() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"abcd"));
     }
 }

@@ -45,7 +45,7 @@ async fn reply(
     render: fn(u64) -> Value,
 ) -> Result<Value, RpcError> {
     match answer?.await {
-        Ok(n) => Ok(render(n)),
+        Ok(done) => Ok(render(done.count)),
         Err(e) => Err(RpcError::message(e.to_string())),
     }
 }

@@ -117,6 +117,14 @@ const FAMILY_HELP: &[(&str, &str)] = &[
         "Connections and upgrades refused, by reason and HTTP status",
     ),
     (
+        "wspush_api_errors_total",
+        "HTTP API answers that were errors, by HTTP status (200: an error body)",
+    ),
+    (
+        "wspush_api_timeouts_total",
+        "HTTP API connections closed for missing a deadline, by kind",
+    ),
+    (
         "wspush_rpc_refusals_total",
         "RPC connections closed at accept, by reason",
     ),
@@ -225,6 +233,33 @@ counters! {
         /// RPC connections closed at accept: their address held `rpc_max_connections_per_ip`.
         rpc_refused_per_ip: counter wspush_rpc_refusals_total { reason = "per_ip" };
     }
+    api {
+        /// HTTP API requests answered (every status).
+        api_requests: counter wspush_api_requests_total;
+        /// API answers 400: the body is not JSON of the method's shape.
+        api_errors_400: counter wspush_api_errors_total { status = "400" };
+        /// API answers 401: missing or wrong API key.
+        api_errors_401: counter wspush_api_errors_total { status = "401" };
+        /// API answers 404: unknown method or path.
+        api_errors_404: counter wspush_api_errors_total { status = "404" };
+        /// API answers 405: a method other than POST (GET for /health and /metrics).
+        api_errors_405: counter wspush_api_errors_total { status = "405" };
+        /// API answers 413: body over `api_max_body_bytes`.
+        api_errors_413: counter wspush_api_errors_total { status = "413" };
+        /// API answers 431: request head over `max_header_bytes`.
+        api_errors_431: counter wspush_api_errors_total { status = "431" };
+        /// API answers 503: the broker is unavailable.
+        api_errors_503: counter wspush_api_errors_total { status = "503" };
+        /// API answers 200 with an error body (a bad field, an unrecoverable position),
+        /// batch replies included.
+        api_errors_200: counter wspush_api_errors_total { status = "200" };
+        /// HTTP API connections open now.
+        api_connections: gauge wspush_api_connections;
+        /// API connections closed: no complete request head within `api_header_timeout`.
+        api_header_timeouts: counter wspush_api_timeouts_total { kind = "header" };
+        /// API connections closed: idle for `api_idle_timeout`.
+        api_idle_timeouts: counter wspush_api_timeouts_total { kind = "idle" };
+    }
     broker {
         /// This node's number (0: embedded broker).
         node: node_gauge wspush_node_id;
@@ -314,6 +349,23 @@ impl Stats {
         self.rpc_message_timeouts = r.message_timeouts;
         self.rpc_auth_timeouts = r.auth_timeouts;
         self.rpc_auth_limit_closes = r.auth_limit_closes;
+    }
+
+    /// Adds the HTTP API's counters.
+    pub fn add_api(&mut self, a: &crate::api::ApiCounters) {
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        self.api_requests = get(&a.requests);
+        self.api_errors_400 = get(&a.status_400);
+        self.api_errors_401 = get(&a.status_401);
+        self.api_errors_404 = get(&a.status_404);
+        self.api_errors_405 = get(&a.status_405);
+        self.api_errors_413 = get(&a.status_413);
+        self.api_errors_431 = get(&a.status_431);
+        self.api_errors_503 = get(&a.status_503);
+        self.api_errors_200 = get(&a.method_errors);
+        self.api_connections = get(&a.connections);
+        self.api_header_timeouts = get(&a.header_timeouts);
+        self.api_idle_timeouts = get(&a.idle_timeouts);
     }
 
     /// Adds the Redis broker's counters.

@@ -164,6 +164,8 @@ impl Handler for App {
         if req.method() != http::Method::GET && req.method() != http::Method::HEAD {
             return None;
         }
-        crate::ws::web::respond(req.path(), || self.shared.stats())
+        crate::ws::web::respond(req.path(), self.shared.metrics_public, || {
+            self.shared.stats()
+        })
     }
 }

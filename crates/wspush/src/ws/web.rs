@@ -1,4 +1,6 @@
-//! Plain HTTP on the WebSocket port: the demo page, health and metrics.
+//! Plain HTTP on the WebSocket port: the demo page, health and (with `metrics_public`)
+//! metrics. `/metrics` is always served on the API listener; here it is opt-in, since a
+//! server's counters are not for every browser on the internet to read.
 
 use bytes::Bytes;
 use http::{Response, StatusCode, header};
@@ -8,15 +10,20 @@ use crate::stats::Stats;
 /// The demo page: no build step, no external assets.
 const DEMO_PAGE: &str = include_str!("web/demo.html");
 
-/// Answers a plain (non-upgrade) HTTP GET for `path`; `None` means 404.
-pub fn respond(path: &str, stats: impl FnOnce() -> Stats) -> Option<Response<Bytes>> {
+/// Answers a plain (non-upgrade) HTTP GET for `path`; `None` means 404. `/metrics` only
+/// when `metrics` (the `metrics_public` setting).
+pub fn respond(
+    path: &str,
+    metrics: bool,
+    stats: impl FnOnce() -> Stats,
+) -> Option<Response<Bytes>> {
     match path {
         "/" | "/index.html" => Some(ok(
             "text/html; charset=utf-8",
             Bytes::from_static(DEMO_PAGE.as_bytes()),
         )),
         "/health" => Some(ok("text/plain; charset=utf-8", Bytes::from_static(b"ok\n"))),
-        "/metrics" => Some(ok(
+        "/metrics" if metrics => Some(ok(
             "text/plain; version=0.0.4; charset=utf-8",
             Bytes::from(stats().to_prometheus()),
         )),

@@ -2,6 +2,7 @@
 //! listening RPC client (so tests wait on events, not time), and bounded waits.
 #![allow(clippy::unwrap_used, dead_code)]
 
+pub mod http;
 pub mod redis_server;
 pub mod sse;
 
@@ -24,6 +25,7 @@ pub fn local_settings() -> Settings {
     Settings {
         ws: "127.0.0.1:0".parse().unwrap(),
         rpc: "127.0.0.1:0".parse().unwrap(),
+        api: "127.0.0.1:0".parse().unwrap(),
         ..Settings::default()
     }
 }

@@ -135,6 +135,7 @@ impl Node {
         let mut settings = Settings {
             ws: "127.0.0.1:0".parse().unwrap(),
             rpc: "127.0.0.1:0".parse().unwrap(),
+            api: "127.0.0.1:0".parse().unwrap(),
             broker: redis.url(),
             broker_timeout_ms: 1000,
             shutdown_grace: 0,

@@ -54,6 +54,9 @@ pub struct Wspush {
     pub ws: SocketAddr,
     /// The RPC address it bound.
     pub rpc: SocketAddr,
+    /// The HTTP API address it bound.
+    #[allow(dead_code)] // Not every test binary that includes the harness uses the API.
+    pub api: SocketAddr,
     child: Child,
 }
 
@@ -69,6 +72,8 @@ impl Wspush {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wspush"))
             .arg("serve")
             .args(args)
+            // The API on a port of its own unless the test says otherwise.
+            .env("WSPUSH_API", "127.0.0.1:0")
             .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -97,10 +102,15 @@ impl Wspush {
                 .parse()
                 .unwrap()
         };
-        let (ws, rpc) = (addr("ws="), addr("rpc="));
+        let (ws, rpc, api) = (addr("ws="), addr("rpc="), addr("api="));
         // Keep the pipe empty so the server never blocks on logging.
         drain_into(lines.into_inner().into_inner());
-        Wspush { ws, rpc, child }
+        Wspush {
+            ws,
+            rpc,
+            api,
+            child,
+        }
     }
 
     /// Sends SIGTERM and waits for the exit status.

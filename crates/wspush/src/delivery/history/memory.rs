@@ -326,6 +326,15 @@ impl Ring {
         Position::new(self.epoch.clone(), self.last_seq)
     }
 
+    /// Forgets the kept messages; the numbering goes on (`history_remove`).
+    pub fn clear(&mut self) {
+        let ledger = &self.kept.ledger;
+        let mut e = self.kept.lock();
+        while !e.list.is_empty() {
+            e.pop_front(ledger);
+        }
+    }
+
     /// What the ring holds now.
     pub fn read(&self, now: Instant) -> HistoryRead {
         let ledger = &self.kept.ledger;
@@ -418,6 +427,19 @@ impl MemoryHistory {
                 Some(ring) => lock(&ring).read(now),
                 None => HistoryRead::default(),
             },
+        }
+    }
+
+    /// Forgets a stream's kept messages, keeping its position (`None`: the broadcast
+    /// stream).
+    pub fn remove(&self, stream: Option<&str>) {
+        match stream {
+            None => self.broadcast().clear(),
+            Some(name) => {
+                if let Some(ring) = self.read_map().get(name).cloned() {
+                    lock(&ring).clear();
+                }
+            }
         }
     }
 
