@@ -389,7 +389,7 @@ async fn a_page_receives_api_data_byte_for_byte() {
     let page = browser.open(&format!("http://{ws}/")).await;
     let script = format!(
         "window.got = []; const s = new WebSocket('ws://{ws}/?channel=raw'); \
-         s.onmessage = (ev) => window.got.push(ev.data); \
+         s.onmessage = (ev) => {{ window.got.push(ev.data); document.body.dataset.got = String(window.got.length); }}; \
          s.onopen = () => s.send('raw ready'); true"
     );
     browser.eval(&page, &script).await;
