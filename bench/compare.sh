@@ -34,6 +34,10 @@
 #   ROUNDS            runs of each build per scenario and shape (1; 2 or more with
 #                     WSPUSH_BIN_B, so the order of the builds alternates)
 #   NCHAN             0: leave Nchan out (no nginx needed) (1)
+#   SSE               1: scenarios a and d (of SCENARIOS) again with EventSource subscribers
+#                     (`--transport sse`): wspush's /sse as LABEL_A-sse, Nchan's same location
+#                     with `Accept: text/event-stream` as nchan-sse, one publish in flight;
+#                     and the ratios of issue 14's targets. 0: none (1)
 #   FLOOR_SCENARIOS   scenarios the floor server runs, of SCENARIOS (a,d)
 #   MAX_SUBSCRIBERS   cap every point's connections (for a quick check; no cap)
 #   RUN_TIMEOUT       seconds one `wspush-bench run` may take before it is stopped (900)
@@ -57,6 +61,7 @@ LABEL_B=${LABEL_B:-wspush-b}
 WSPUSH_BIN_B=${WSPUSH_BIN_B:-}
 ROUNDS=${ROUNDS:-1}
 NCHAN=${NCHAN:-1}
+SSE=${SSE:-1}
 FLOOR_SCENARIOS=${FLOOR_SCENARIOS:-a,d}
 RUN_TIMEOUT=${RUN_TIMEOUT:-900}
 DEADLINE=${DEADLINE:-3600}
@@ -147,18 +152,23 @@ bench_run() {
         NOTES+=("failed (exit $rc; 124: RUN_TIMEOUT): run $*")
     fi
 }
-# run_nchan [--tls] ARGS…
+# run_nchan [--tls] [--label LABEL] ARGS…: results in $TMP/LABEL.jsonl (nchan).
 run_nchan() {
+    local label=nchan
     if [ "${1:-}" = --tls ]; then
         shift
         start_nchan tls
     else
         start_nchan
     fi
-    bench_run --label nchan "$@" \
+    if [ "${1:-}" = --label ]; then
+        label=$2
+        shift 2
+    fi
+    bench_run --label "$label" "$@" \
         --ws "127.0.0.1:$NCHAN_PORT" --sub-path '/sub/{channel}' \
         --http-publish "http://127.0.0.1:$NCHAN_PORT/pub/{channel}" \
-        --server-pid "$NGINX_PID" --json "$TMP/nchan.jsonl"
+        --server-pid "$NGINX_PID" --json "$TMP/$label.jsonl"
     stop_nchan
 }
 # run_wspush LABEL BINARY ARGS…: a fresh server for this run.
@@ -223,6 +233,14 @@ for letter in ${MAIN//,/ }; do
         run_builds --scenario "$letter" --pub-inflight "$n"
     done
 done
+# EventSource subscribers (issue 14) on the points its targets name: scenario a (max rate,
+# one publish in flight) and d (paced), beside the WebSocket rows above.
+SSE_SCENARIOS=$(echo a,d | tr ',' '\n' | while read -r l; do has "$MAIN" "$l" && echo "$l"; done | paste -sd, || true)
+if [ "$SSE" != 0 ] && [ -n "$SSE_SCENARIOS" ]; then
+    [ "$NCHAN" = 0 ] || run_nchan --label nchan-sse --scenario "$SSE_SCENARIOS" --transport sse
+    run_wspush "$LABEL_A-sse" "$WSPUSH_BIN" --scenario "$SSE_SCENARIOS" --pub-inflight 1 \
+        --transport sse
+fi
 FLOOR=$(echo "$FLOOR_SCENARIOS" | tr ',' '\n' | while read -r l; do has "$MAIN" "$l" && echo "$l"; done | paste -sd, || true)
 if [ -n "$FLOOR" ]; then
     run_floor --scenario "$FLOOR"
@@ -272,15 +290,21 @@ fi
 
 A=$TMP/$LABEL_A.jsonl
 B=$TMP/$LABEL_B.jsonl
-touch "$A" "$TMP/nchan.jsonl" "$TMP/floor.jsonl"
+A_SSE=$TMP/$LABEL_A-sse.jsonl
+touch "$A" "$TMP/nchan.jsonl" "$TMP/floor.jsonl" "$A_SSE" "$TMP/nchan-sse.jsonl"
 FILES=("$A")
 [ -z "$WSPUSH_BIN_B" ] || { touch "$B"; FILES+=("$B"); }
 FILES+=("$TMP/nchan.jsonl" "$TMP/floor.jsonl")
+[ "$SSE" = 0 ] || FILES+=("$A_SSE" "$TMP/nchan-sse.jsonl")
 SIDE=$("$BIN/wspush-bench" side "${FILES[@]}")
 TABLE=$("$BIN/wspush-bench" table "${FILES[@]}")
 SHAPES=$("$BIN/wspush-bench" shapes "${FILES[@]}")
 RATIOS=$("$BIN/wspush-bench" compare "$A" "$TMP/nchan.jsonl")
 [ -z "$WSPUSH_BIN_B" ] || AB=$("$BIN/wspush-bench" compare "$B" "$A")
+if [ "$SSE" != 0 ]; then
+    SSE_WS=$("$BIN/wspush-bench" compare "$A_SSE" "$A")
+    SSE_NCHAN=$("$BIN/wspush-bench" compare "$A_SSE" "$TMP/nchan-sse.jsonl")
+fi
 id_of() { echo "$1 (sha256 $(sha256sum "$1" | cut -c1-12))"; }
 OUT=${OUT:-$ROOT/bench/results/$(date +%F)-compare.md}
 {
@@ -292,7 +316,7 @@ OUT=${OUT:-$ROOT/bench/results/$(date +%F)-compare.md}
     [ "$NCHAN" = 0 ] || echo "- $(nginx -v 2>&1 | sed 's/.*: //'), nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null || echo '?')"
     echo "- publisher: call/1 is one call (or HTTP POST) at a time, as the seed's synchronous client; call/$PIPELINED is $PIPELINED in flight on one connection; Nchan and the floor run call/1 only"
     echo "- load average at the start of each point is the last column: other work was running on the same cores"
-    echo "- command: \`SCENARIOS=$SCENARIOS IDLE_CONNECTIONS=$IDLE_CONNECTIONS IDLE_SHAPES=$IDLE_SHAPES SCALE=$SCALE PIPELINED=$PIPELINED ROUNDS=$ROUNDS NCHAN=$NCHAN${WSPUSH_BIN_B:+ WSPUSH_BIN_B=$WSPUSH_BIN_B}${MAX_SUBSCRIBERS:+ MAX_SUBSCRIBERS=$MAX_SUBSCRIBERS} bench/compare.sh\` ($((SECONDS - START)) s)"
+    echo "- command: \`SCENARIOS=$SCENARIOS IDLE_CONNECTIONS=$IDLE_CONNECTIONS IDLE_SHAPES=$IDLE_SHAPES SCALE=$SCALE PIPELINED=$PIPELINED ROUNDS=$ROUNDS NCHAN=$NCHAN SSE=$SSE${WSPUSH_BIN_B:+ WSPUSH_BIN_B=$WSPUSH_BIN_B}${MAX_SUBSCRIBERS:+ MAX_SUBSCRIBERS=$MAX_SUBSCRIBERS} bench/compare.sh\` ($((SECONDS - START)) s)"
     echo "- columns: deliveries/s counts messages received by the generator; p50…max are publish→receive latency; RSS/conn is the server's RSS growth per connected idle subscriber (nginx: master + workers); srv CPU s/M is server user+system CPU seconds per million deliveries; gen cores is the generator's own CPU"
     for n in "${NOTES[@]}"; do echo "- $n"; done
     echo
@@ -311,6 +335,18 @@ OUT=${OUT:-$ROOT/bench/results/$(date +%F)-compare.md}
         echo
         echo "$RATIOS"
         echo
+    fi
+    if [ "$SSE" != 0 ]; then
+        echo "$LABEL_A SSE ÷ $LABEL_A WebSocket, the same publisher (target: a-10k-64B deliveries/s ≥ 0.8):"
+        echo
+        echo "$SSE_WS"
+        echo
+        if [ "$NCHAN" != 0 ]; then
+            echo "$LABEL_A SSE ÷ Nchan EventSource (targets: a-10k-64B deliveries/s ≥ 5; paced d p99 ÷ ≤ 1):"
+            echo
+            echo "$SSE_NCHAN"
+            echo
+        fi
     fi
     if [ -n "$WSPUSH_BIN_B" ]; then
         echo "$LABEL_B ÷ $LABEL_A, shape by shape (round k with round k):"

@@ -3,7 +3,8 @@
 //!
 //! Each newcomer connects, sends its upgrade request for the point's own path (so the
 //! server subscribes it to the stream being fanned out), and is timed from the start of
-//! `connect` until the whole `101` response head is in; then it closes. Newcomers are made
+//! `connect` until the whole `101` response head is in (with `--transport sse`, the `200`
+//! head of its event stream); then it closes. Newcomers are made
 //! one after another, spread evenly over the expected publishing time, so they land at
 //! every phase of the paced pushes rather than only between them.
 
@@ -16,6 +17,7 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::report::PointResult;
+use crate::scenario::Transport;
 
 /// Longest wait for one newcomer's upgrade before it counts as failed.
 const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -36,7 +38,13 @@ pub struct Upgrades {
 }
 
 /// Makes `n` newcomers to `path` on `addr`, spread over `over`.
-pub async fn newcomers(addr: SocketAddr, path: String, n: usize, over: Duration) -> Upgrades {
+pub async fn newcomers(
+    addr: SocketAddr,
+    path: String,
+    transport: Transport,
+    n: usize,
+    over: Duration,
+) -> Upgrades {
     let mut tick =
         tokio::time::interval(over.div_f64(n.max(1) as f64).max(Duration::from_micros(1)));
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -44,7 +52,13 @@ pub async fn newcomers(addr: SocketAddr, path: String, n: usize, over: Duration)
     let mut failed = 0;
     for i in 0..n {
         tick.tick().await;
-        match tokio::time::timeout(UPGRADE_TIMEOUT, upgrade(addr, &path, i)).await {
+        let opened = match transport {
+            Transport::Ws => tokio::time::timeout(UPGRADE_TIMEOUT, upgrade(addr, &path, i)).await,
+            Transport::Sse => {
+                tokio::time::timeout(UPGRADE_TIMEOUT, event_stream(addr, &path)).await
+            }
+        };
+        match opened {
             Ok(Ok(t)) => times.push(t),
             _ => failed += 1,
         }
@@ -77,6 +91,17 @@ async fn upgrade(addr: SocketAddr, path: &str, i: usize) -> std::io::Result<Dura
     }
 }
 
+/// One SSE newcomer: the time from `connect` to its complete `200` head.
+async fn event_stream(addr: SocketAddr, path: &str) -> std::io::Result<Duration> {
+    let t0 = Instant::now();
+    let mut stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    crate::sse::open(&mut stream, &addr.to_string(), path)
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(t0.elapsed())
+}
+
 fn summarize(mut times: Vec<Duration>, failed: usize) -> Upgrades {
     times.sort_unstable();
     let ms = |d: Option<&Duration>| d.map_or(0.0, |d| d.as_secs_f64() * 1e3);
@@ -96,8 +121,12 @@ pub fn summary(results: &[PointResult]) -> String {
     let mut out = String::new();
     for r in results {
         if let Some(u) = &r.upgrades {
+            let answer = match r.point.transport {
+                Transport::Ws => "101",
+                Transport::Sse => "the event stream's 200",
+            };
             out.push_str(&format!(
-                "{} {}: time to 101 for {} new connections during the point: p50 {:.2} ms, \
+                "{} {}: time to {answer} for {} new connections during the point: p50 {:.2} ms, \
                  p99 {:.2} ms, max {:.2} ms{}\n",
                 r.label,
                 r.point.name,

@@ -23,9 +23,11 @@
 
 pub mod browser;
 pub mod calibrate;
+pub mod chunked;
 pub mod floor;
 pub mod handshake;
 pub mod histogram;
+pub mod order;
 pub mod payload;
 pub mod procstat;
 pub mod publisher;
@@ -33,6 +35,7 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod server;
+pub mod sse;
 pub mod subscriber;
 pub mod tally;
 mod wire;

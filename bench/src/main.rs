@@ -12,7 +12,7 @@ use wspush_bench::browser::ClientShape;
 use wspush_bench::publisher::Target;
 use wspush_bench::report::{self, PointResult};
 use wspush_bench::run::Bench;
-use wspush_bench::scenario::{PubMode, PubShape, Shape, parse_letters};
+use wspush_bench::scenario::{PubMode, PubShape, Shape, Transport, parse_letters};
 use wspush_bench::server::Spawned;
 
 #[derive(Parser)]
@@ -104,9 +104,14 @@ struct RunArgs {
     /// Publish with HTTP POST to this URL instead; `{channel}` is replaced.
     #[arg(long, value_name = "URL")]
     http_publish: Option<String>,
-    /// Subscriber path; `{channel}` is replaced, else `?channel=` is appended.
-    #[arg(long, default_value = "/")]
-    sub_path: String,
+    /// Subscriber path; `{channel}` is replaced, else `?channel=` is appended
+    /// (default `/`, with `--transport sse` wspush's `/sse`).
+    #[arg(long)]
+    sub_path: Option<String>,
+    /// How subscribers receive: `ws` (WebSocket) or `sse` (`GET` the same path with
+    /// `Accept: text/event-stream`, HTTP/1.1, each event's data a message).
+    #[arg(long, value_enum, default_value = "ws")]
+    transport: Transport,
     /// Server process to measure (its descendants are included: nginx workers).
     #[arg(long, value_name = "PID")]
     server_pid: Option<u32>,
@@ -254,6 +259,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let nofile = rlimit::increase_nofile_limit(u64::MAX).context("raising RLIMIT_NOFILE")?;
     eprintln!("open files limit: {nofile}");
     parse_letters(&args.scenario).map_err(anyhow::Error::msg)?;
+    if args.transport == Transport::Sse
+        && (args.chrome_offer || args.first_message || args.tls_ca.is_some())
+    {
+        bail!(
+            "--chrome-offer, --first-message and --tls-ca shape WebSocket clients, not --transport sse"
+        );
+    }
     let spawned = match &args.spawn_server {
         Some(path) => Some(Spawned::start(path, &args.server_arg)?),
         None => None,
@@ -277,7 +289,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let bench = Bench {
         label: args.label.clone(),
         ws,
-        sub_path: args.sub_path.clone(),
+        sub_path: args.sub_path.clone().unwrap_or_else(|| {
+            match args.transport {
+                Transport::Ws => "/",
+                Transport::Sse => "/sse",
+            }
+            .into()
+        }),
         publish,
         server_pid: pid,
         stats_rpc: rpc.filter(|_| args.http_publish.is_none()),
@@ -306,6 +324,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             first_message: args.first_message,
             tls: args.tls_ca.is_some(),
         },
+        transport: args.transport,
         pipelined: args.pipelined,
     };
     // A signal ends the run here, so a spawned server is stopped with it.

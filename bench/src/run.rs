@@ -15,7 +15,7 @@ use crate::publisher::{
     self, Flow, Plan, PublishError, Publisher, Target, messages_from, messages_on_channel,
 };
 use crate::report::PointResult;
-use crate::scenario::Point;
+use crate::scenario::{Point, Transport};
 use crate::server::{self, ServerCounters};
 use crate::subscriber::{self, SubSpec};
 use crate::tally::Tally;
@@ -172,12 +172,16 @@ impl Bench {
         let by_name = self.sub_path.contains("{channel}");
         // Unique per shape too: Nchan keeps a channel's newest message for
         // the next subscribers, and the same point runs with several shapes.
-        let base = format!(
+        let mut base = format!(
             "{}-{}-{}",
             self.run_id,
             point.name.replace('/', "per"),
             point.publisher.tag()
         );
+        // And per transport: both may run against one Nchan.
+        if point.transport == Transport::Sse {
+            base.push_str("-sse");
+        }
         match point.channels {
             0 if by_name => vec![Some(base.replace('.', "_"))],
             0 => vec![None],
@@ -265,6 +269,7 @@ impl Bench {
                     shape: point.client,
                     tls: self.tls.clone(),
                 }),
+                transport: point.transport,
             };
             tasks.spawn(subscriber::run(spec, Arc::clone(tally)));
             if (i + 1) % CONNECT_BATCH == 0 || i + 1 == total {
@@ -377,6 +382,7 @@ impl Bench {
             tokio::spawn(crate::handshake::newcomers(
                 self.ws,
                 path,
+                point.transport,
                 point.newcomers,
                 Duration::from_secs_f64(over),
             ))

@@ -59,6 +59,28 @@ impl fmt::Display for PubMode {
     }
 }
 
+/// How subscribers receive: WebSocket frames, or an EventSource stream (`GET` with
+/// `Accept: text/event-stream`, read by [`crate::sse`]). Every JSON line names it.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// RFC 6455 upgrade, then frames.
+    #[default]
+    Ws,
+    /// Server-Sent Events over HTTP/1.1.
+    Sse,
+}
+
 /// The publisher side of a point: how many connections, how many requests
 /// each keeps in flight, calls or notifications. Its fields appear at the top
 /// level of a point's JSON line.
@@ -167,6 +189,9 @@ pub struct Point {
     /// How scenario e's clients connect (browser-like shapes; plain elsewhere).
     #[serde(default, skip_serializing_if = "ClientShape::is_plain")]
     pub client: ClientShape,
+    /// How the subscribers receive (lines written before the field read as `ws`).
+    #[serde(default)]
+    pub transport: Transport,
     /// The publisher's shape.
     #[serde(flatten)]
     pub publisher: PubShape,
@@ -185,6 +210,8 @@ pub struct Shape {
     pub publisher: PubShape,
     /// How scenario e's clients connect.
     pub client: ClientShape,
+    /// How every point's subscribers receive.
+    pub transport: Transport,
     /// Calls in flight of the second, pipelined run of each point of
     /// scenarios a, b, c and f (0: no second run; none either in notify mode
     /// or when it equals `publisher.inflight`).
@@ -199,6 +226,7 @@ impl Default for Shape {
             idle_connections: vec![10_000, 50_000],
             publisher: PubShape::default(),
             client: ClientShape::default(),
+            transport: Transport::Ws,
             pipelined: 16,
         }
     }
@@ -241,6 +269,7 @@ impl Shape {
             idle_only: false,
             newcomers: 0,
             client: ClientShape::default(),
+            transport: self.transport,
             publisher: self.publisher.normalized(),
         }
     }

@@ -23,7 +23,9 @@ use tokio::net::{TcpSocket, TcpStream};
 use ws_proto::frame::{FrameHeader, OpCode, apply_mask};
 use ws_proto::handshake::ClientAccepted;
 
-use crate::payload::{self, Parsed};
+use crate::order::{Batch, Order};
+use crate::payload;
+use crate::scenario::Transport;
 use crate::tally::Tally;
 
 /// How to reach the server and what to expect from it.
@@ -47,6 +49,26 @@ pub struct SubSpec {
     /// A browser-like client of scenario e (Chrome's offer, a first message, TLS): it
     /// holds its socket after the upgrade instead of reading benchmark messages.
     pub shaped: Option<crate::browser::Shaped>,
+    /// WebSocket, or an EventSource stream ([`crate::sse`]) on the same path.
+    pub transport: Transport,
+}
+
+#[cfg(test)]
+impl SubSpec {
+    /// Subscriber 0 of a point expecting `expected[p]` messages from publisher `p`.
+    pub(crate) fn for_test(expected: &[u64], transport: Transport) -> SubSpec {
+        SubSpec {
+            index: 0,
+            addr: SocketAddr::from(([127, 0, 0, 1], 1)),
+            source: IpAddr::from([127, 0, 0, 1]),
+            host: "h".into(),
+            path: "/".into(),
+            expected: expected.to_vec(),
+            stalled: false,
+            shaped: None,
+            transport,
+        }
+    }
 }
 
 /// Why a subscriber stopped.
@@ -78,6 +100,15 @@ pub enum SubError {
     /// The upgrade took too long.
     #[error("handshake timed out")]
     Timeout,
+    /// An EventSource stream's response was refused or malformed.
+    #[error("event stream: {0}")]
+    Http(String),
+    /// Its chunked body was malformed.
+    #[error("event stream body: {0}")]
+    Chunked(#[from] crate::chunked::ChunkedError),
+    /// Its events were malformed.
+    #[error("event stream: {0}")]
+    Sse(#[from] sse_proto::Error),
 }
 
 /// Bytes read in one call; shared by every subscriber on a thread.
@@ -94,6 +125,9 @@ pub async fn run(spec: SubSpec, tally: Arc<Tally>) {
     let result = async {
         if let Some(shaped) = spec.shaped.clone() {
             return run_shaped(&spec, &shaped, &tally).await;
+        }
+        if spec.transport == Transport::Sse {
+            return crate::sse::run(&spec, &tally).await;
         }
         let (stream, rest) = tokio::time::timeout(Duration::from_secs(60), connect(&spec))
             .await
@@ -153,7 +187,7 @@ async fn run_shaped(
     .await
 }
 
-async fn tcp_connect(spec: &SubSpec) -> Result<TcpStream, SubError> {
+pub(crate) async fn tcp_connect(spec: &SubSpec) -> Result<TcpStream, SubError> {
     let connect_err = |err| SubError::Connect {
         addr: spec.addr,
         source_ip: spec.source,
@@ -200,38 +234,13 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// Per-subscriber sequence state.
-struct Order {
-    /// Next expected sequence number, per publisher.
-    next: Box<[u64]>,
-    /// Publishers whose last message has come.
-    finished: usize,
-    bad: bool,
-    ready: bool,
-}
-
-impl Order {
-    fn new(spec: &SubSpec) -> Order {
-        Order {
-            next: vec![0; spec.expected.len()].into_boxed_slice(),
-            finished: spec.expected.iter().filter(|n| **n == 0).count(),
-            bad: false,
-            ready: false,
-        }
-    }
-}
-
 async fn read_loop(
     mut stream: TcpStream,
     mut pending: Vec<u8>,
     spec: &SubSpec,
     tally: &Tally,
 ) -> Result<(), SubError> {
-    let mut order = Order::new(spec);
-    if order.finished == spec.expected.len() {
-        // Nothing will come on this channel.
-        tally.bump(&tally.done);
-    }
+    let mut order = Order::new(spec, tally);
     let mut pongs = Vec::new();
     if !pending.is_empty() {
         let now = payload::now_ns();
@@ -243,26 +252,18 @@ async fn read_loop(
             stream.write_all(&pongs).await?;
             pongs.clear();
         }
-        stream.readable().await?;
-        let step = BUF.with(|cell| -> Result<bool, SubError> {
-            let mut buf = cell.borrow_mut();
-            let n = match stream.try_read(&mut buf[..]) {
-                Ok(0) => return Err(SubError::Closed(None)),
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) => return Err(e.into()),
-            };
-            let now = payload::now_ns();
+        let step = read_some(&stream, |input, now| {
             if pending.is_empty() {
-                let used = handle_frames(&buf[..n], now, spec, tally, &mut order, &mut pongs)?;
-                pending.extend_from_slice(&buf[used..n]);
+                let used = handle_frames(input, now, spec, tally, &mut order, &mut pongs)?;
+                pending.extend_from_slice(&input[used..]);
             } else {
-                pending.extend_from_slice(&buf[..n]);
+                pending.extend_from_slice(input);
                 let used = handle_frames(&pending, now, spec, tally, &mut order, &mut pongs)?;
                 pending.drain(..used);
             }
-            Ok(true)
-        })?;
+            Ok(())
+        })
+        .await?;
         if !step {
             continue;
         }
@@ -271,6 +272,26 @@ async fn read_loop(
             pending.shrink_to(1024);
         }
     }
+}
+
+/// Waits until `stream` is readable and hands what one read returns, with the time it came,
+/// to `handle`, in the thread's shared buffer. `Ok(false)`: the readiness was spurious.
+pub(crate) async fn read_some(
+    stream: &TcpStream,
+    handle: impl FnOnce(&[u8], u64) -> Result<(), SubError>,
+) -> Result<bool, SubError> {
+    stream.readable().await?;
+    BUF.with(|cell| {
+        let mut buf = cell.borrow_mut();
+        let n = match stream.try_read(&mut buf[..]) {
+            Ok(0) => return Err(SubError::Closed(None)),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        handle(&buf[..n], payload::now_ns())?;
+        Ok(true)
+    })
 }
 
 /// Handles every complete frame at the start of `buf`; returns the bytes used.
@@ -282,7 +303,7 @@ fn handle_frames(
     order: &mut Order,
     pongs: &mut Vec<u8>,
 ) -> Result<usize, SubError> {
-    let (mut delivered, mut finished) = (0u64, false);
+    let mut batch = Batch::default();
     let mut scan = || -> Result<usize, SubError> {
         let mut at = 0;
         while let Some((header, hlen)) =
@@ -298,22 +319,7 @@ fn handle_frames(
                 return Err(SubError::Frame("masked or compressed server frame".into()));
             }
             match header.opcode {
-                OpCode::Text | OpCode::Binary => match payload::parse(body) {
-                    Some(Parsed::Data {
-                        seq,
-                        sent_ns,
-                        publisher,
-                    }) => {
-                        tally.latency.record(now.saturating_sub(sent_ns));
-                        delivered += 1;
-                        finished |= check_order(seq, publisher, spec, tally, order)?;
-                    }
-                    Some(Parsed::Warmup) if !order.ready => {
-                        order.ready = true;
-                        tally.bump(&tally.ready);
-                    }
-                    _ => {}
-                },
+                OpCode::Text | OpCode::Binary => batch.message(body, now, spec, tally, order)?,
                 // Messages are never fragmented by the servers we test; a
                 // continuation carries no header of ours.
                 OpCode::Continuation | OpCode::Pong => {}
@@ -327,57 +333,8 @@ fn handle_frames(
         Ok(at)
     };
     let result = scan();
-    if delivered > 0 {
-        tally.add_delivered(delivered);
-    }
-    // Only after the deliveries are counted: the runner reads them once all are done.
-    if finished {
-        tally.bump(&tally.done);
-    }
+    batch.flush(tally);
     result
-}
-
-/// Returns whether this message completed the subscriber: the last message
-/// of the last publisher still to finish.
-fn check_order(
-    seq: u64,
-    publisher: u32,
-    spec: &SubSpec,
-    tally: &Tally,
-    order: &mut Order,
-) -> Result<bool, SubError> {
-    use std::sync::atomic::Ordering::Relaxed;
-    let p = publisher as usize;
-    let (Some(next), Some(&expected)) = (order.next.get_mut(p), spec.expected.get(p)) else {
-        return Err(SubError::Frame(format!("a message from publisher {p}")));
-    };
-    let before = *next;
-    if seq == *next {
-        *next += 1;
-    } else if seq > *next {
-        tally.lost.fetch_add(seq - *next, Relaxed);
-        *next = seq + 1;
-        mark_bad(tally, order);
-    } else {
-        tally.out_of_order.fetch_add(1, Relaxed);
-        mark_bad(tally, order);
-    }
-    tally.set_progress(spec.index, order.next.iter().sum());
-    let last = order.next.get(p).copied() == Some(expected) && seq + 1 == expected;
-    if last && before < expected {
-        order.finished += 1;
-        return Ok(order.finished == spec.expected.len());
-    }
-    Ok(false)
-}
-
-fn mark_bad(tally: &Tally, order: &mut Order) {
-    if !order.bad {
-        order.bad = true;
-        tally
-            .bad_clients
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
 }
 
 /// RFC 6455 §5.5.3: a pong echoes the ping's payload; §5.3: clients mask.
@@ -404,16 +361,7 @@ mod tests {
     use super::*;
 
     fn spec(expected: &[u64]) -> SubSpec {
-        SubSpec {
-            index: 0,
-            addr: "127.0.0.1:1".parse().unwrap(),
-            source: "127.0.0.1".parse().unwrap(),
-            host: "h".into(),
-            path: "/".into(),
-            expected: expected.to_vec(),
-            stalled: false,
-            shaped: None,
-        }
+        SubSpec::for_test(expected, Transport::Ws)
     }
 
     fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
@@ -442,7 +390,7 @@ mod tests {
     fn counts_order_loss_and_partial_frames() {
         let tally = Tally::new(1);
         let s = spec(&[4]);
-        let mut order = Order::new(&s);
+        let mut order = Order::new(&s, &tally);
         let mut pongs = Vec::new();
         let mut bytes = [data(0, 64), data(2, 300), data(1, 64), data(3, 64)].concat();
         bytes.extend_from_slice(&data(4, 64)[..5]);
@@ -469,7 +417,7 @@ mod tests {
     #[test]
     fn warmup_ping_and_close() {
         let tally = Tally::new(1);
-        let mut order = Order::new(&spec(&[1]));
+        let mut order = Order::new(&spec(&[1]), &tally);
         let mut pongs = Vec::new();
         let bytes = [frame(1, b"w x"), frame(1, b"w x"), frame(9, b"hi")].concat();
         handle_frames(&bytes, 0, &spec(&[1]), &tally, &mut order, &mut pongs).unwrap();
@@ -490,7 +438,7 @@ mod tests {
         use std::sync::atomic::Ordering::Relaxed;
         let tally = Tally::new(1);
         let s = spec(&[3, 2]);
-        let mut order = Order::new(&s);
+        let mut order = Order::new(&s, &tally);
         let mut pongs = Vec::new();
         let bytes = [
             from(1, 0, 64),
@@ -509,7 +457,7 @@ mod tests {
         assert_eq!(tally.progress(0), 5);
 
         let tally = Tally::new(1);
-        let mut order = Order::new(&s);
+        let mut order = Order::new(&s, &tally);
         let bytes = [from(1, 1, 64), from(0, 0, 64), from(1, 0, 64)].concat();
         handle_frames(&bytes, 0, &s, &tally, &mut order, &mut pongs).unwrap();
         assert_eq!(tally.lost.load(Relaxed), 1, "publisher 1 skipped 0");

@@ -11,7 +11,7 @@ use wspush_bench::browser::ClientShape;
 use wspush_bench::publisher::{Target, messages_on_channel};
 use wspush_bench::report::PointResult;
 use wspush_bench::run::Bench;
-use wspush_bench::scenario::{PubMode, PubShape, Shape, parse_letters};
+use wspush_bench::scenario::{PubMode, PubShape, Shape, Transport, parse_letters};
 
 async fn start_server() -> wspush::serve::Running {
     let settings = Settings {
@@ -253,6 +253,38 @@ async fn scenario_d_times_the_upgrades_of_newcomers() {
     let fast = &small(200).points('d')[1];
     assert_eq!(fast.newcomers, 0);
     assert!(!serde_json::to_string(fast).unwrap().contains("newcomers"));
+    server.shutdown().await.unwrap();
+}
+
+/// `--transport sse` against wspush's `/sse`: the broadcast stream (scenario a), named
+/// channel events (c), and a paced point whose newcomers open event streams (d). Every
+/// subscriber gets every message in order, and the JSON line says `"transport":"sse"`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_stream_subscribers_get_everything() {
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let server = start_server().await;
+    let bench = Bench {
+        sub_path: "/sse".into(),
+        ..wspush_bench(server.ws_addr, server.rpc_addr, "sse")
+    };
+    let shape = Shape {
+        transport: Transport::Sse,
+        pipelined: 0,
+        ..small(200)
+    };
+    for letter in ['a', 'c', 'd'] {
+        for mut point in shape.points(letter) {
+            shorten_paced(&mut point);
+            let r = bench.run(&point).await.unwrap();
+            assert_complete(&r);
+            assert!(r.deliveries > 0, "{}", r.json());
+            let json: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
+            assert_eq!(json["transport"], "sse");
+            if let Some(u) = r.upgrades {
+                assert_eq!((u.count, u.failed), (100, 0), "newcomers' event streams");
+            }
+        }
+    }
     server.shutdown().await.unwrap();
 }
 
