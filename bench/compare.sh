@@ -34,6 +34,10 @@
 #   ROUNDS            runs of each build per scenario and shape (1; 2 or more with
 #                     WSPUSH_BIN_B, so the order of the builds alternates)
 #   NCHAN             0: leave Nchan out (no nginx needed) (1)
+#   HTTP_PUB          1: scenario a (of SCENARIOS) again publishing over HTTP, with 1 and 16
+#                     keep-alive connections (one POST in flight each): wspush's /pub as
+#                     LABEL_A-pub, its JSON API (/api/publish, /api/push_data) as LABEL_A-api,
+#                     beside Nchan's POST with 16 connections too (1)
 #   SSE               1: scenarios a and d (of SCENARIOS) again with EventSource subscribers
 #                     (`--transport sse`): wspush's /sse as LABEL_A-sse, Nchan's same location
 #                     with `Accept: text/event-stream` as nchan-sse, one publish in flight;
@@ -62,6 +66,7 @@ WSPUSH_BIN_B=${WSPUSH_BIN_B:-}
 ROUNDS=${ROUNDS:-1}
 NCHAN=${NCHAN:-1}
 SSE=${SSE:-1}
+HTTP_PUB=${HTTP_PUB:-1}
 FLOOR_SCENARIOS=${FLOOR_SCENARIOS:-a,d}
 RUN_TIMEOUT=${RUN_TIMEOUT:-900}
 DEADLINE=${DEADLINE:-3600}
@@ -241,6 +246,17 @@ if [ "$SSE" != 0 ] && [ -n "$SSE_SCENARIOS" ]; then
     run_wspush "$LABEL_A-sse" "$WSPUSH_BIN" --scenario "$SSE_SCENARIOS" --pub-inflight 1 \
         --transport sse
 fi
+# Programs publishing over HTTP (issue 14): wspush's /pub and JSON API against Nchan's POST,
+# with 1 and 16 keep-alive connections.
+if [ "$HTTP_PUB" != 0 ] && has "$MAIN" a; then
+    for k in 1 16; do
+        [ "$k" = 1 ] || [ "$NCHAN" = 0 ] || run_nchan --scenario a --publishers "$k"
+        run_wspush "$LABEL_A-pub" "$WSPUSH_BIN" --scenario a --pub-inflight 1 --publishers "$k" \
+            --api-publish '/pub{/channel}'
+        run_wspush "$LABEL_A-api" "$WSPUSH_BIN" --scenario a --pub-inflight 1 --publishers "$k" \
+            --api-publish /api
+    done
+fi
 FLOOR=$(echo "$FLOOR_SCENARIOS" | tr ',' '\n' | while read -r l; do has "$MAIN" "$l" && echo "$l"; done | paste -sd, || true)
 if [ -n "$FLOOR" ]; then
     run_floor --scenario "$FLOOR"
@@ -291,16 +307,23 @@ fi
 A=$TMP/$LABEL_A.jsonl
 B=$TMP/$LABEL_B.jsonl
 A_SSE=$TMP/$LABEL_A-sse.jsonl
-touch "$A" "$TMP/nchan.jsonl" "$TMP/floor.jsonl" "$A_SSE" "$TMP/nchan-sse.jsonl"
+A_PUB=$TMP/$LABEL_A-pub.jsonl
+A_API=$TMP/$LABEL_A-api.jsonl
+touch "$A" "$TMP/nchan.jsonl" "$TMP/floor.jsonl" "$A_SSE" "$TMP/nchan-sse.jsonl" "$A_PUB" "$A_API"
 FILES=("$A")
 [ -z "$WSPUSH_BIN_B" ] || { touch "$B"; FILES+=("$B"); }
 FILES+=("$TMP/nchan.jsonl" "$TMP/floor.jsonl")
 [ "$SSE" = 0 ] || FILES+=("$A_SSE" "$TMP/nchan-sse.jsonl")
+[ "$HTTP_PUB" = 0 ] || FILES+=("$A_PUB" "$A_API")
 SIDE=$("$BIN/wspush-bench" side "${FILES[@]}")
 TABLE=$("$BIN/wspush-bench" table "${FILES[@]}")
 SHAPES=$("$BIN/wspush-bench" shapes "${FILES[@]}")
 RATIOS=$("$BIN/wspush-bench" compare "$A" "$TMP/nchan.jsonl")
 [ -z "$WSPUSH_BIN_B" ] || AB=$("$BIN/wspush-bench" compare "$B" "$A")
+if [ "$HTTP_PUB" != 0 ]; then
+    PUB_NCHAN=$("$BIN/wspush-bench" compare "$A_PUB" "$TMP/nchan.jsonl")
+    API_NCHAN=$("$BIN/wspush-bench" compare "$A_API" "$TMP/nchan.jsonl")
+fi
 if [ "$SSE" != 0 ]; then
     SSE_WS=$("$BIN/wspush-bench" compare "$A_SSE" "$A")
     SSE_NCHAN=$("$BIN/wspush-bench" compare "$A_SSE" "$TMP/nchan-sse.jsonl")
@@ -316,7 +339,7 @@ OUT=${OUT:-$ROOT/bench/results/$(date +%F)-compare.md}
     [ "$NCHAN" = 0 ] || echo "- $(nginx -v 2>&1 | sed 's/.*: //'), nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null || echo '?')"
     echo "- publisher: call/1 is one call (or HTTP POST) at a time, as the seed's synchronous client; call/$PIPELINED is $PIPELINED in flight on one connection; Nchan and the floor run call/1 only"
     echo "- load average at the start of each point is the last column: other work was running on the same cores"
-    echo "- command: \`SCENARIOS=$SCENARIOS IDLE_CONNECTIONS=$IDLE_CONNECTIONS IDLE_SHAPES=$IDLE_SHAPES SCALE=$SCALE PIPELINED=$PIPELINED ROUNDS=$ROUNDS NCHAN=$NCHAN SSE=$SSE${WSPUSH_BIN_B:+ WSPUSH_BIN_B=$WSPUSH_BIN_B}${MAX_SUBSCRIBERS:+ MAX_SUBSCRIBERS=$MAX_SUBSCRIBERS} bench/compare.sh\` ($((SECONDS - START)) s)"
+    echo "- command: \`SCENARIOS=$SCENARIOS IDLE_CONNECTIONS=$IDLE_CONNECTIONS IDLE_SHAPES=$IDLE_SHAPES SCALE=$SCALE PIPELINED=$PIPELINED ROUNDS=$ROUNDS NCHAN=$NCHAN SSE=$SSE HTTP_PUB=$HTTP_PUB${WSPUSH_BIN_B:+ WSPUSH_BIN_B=$WSPUSH_BIN_B}${MAX_SUBSCRIBERS:+ MAX_SUBSCRIBERS=$MAX_SUBSCRIBERS} bench/compare.sh\` ($((SECONDS - START)) s)"
     echo "- columns: deliveries/s counts messages received by the generator; p50…max are publish→receive latency; RSS/conn is the server's RSS growth per connected idle subscriber (nginx: master + workers); srv CPU s/M is server user+system CPU seconds per million deliveries; gen cores is the generator's own CPU"
     for n in "${NOTES[@]}"; do echo "- $n"; done
     echo
@@ -334,6 +357,18 @@ OUT=${OUT:-$ROOT/bench/results/$(date +%F)-compare.md}
         echo "$LABEL_A ÷ Nchan, the same publisher (one at a time):"
         echo
         echo "$RATIOS"
+        echo
+    fi
+    if [ "$HTTP_PUB" != 0 ] && [ "$NCHAN" != 0 ]; then
+        echo "$LABEL_A publishing over HTTP ÷ Nchan's POST, 1 and 16 keep-alive connections (target: publishes/s ≥ 3, i.e. deliveries/s at the same subscribers):"
+        echo
+        echo "/pub (raw body):"
+        echo
+        echo "$PUB_NCHAN"
+        echo
+        echo "/api/publish (JSON):"
+        echo
+        echo "$API_NCHAN"
         echo
     fi
     if [ "$SSE" != 0 ]; then

@@ -101,9 +101,14 @@ struct RunArgs {
     /// wspush MessagePack-RPC address (publish with push_data / publish).
     #[arg(long, value_name = "ADDR", conflicts_with = "http_publish")]
     rpc: Option<String>,
-    /// Publish with HTTP POST to this URL instead; `{channel}` is replaced.
+    /// Publish with HTTP POST to this URL instead; `{channel}` is replaced (`all` when
+    /// broadcasting), `{/channel}` too (`/name`, or nothing: wspush's `/pub`).
     #[arg(long, value_name = "URL")]
     http_publish: Option<String>,
+    /// Publish through the spawned wspush's HTTP API on this path: `/pub{/channel}` (raw
+    /// body) or `/api` (JSON `publish` / `push_data`).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["http_publish", "rpc"], requires = "spawn_server")]
+    api_publish: Option<String>,
     /// Subscriber path; `{channel}` is replaced, else `?channel=` is appended
     /// (default `/`, with `--transport sse` wspush's `/sse`).
     #[arg(long)]
@@ -278,7 +283,17 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             (ws, rpc, args.server_pid)
         }
     };
-    let publish = match (&args.http_publish, rpc) {
+    let api_url = match (&args.api_publish, &spawned) {
+        (Some(path), Some(s)) => {
+            let api = s
+                .api
+                .context("the spawned server announced no API address")?;
+            Some(format!("http://{api}{path}"))
+        }
+        _ => None,
+    };
+    let http_url = args.http_publish.clone().or(api_url);
+    let publish = match (&http_url, rpc) {
         (Some(_), _) if args.pub_mode == PubMode::Notify => {
             bail!("--pub-mode notify needs MessagePack-RPC: HTTP POSTs are always answered")
         }

@@ -54,6 +54,8 @@ pub fn encode_warmup(out: &mut Vec<u8>) {
 
 /// Reads the header of a payload; `None` if it is not one of ours.
 pub fn parse(payload: &[u8]) -> Option<Parsed> {
+    // Published through wspush's JSON API, a payload arrives as a JSON string.
+    let payload = payload.strip_prefix(b"\"").unwrap_or(payload);
     if payload.first() == Some(&b'w') {
         return Some(Parsed::Warmup);
     }
@@ -108,6 +110,22 @@ mod tests {
             parse(&out),
             Some(Parsed::Data { seq: u64::MAX, .. })
         ));
+    }
+
+    #[test]
+    fn a_payload_sent_as_a_json_string_reads_the_same() {
+        let mut out = b"\"".to_vec();
+        encode(7, 99, 1, 32, &mut out);
+        out.push(b'"');
+        assert_eq!(
+            parse(&out),
+            Some(Parsed::Data {
+                seq: 7,
+                sent_ns: 99,
+                publisher: 1
+            })
+        );
+        assert_eq!(parse(b"\"w warmup\""), Some(Parsed::Warmup));
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub struct Spawned {
     pub ws: SocketAddr,
     /// Its MessagePack-RPC address.
     pub rpc: SocketAddr,
+    /// Its HTTP API address (builds before the API have none).
+    pub api: Option<SocketAddr>,
 }
 
 /// Why the server could not be started.
@@ -83,9 +85,13 @@ impl Spawned {
                 eprintln!("[server] {l}");
                 return None;
             }
-            Some((addr_after(&l, "ws=")?, addr_after(&l, "rpc=")?))
+            Some((
+                addr_after(&l, "ws=")?,
+                addr_after(&l, "rpc=")?,
+                addr_after(&l, "api="),
+            ))
         });
-        let Some((ws, rpc)) = banner else {
+        let Some((ws, rpc, api)) = banner else {
             let _ = child.kill();
             let _ = child.wait();
             return Err(SpawnError::NoBanner(shown));
@@ -96,7 +102,12 @@ impl Spawned {
                 eprintln!("[server] {line}");
             }
         });
-        Ok(Spawned { child, ws, rpc })
+        Ok(Spawned {
+            child,
+            ws,
+            rpc,
+            api,
+        })
     }
 
     /// The server's process id.

@@ -11,7 +11,10 @@ use crate::publisher::PublishError;
 pub(crate) enum Wire {
     /// MessagePack-RPC: `push_data` (broadcast) or `publish` (a channel).
     Rpc { next_id: u32, decoder: Decoder },
-    /// `POST {path}` with `{channel}` replaced (`all` when broadcasting).
+    /// `POST {path}` with `{channel}` replaced (`all` when broadcasting) and `{/channel}`
+    /// by `/name` (nothing when broadcasting: wspush's `/pub`). The path `/api` is wspush's
+    /// HTTP API: a JSON `publish` (`push_data` when broadcasting) with the payload as a
+    /// JSON string, which subscribers then read with its quotes.
     Http { host: String, path: String },
 }
 
@@ -47,16 +50,29 @@ impl Wire {
                     self.request(method, &params, out);
                 }
             }
-            Wire::Http { host, path } => {
-                let path = path.replace("{channel}", channel.unwrap_or("all"));
-                out.extend_from_slice(
-                    format!(
-                        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
-                        payload.len()
-                    )
-                    .as_bytes(),
+            Wire::Http { host, path } if path == "/api" => {
+                // The payload is ASCII digits, spaces and padding: no escaping needed.
+                let data = String::from_utf8_lossy(payload);
+                let (method, body) = match channel {
+                    None => ("push_data", format!(r#"{{"data":"{data}"}}"#)),
+                    Some(c) => ("publish", format!(r#"{{"channel":"{c}","data":"{data}"}}"#)),
+                };
+                post(
+                    out,
+                    host,
+                    &format!("/api/{method}"),
+                    "application/json",
+                    body.as_bytes(),
                 );
-                out.extend_from_slice(payload);
+            }
+            Wire::Http { host, path } => {
+                let path = path
+                    .replace(
+                        "{/channel}",
+                        &channel.map_or(String::new(), |c| format!("/{c}")),
+                    )
+                    .replace("{channel}", channel.unwrap_or("all"));
+                post(out, host, &path, "text/plain", payload);
             }
         }
     }
@@ -84,6 +100,17 @@ impl Wire {
             Wire::Http { .. } => decode_http(buf),
         }
     }
+}
+
+fn post(out: &mut BytesMut, host: &str, path: &str, content_type: &str, body: &[u8]) {
+    out.extend_from_slice(
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(body);
 }
 
 fn decode_http(buf: &mut BytesMut) -> Result<Option<()>, PublishError> {

@@ -333,3 +333,25 @@ async fn browser_like_idle_points_connect_over_ws_and_wss() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Publishing through wspush's HTTP API, raw (`/pub`, `/pub/<channel>`) and JSON
+/// (`/api/publish`, `/api/push_data`): the broadcast and channel scenarios arrive complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_over_the_http_api_delivers_everything() {
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let server = start_server().await;
+    for path in ["/pub{/channel}", "/api"] {
+        let mut bench = wspush_bench(server.ws_addr, server.rpc_addr, "api");
+        bench.publish = Target::Http {
+            addr: server.api_addr,
+            host: server.api_addr.to_string(),
+            path: path.into(),
+        };
+        for letter in ['a', 'c'] {
+            let point = small(100).points(letter).remove(0);
+            let r = bench.run(&point).await.unwrap();
+            assert_complete(&r);
+        }
+    }
+    server.shutdown().await.unwrap();
+}
