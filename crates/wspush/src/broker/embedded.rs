@@ -26,6 +26,10 @@ fn count(n: usize) -> Answer {
 }
 
 impl Broker for Embedded {
+    fn answers_inline(&self) -> bool {
+        true
+    }
+
     fn publish(&self, stream: Option<&str>, payload: Payload, flush: Flush) -> Answer {
         let (queued, position) = match stream {
             None => self.hub.broadcast(payload, flush),

@@ -79,4 +79,10 @@ pub trait Broker: Send + Sync {
     /// Queues `payload` to every connection of `user`. Answers the connections (embedded)
     /// or the nodes that listen (Redis).
     fn send_user(&self, user: &str, payload: Payload, flush: Flush) -> Answer;
+
+    /// Whether every answer is [`Answer::Now`] (the work is done inline), so doors may call
+    /// it without making a future.
+    fn answers_inline(&self) -> bool {
+        false
+    }
 }

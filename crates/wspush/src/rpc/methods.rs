@@ -3,8 +3,8 @@
 //! Each pushing method's body runs inline at arrival (the RPC server calls the handler
 //! before it reads the next message) and queues its work on the [`Broker`] there, so one
 //! program's pushes reach every browser in call order; only the wait for the answer may
-//! be asynchronous. With the embedded broker the answer is known at once and a push
-//! returns as soon as its frame is queued everywhere. With Redis, a push fails with an
+//! be asynchronous. With the embedded broker the answer is known at once (the methods are
+//! registered sync) and a push returns as soon as its frame is queued everywhere. With Redis, a push fails with an
 //! RPC error (`broker unavailable: …`) when Redis is down, never silently; one that this
 //! node receives itself also fails while this node's subscription is down (`subscription
 //! not ready`) and succeeds only once it came back on that subscription (see
@@ -19,7 +19,7 @@
 
 use std::sync::Arc;
 
-use msgpack_rpc::{Context, RpcError, Server, Value};
+use msgpack_rpc::{Arity, Context, RpcError, Server, Value};
 
 use crate::broker::Answer;
 use crate::broker::bus::NodeCommand;
@@ -68,65 +68,93 @@ fn command(
     Ok(s.broker.command(parse(params)?, flush(ctx)))
 }
 
+/// One row of the method table: reads the arguments and queues the work on the broker.
+type Call = fn(&Shared, &Context, Vec<Value>) -> Result<Answer, RpcError>;
+
+/// Registers one row. A broker that answers inline (the embedded one) gets a sync method:
+/// its answer is ready when the call returns, so no future is made per call.
+fn add(
+    builder: GuardedBuilder,
+    shared: &Arc<Shared>,
+    name: &str,
+    arity: impl Into<Arity>,
+    call: Call,
+    render: fn(u64) -> Value,
+) -> GuardedBuilder {
+    let s = Arc::clone(shared);
+    if shared.broker.answers_inline() {
+        return builder.method_sync(name, arity, move |ctx, p| match call(&s, ctx, p)? {
+            Answer::Now(Some(Ok(done))) => Ok(render(done.count)),
+            Answer::Now(Some(Err(e))) => Err(RpcError::message(e.to_string())),
+            Answer::Now(None) | Answer::Later(_) => Err(RpcError::message(
+                "internal error: an inline broker answered later",
+            )),
+        });
+    }
+    builder.method(name, arity, move |ctx, p| {
+        let answer = call(&s, &ctx, p);
+        reply(answer, render)
+    })
+}
+
+fn push_data(s: &Shared, ctx: &Context, mut p: Vec<Value>) -> Result<Answer, RpcError> {
+    let payload = Payload::from_value(take(&mut p, 0));
+    Ok(s.broker.publish(None, payload, flush(ctx)))
+}
+
+fn publish(s: &Shared, ctx: &Context, mut p: Vec<Value>) -> Result<Answer, RpcError> {
+    let channel = string_arg(&p, 0, "channel")?;
+    let payload = Payload::from_value(take(&mut p, 1));
+    Ok(s.broker.publish(Some(&channel), payload, flush(ctx)))
+}
+
+fn send_user(s: &Shared, ctx: &Context, mut p: Vec<Value>) -> Result<Answer, RpcError> {
+    let user = string_arg(&p, 0, "user")?;
+    let payload = Payload::from_value(take(&mut p, 1));
+    Ok(s.broker.send_user(&user, payload, flush(ctx)))
+}
+
+fn send(s: &Shared, ctx: &Context, p: Vec<Value>) -> Result<Answer, RpcError> {
+    command(s, ctx, p, |mut p| {
+        let id = conn_id_arg(&p, 0)?;
+        Ok(NodeCommand::Send(id, Payload::from_value(take(&mut p, 1))))
+    })
+}
+
+fn subscribe(s: &Shared, ctx: &Context, p: Vec<Value>) -> Result<Answer, RpcError> {
+    command(s, ctx, p, |p| {
+        Ok(NodeCommand::Subscribe(
+            conn_id_arg(&p, 0)?,
+            string_arg(&p, 1, "channel")?,
+        ))
+    })
+}
+
+fn unsubscribe(s: &Shared, ctx: &Context, p: Vec<Value>) -> Result<Answer, RpcError> {
+    command(s, ctx, p, |p| {
+        Ok(NodeCommand::Unsubscribe(
+            conn_id_arg(&p, 0)?,
+            string_arg(&p, 1, "channel")?,
+        ))
+    })
+}
+
+fn disconnect(s: &Shared, ctx: &Context, p: Vec<Value>) -> Result<Answer, RpcError> {
+    command(s, ctx, p, |p| {
+        let (id, code, reason) = disconnect_args(&p)?;
+        Ok(NodeCommand::Disconnect(id, code, reason))
+    })
+}
+
 /// `push_data`, `publish`, `send`, `send_user`, `subscribe`, `unsubscribe`, `disconnect`.
 fn register_pushes(builder: GuardedBuilder, shared: &Arc<Shared>) -> GuardedBuilder {
-    let s = Arc::clone(shared);
-    let builder = builder.method("push_data", 1, move |ctx, mut p| {
-        let payload = Payload::from_value(take(&mut p, 0));
-        reply(Ok(s.broker.publish(None, payload, flush(&ctx))), nil)
-    });
-    let s = Arc::clone(shared);
-    let builder = builder.method("publish", 2, move |ctx, mut p| {
-        let answer = string_arg(&p, 0, "channel").map(|channel| {
-            let payload = Payload::from_value(take(&mut p, 1));
-            s.broker.publish(Some(&channel), payload, flush(&ctx))
-        });
-        reply(answer, Value::from)
-    });
-    let s = Arc::clone(shared);
-    let builder = builder.method("send_user", 2, move |ctx, mut p| {
-        let answer = string_arg(&p, 0, "user").map(|user| {
-            let payload = Payload::from_value(take(&mut p, 1));
-            s.broker.send_user(&user, payload, flush(&ctx))
-        });
-        reply(answer, Value::from)
-    });
-    let s = Arc::clone(shared);
-    let builder = builder.method("send", 2, move |ctx, p| {
-        let answer = command(&s, &ctx, p, |mut p| {
-            let id = conn_id_arg(&p, 0)?;
-            Ok(NodeCommand::Send(id, Payload::from_value(take(&mut p, 1))))
-        });
-        reply(answer, done)
-    });
-    let s = Arc::clone(shared);
-    let builder = builder.method("subscribe", 2, move |ctx, p| {
-        let answer = command(&s, &ctx, p, |p| {
-            Ok(NodeCommand::Subscribe(
-                conn_id_arg(&p, 0)?,
-                string_arg(&p, 1, "channel")?,
-            ))
-        });
-        reply(answer, done)
-    });
-    let s = Arc::clone(shared);
-    let builder = builder.method("unsubscribe", 2, move |ctx, p| {
-        let answer = command(&s, &ctx, p, |p| {
-            Ok(NodeCommand::Unsubscribe(
-                conn_id_arg(&p, 0)?,
-                string_arg(&p, 1, "channel")?,
-            ))
-        });
-        reply(answer, done)
-    });
-    let s = Arc::clone(shared);
-    builder.method("disconnect", 1..=3, move |ctx, p| {
-        let answer = command(&s, &ctx, p, |p| {
-            let (id, code, reason) = disconnect_args(&p)?;
-            Ok(NodeCommand::Disconnect(id, code, reason))
-        });
-        reply(answer, done)
-    })
+    let b = add(builder, shared, "push_data", 1, push_data, nil);
+    let b = add(b, shared, "publish", 2, publish, Value::from);
+    let b = add(b, shared, "send_user", 2, send_user, Value::from);
+    let b = add(b, shared, "send", 2, send, done);
+    let b = add(b, shared, "subscribe", 2, subscribe, done);
+    let b = add(b, shared, "unsubscribe", 2, unsubscribe, done);
+    add(b, shared, "disconnect", 1..=3, disconnect, done)
 }
 
 /// The methods that only read state: the same with every broker.
