@@ -272,7 +272,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         );
     }
     let spawned = match &args.spawn_server {
-        Some(path) => Some(Spawned::start(path, &args.server_arg)?),
+        Some(path) => Some(Spawned::start(
+            path,
+            &args.server_arg,
+            args.api_publish.is_some(),
+        )?),
         None => None,
     };
     let (ws, rpc, pid) = match &spawned {

@@ -38,8 +38,10 @@ pub enum SpawnError {
 }
 
 impl Spawned {
-    /// Runs `path serve` on free loopback ports and waits for its banner.
-    pub fn start(path: &Path, extra_args: &[String]) -> Result<Spawned, SpawnError> {
+    /// Runs `path serve` on free loopback ports and waits for its banner. With `api`, its
+    /// HTTP API listens on a free port too (builds before the API take no `--api`, so
+    /// without it they can be measured by the same generator).
+    pub fn start(path: &Path, extra_args: &[String], api: bool) -> Result<Spawned, SpawnError> {
         let shown = path.display().to_string();
         // In a session of its own, as a daemon runs (nginx daemonizes the same way): with
         // the kernel's autogroup scheduling the generator and the server then share the
@@ -54,15 +56,12 @@ impl Spawned {
             None => Command::new(path),
         };
         let mut child = command
-            .args([
-                "serve",
-                "--ws",
-                "127.0.0.1:0",
-                "--rpc",
-                "127.0.0.1:0",
-                "--api",
-                "127.0.0.1:0",
-            ])
+            .args(["serve", "--ws", "127.0.0.1:0", "--rpc", "127.0.0.1:0"])
+            .args(if api {
+                &["--api", "127.0.0.1:0"][..]
+            } else {
+                &[]
+            })
             .args(["--max-connections", "1000000"])
             .args(extra_args)
             // Per-connection open/close lines at info level would cost the

@@ -409,3 +409,24 @@ async fn handlers_see_whether_more_requests_are_buffered() {
         .unwrap();
     assert_eq!(reply, [0x94, 0x01, 3, 0xc0, 0xc2]);
 }
+
+/// A handler knows whether its call is a notification (no reply awaited) or a request.
+#[tokio::test]
+async fn handlers_tell_notifications_from_requests() {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let server = msgpack_rpc::Server::builder()
+        .method_sync("kind", 0, move |ctx, _| {
+            let _ = tx.send(ctx.is_notification());
+            Ok(Value::Nil)
+        })
+        .build();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { server.serve_tcp(listener, std::future::pending()).await });
+    let c = Client::connect_tcp(addr).await.unwrap();
+    c.notify("kind", vec![]).unwrap();
+    c.call("kind", vec![]).await.unwrap();
+    let first = timeout(WAIT, rx.recv()).await.unwrap().unwrap();
+    let second = timeout(WAIT, rx.recv()).await.unwrap().unwrap();
+    assert_eq!((first, second), (true, false));
+}

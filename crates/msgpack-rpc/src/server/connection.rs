@@ -311,6 +311,7 @@ where
                 return;
             }
         };
+        self.ctx.set_notification(msgid.is_none());
         match self
             .server
             .registry

@@ -84,6 +84,7 @@ impl Notifier {
 pub struct Context {
     notifier: Notifier,
     more_buffered: bool,
+    notification: bool,
     /// Set once the connection authenticated; None when the server asks
     /// for no authentication (every connection counts as authenticated).
     authenticated: Option<Arc<AtomicBool>>,
@@ -94,6 +95,7 @@ impl Context {
         Context {
             notifier,
             more_buffered: false,
+            notification: false,
             authenticated: needs_auth.then(Arc::default),
         }
     }
@@ -123,6 +125,17 @@ impl Context {
 
     pub(crate) fn set_more_buffered(&mut self, more: bool) {
         self.more_buffered = more;
+    }
+
+    pub(crate) fn set_notification(&mut self, notification: bool) {
+        self.notification = notification;
+    }
+
+    /// Whether this call is a notification: the caller waits for no reply, so nothing it
+    /// does next is held back by this call's answer.
+    #[must_use]
+    pub fn is_notification(&self) -> bool {
+        self.notification
     }
 
     /// Whether the caller had already sent more (part of a next message) when this call
