@@ -12,12 +12,16 @@
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 
 use bytes::Bytes;
 use ws_proto::{Message, PreparedMessage};
+
+/// How long a client has to send its request head.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The largest request head accepted.
 const MAX_HEAD: usize = 16 * 1024;
@@ -44,34 +48,51 @@ pub fn serve(listener: TcpListener, threads: usize) -> io::Result<()> {
         });
     }
     let writers = Arc::new(writers);
-    let mut next = 0;
+    let shares = Arc::new(shares);
+    let next = Arc::new(AtomicUsize::new(0));
     for stream in listener.incoming() {
-        let Ok(mut stream) = stream else { continue };
-        let _ = stream.set_nodelay(true);
-        let Ok((head, rest)) = read_head(&mut stream) else {
-            continue;
-        };
-        if head.starts_with(b"POST") {
-            let writers = Arc::clone(&writers);
-            let mut buf = head;
-            buf.extend_from_slice(&rest);
-            thread::spawn(move || publisher(stream, buf, &writers));
-            continue;
-        }
-        let accepted = match ws_proto::handshake::RequestHead::parse(&head) {
-            Ok(Some((_, req))) => ws_proto::handshake::validate_request(&req),
-            _ => continue,
-        };
-        let Ok(accept) = accepted else { continue };
-        if stream.write_all(&accept.response(None, None)).is_ok() {
-            shares[next % threads]
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(stream);
-            next += 1;
-        }
+        let Ok(stream) = stream else { continue };
+        // Each handshake on a thread of its own, with a deadline: one client that connects
+        // and sends nothing (or a writer holding a share's lock through a long fan-out)
+        // must not hold up every connection behind it in the accept queue.
+        let (writers, shares, next) =
+            (Arc::clone(&writers), Arc::clone(&shares), Arc::clone(&next));
+        thread::spawn(move || admit(stream, &writers, &shares, &next));
     }
     Ok(())
+}
+
+/// Reads one connection's request head: a publisher's POST, or a subscriber's upgrade.
+fn admit(
+    mut stream: TcpStream,
+    writers: &[mpsc::Sender<Job>],
+    shares: &[Share],
+    next: &AtomicUsize,
+) {
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT));
+    let Ok((head, rest)) = read_head(&mut stream) else {
+        return;
+    };
+    let _ = stream.set_read_timeout(None);
+    if head.starts_with(b"POST") {
+        let mut buf = head;
+        buf.extend_from_slice(&rest);
+        publisher(stream, buf, writers);
+        return;
+    }
+    let accepted = match ws_proto::handshake::RequestHead::parse(&head) {
+        Ok(Some((_, req))) => ws_proto::handshake::validate_request(&req),
+        _ => return,
+    };
+    let Ok(accept) = accepted else { return };
+    if stream.write_all(&accept.response(None, None)).is_ok() {
+        let n = next.fetch_add(1, Ordering::Relaxed);
+        shares[n % shares.len()]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(stream);
+    }
 }
 
 /// Reads up to the end of the request head: (head, bytes read after it).
