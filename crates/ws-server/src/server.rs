@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -212,18 +212,7 @@ async fn serve_http<H: Handler>(
             .timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(inner.config.max_header_bytes).unwrap_or(u32::MAX))
             .serve_connection(io, service);
-        let mut conn = pin!(conn);
-        tokio::select! {
-            r = conn.as_mut() => r,
-            () = kill.cancelled() => Ok(()),
-            () = stop.cancelled() => {
-                conn.as_mut().graceful_shutdown();
-                tokio::select! {
-                    r = conn => r,
-                    () = kill.cancelled() => Ok(()),
-                }
-            }
-        }
+        drive(conn, |c| c.graceful_shutdown(), &stop, &kill).await
     } else {
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
@@ -234,18 +223,7 @@ async fn serve_http<H: Handler>(
             .keep_alive(true)
             .serve_connection(io, service)
             .with_upgrades();
-        let mut conn = pin!(conn);
-        tokio::select! {
-            r = conn.as_mut() => r,
-            () = kill.cancelled() => Ok(()),
-            () = stop.cancelled() => {
-                conn.as_mut().graceful_shutdown();
-                tokio::select! {
-                    r = conn => r,
-                    () = kill.cancelled() => Ok(()),
-                }
-            }
-        }
+        drive(conn, |c| c.graceful_shutdown(), &stop, &kill).await
     };
     match result {
         Err(e) if e.is_parse_too_large() => {
@@ -258,5 +236,30 @@ async fn serve_http<H: Handler>(
         }
         Err(e) => tracing::debug!(%peer, error = %e, "HTTP connection ended with an error"),
         Ok(()) => {}
+    }
+}
+
+/// Runs one HTTP connection (either protocol) until it ends or is cut by `kill`; once `stop`
+/// fires it finishes gracefully (`graceful`), and `kill` still cuts it.
+async fn drive<C>(
+    conn: C,
+    graceful: fn(Pin<&mut C>),
+    stop: &CancellationToken,
+    kill: &CancellationToken,
+) -> hyper::Result<()>
+where
+    C: Future<Output = hyper::Result<()>>,
+{
+    let mut conn = pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => r,
+        () = kill.cancelled() => Ok(()),
+        () = stop.cancelled() => {
+            graceful(conn.as_mut());
+            tokio::select! {
+                r = conn => r,
+                () = kill.cancelled() => Ok(()),
+            }
+        }
     }
 }
