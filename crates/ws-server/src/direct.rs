@@ -36,6 +36,7 @@ use std::io::IoSlice;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 
+use bytes::{Bytes, BytesMut};
 use ws_proto::PreparedMessage;
 
 use crate::connection::{Connection, Outbound, Queue, Shared};
@@ -68,7 +69,9 @@ impl Connection {
     /// moved off the caller's thread.
     pub fn send_prepared_now(&self, msg: &Arc<PreparedMessage>) -> Result<(), SendError> {
         if self.shared.push_for_direct(msg)? {
-            self.shared.write_direct();
+            let mut tally = WriteTally::default();
+            self.shared.write_direct(&mut tally);
+            tally.add_to(&self.shared.stats);
         }
         Ok(())
     }
@@ -90,13 +93,13 @@ impl Shared {
     /// vectored write, if this connection is still handed to it. What it cannot write (the
     /// socket is full, the task began writing, a message the task must encode) is left to
     /// the task, woken for it.
-    pub(crate) fn write_direct(&self) {
+    pub(crate) fn write_direct(&self, tally: &mut WriteTally) {
         let mut q = self.lock();
         if !q.direct_pending {
             return;
         }
         q.direct_pending = false;
-        while write_queued(&mut q, &self.stats) {}
+        while write_queued(&mut q, tally) {}
         if q.items.is_empty() && q.partial.is_none() {
             return;
         }
@@ -105,9 +108,31 @@ impl Shared {
     }
 }
 
+/// What direct writes did, added to the server's counters once per batch of connections:
+/// the counters are shared by every writer thread, and one atomic add per counter per
+/// socket would make the threads contend for their cache lines on every write.
+#[derive(Debug, Default)]
+pub(crate) struct WriteTally {
+    writes: u64,
+    bytes: u64,
+    messages: u64,
+}
+
+impl WriteTally {
+    fn add_to(&mut self, stats: &Stats) {
+        if self.writes > 0 {
+            Stats::add(&stats.direct_writes, self.writes);
+            Stats::add(&stats.write_calls, self.writes);
+            Stats::add(&stats.bytes_sent, self.bytes);
+            Stats::add(&stats.messages_sent, self.messages);
+        }
+        *self = WriteTally::default();
+    }
+}
+
 /// One `writev` of the prepared frames at the front of `q`, under its lock. Returns `true`
 /// when every frame it tried went out and more wait (call it again).
-fn write_queued(q: &mut Queue, stats: &Stats) -> bool {
+fn write_queued(q: &mut Queue, tally: &mut WriteTally) -> bool {
     if q.writer_busy || !q.close.accepts_sends() || q.partial.is_some() {
         return false;
     }
@@ -115,12 +140,18 @@ fn write_queued(q: &mut Queue, stats: &Stats) -> bool {
         return false;
     };
     let mut slices = [IoSlice::new(&[]); MAX_IOV];
-    let mut tried = 0;
-    for (slot, item) in slices.iter_mut().zip(q.items.iter()) {
-        let Outbound::Prepared(msg) = item else {
+    let (mut used, mut tried) = (0, 0);
+    for item in &q.items {
+        let Some((first, second)) = direct.pieces(item) else {
             break;
         };
-        *slot = IoSlice::new(direct.choice.frame(msg));
+        if used + 1 + usize::from(second.is_some()) > MAX_IOV {
+            break;
+        }
+        for piece in std::iter::once(first).chain(second) {
+            slices[used] = IoSlice::new(piece);
+            used += 1;
+        }
         tried += 1;
     }
     if tried == 0 {
@@ -128,21 +159,20 @@ fn write_queued(q: &mut Queue, stats: &Stats) -> bool {
     }
     // WouldBlock: the task waits for the socket. Any other error the task meets on its own
     // I/O and reports as the connection's end.
-    let Ok(written) = direct.socket.try_write_vectored(&slices[..tried]) else {
+    let Ok(written) = direct.socket.try_write_vectored(&slices[..used]) else {
         return false;
     };
-    Stats::add(&stats.direct_writes, 1);
-    Stats::add(&stats.write_calls, 1);
-    Stats::add(&stats.bytes_sent, written as u64);
+    tally.writes += 1;
+    tally.bytes += written as u64;
     let mut left = written;
     let mut sent = 0;
     while sent < tried && left > 0 {
-        let Some(Outbound::Prepared(msg)) = q.items.front() else {
+        let Some((first, second)) = q.items.front().and_then(|item| direct.pieces(item)) else {
             break;
         };
-        let frame = direct.choice.frame(msg);
-        let rest = (left < frame.len()).then(|| frame.slice(left..));
-        left = left.saturating_sub(frame.len());
+        let len = first.len() + second.map_or(0, Bytes::len);
+        let rest = (left < len).then(|| unwritten(first, second, left));
+        left = left.saturating_sub(len);
         if let Some(item) = q.items.pop_front() {
             q.bytes = q.bytes.saturating_sub(item.size());
             q.allowance = q.allowance.saturating_sub(item.size());
@@ -153,8 +183,23 @@ fn write_queued(q: &mut Queue, stats: &Stats) -> bool {
             q.partial = Some(rest);
         }
     }
-    Stats::add(&stats.messages_sent, sent as u64);
+    tally.messages += sent as u64;
     q.partial.is_none() && sent == tried && !q.items.is_empty()
+}
+
+/// What the socket has not taken of an item written in `first` then `second`, of which the
+/// first `written` bytes went out: a slice when it lies in one piece, else a copy.
+fn unwritten(first: &Bytes, second: Option<&Bytes>, written: usize) -> Bytes {
+    match second {
+        None => first.slice(written..),
+        Some(second) if written >= first.len() => second.slice(written - first.len()..),
+        Some(second) => {
+            let mut rest = BytesMut::with_capacity(first.len() - written + second.len());
+            rest.extend_from_slice(&first[written..]);
+            rest.extend_from_slice(second);
+            rest.freeze()
+        }
+    }
 }
 
 /// Writer threads made once (lazily, at the first fan-out that needs them), one per core,
@@ -197,9 +242,7 @@ impl Lane {
                 q = self.ready.wait(q).unwrap_or_else(|p| p.into_inner());
             };
             drop(q);
-            for conn in chunk {
-                conn.shared.write_direct();
-            }
+            write_chunk(chunk);
         }
     }
 }
@@ -270,14 +313,30 @@ impl Writers {
         let lanes = self.lanes();
         if lanes.is_empty() {
             // No thread could be started: the caller writes, only later than it could have.
-            for conn in chunk {
-                conn.shared.write_direct();
-            }
+            write_chunk(chunk);
             return;
         }
         let lane = &lanes[self.next.fetch_add(1, Ordering::Relaxed) % lanes.len()];
         lane.lock().chunks.push_back(chunk);
         lane.ready.notify_one();
+    }
+}
+
+/// Writes each connection of `chunk` handed to direct writing, counting once per run of
+/// connections of one server (a fan-out may mix servers' connections; they rarely do).
+fn write_chunk(chunk: Vec<Connection>) {
+    let mut tally = WriteTally::default();
+    let mut counted: Option<&Arc<Stats>> = None;
+    for conn in &chunk {
+        let stats = &conn.shared.stats;
+        if let Some(prev) = counted.filter(|prev| !Arc::ptr_eq(prev, stats)) {
+            tally.add_to(prev);
+        }
+        counted = Some(stats);
+        conn.shared.write_direct(&mut tally);
+    }
+    if let Some(stats) = counted {
+        tally.add_to(stats);
     }
 }
 
@@ -327,13 +386,33 @@ impl FanOut<'_> {
         if self.burst {
             return conn.send_prepared(msg);
         }
-        if conn.shared.push_for_direct(msg)? {
+        let handed = conn.shared.push_for_direct(msg)?;
+        self.collect(conn, handed);
+        Ok(())
+    }
+
+    /// Event streams: queues `head` then `body` to `conn` as [`Connection::send_chunk`]
+    /// does; a stream served on its own socket (not through hyper) is written as
+    /// [`FanOut::send`] writes a WebSocket.
+    pub fn send_chunk(
+        &mut self,
+        conn: &Connection,
+        head: Bytes,
+        body: &Bytes,
+    ) -> Result<(), SendError> {
+        let handed = conn.shared.push_chunk(head, body, false, !self.burst)?;
+        self.collect(conn, handed);
+        Ok(())
+    }
+
+    /// `conn` was handed to direct writing (`handed`): it joins the chunk for a writer.
+    fn collect(&mut self, conn: &Connection, handed: bool) {
+        if handed {
             self.chunk.push(conn.clone());
             if self.chunk.len() >= CHUNK {
                 self.hand_off();
             }
         }
-        Ok(())
     }
 
     fn hand_off(&mut self) {
@@ -349,9 +428,7 @@ impl Drop for FanOut<'_> {
             return;
         }
         if !self.handed_off && self.chunk.len() <= INLINE_MAX {
-            for conn in self.chunk.drain(..) {
-                conn.shared.write_direct();
-            }
+            write_chunk(std::mem::take(&mut self.chunk));
         } else {
             let chunk = std::mem::take(&mut self.chunk);
             self.writers.hand_off(chunk);

@@ -3,15 +3,24 @@
 //!
 //! ```text
 //! request --Handler::on_stream--> StreamHead --admit (cap, on_open)--> 200 + body
-//! senders --Connection::send_chunk--> queue --EventStreamBody::poll_frame--> hyper --> socket
+//! senders --Connection::send_chunk / FanOut::send_chunk--> queue --> socket
 //! ```
 //!
 //! The connection is a [`Connection`] like a WebSocket's: the same byte limit, overflow policy
-//! and counters; shutdown and `close()` end the body after what was queued before them. hyper
-//! owns the socket (HTTP/1.1 chunked, or HTTP/2), so there are no direct writes: a sender
-//! queues and wakes the body, which hands hyper everything queued at once. The queued bytes
-//! are released when hyper takes them: hyper asks for the next chunk only once it has room,
-//! so a client that stops reading fills the queue and meets the overflow policy.
+//! and counters; shutdown and `close()` end the body after what was queued before them.
+//! Two ways to the socket:
+//! - **own socket** (`crate::intake`): the stream is the first request of a plain-TCP
+//!   HTTP/1.1 connection (an `EventSource` opens one for itself). The server reads that
+//!   request before hyper sees the connection, answers `200` with `Connection: close` (the
+//!   body ends when the connection does, RFC 9112 §6.3), and a connection task
+//!   (`task::run_stream`) runs it as it runs a WebSocket: direct writes from a fan-out, writes
+//!   coalesced while the socket is busy.
+//! - **through hyper** (this file, [`EventStreamBody`]): everything else (TLS, HTTP/2, a
+//!   stream asked for on a connection that already served a request). hyper owns the socket
+//!   (HTTP/1.1 chunked, or HTTP/2), so there are no direct writes: a sender queues and wakes
+//!   the body, which hands hyper everything queued at once. The queued bytes are released
+//!   when hyper takes them: hyper asks for the next chunk only once it has room, so a client
+//!   that stops reading fills the queue and meets the overflow policy.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;

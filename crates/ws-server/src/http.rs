@@ -58,7 +58,7 @@ async fn plain<H: Handler>(
         Ok(Some(head)) => {
             let permit = match admission(inner) {
                 Ok(permit) => permit,
-                Err(refusal) => return refusal.map(Either::Left),
+                Err((status, why)) => return text(status, why).map(Either::Left),
             };
             let admitted = crate::task::admit(inner, &request, permit, Some(kill)).await;
             return crate::event_stream::respond(admitted, slot, head);
@@ -70,21 +70,18 @@ async fn plain<H: Handler>(
     }
 }
 
-/// A connection permit, or why not: shutting down, or at the connection cap. Taken before
-/// the `101` (or a stream's `200`), so beyond the cap the client gets a clean HTTP answer.
-fn admission<H>(inner: &Arc<Inner<H>>) -> Result<OwnedSemaphorePermit, Box<Response<Full<Bytes>>>> {
+/// A connection permit, or why not (status and text): shutting down, or at the connection
+/// cap. Taken before the `101` (or a stream's `200`), so beyond the cap the client gets a
+/// clean HTTP answer.
+pub(crate) fn admission<H>(
+    inner: &Arc<Inner<H>>,
+) -> Result<OwnedSemaphorePermit, (StatusCode, &'static str)> {
     if inner.shutting_down.load(Ordering::SeqCst) {
-        return Err(Box::new(text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting down",
-        )));
+        return Err((StatusCode::SERVICE_UNAVAILABLE, "shutting down"));
     }
     Arc::clone(&inner.permits).try_acquire_owned().map_err(|_| {
         Stats::add(&inner.stats.rejected_full, 1);
-        Box::new(text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many connections",
-        ))
+        (StatusCode::SERVICE_UNAVAILABLE, "too many connections")
     })
 }
 
@@ -101,7 +98,7 @@ async fn upgrade<H: Handler>(
     };
     let permit = match admission(&inner) {
         Ok(permit) => permit,
-        Err(refusal) => return *refusal,
+        Err((status, why)) => return text(status, why),
     };
     let request = Request::new(
         req.method().clone(),
@@ -168,7 +165,7 @@ async fn upgrade<H: Handler>(
 
 /// A request that wants to be a WebSocket, even a broken one, gets a WebSocket answer (426),
 /// not the application's pages: it has `Upgrade: websocket` or a `Sec-WebSocket-*` header.
-fn is_upgrade_attempt(headers: &HeaderMap) -> bool {
+pub(crate) fn is_upgrade_attempt(headers: &HeaderMap) -> bool {
     let upgrade_websocket = headers.get_all(UPGRADE).iter().any(|v| {
         v.as_bytes()
             .split(|&b| b == b',')

@@ -1,7 +1,9 @@
 //! A tokio WebSocket server with an event-handler API, driving the sans-IO [`ws_proto`] core.
 //!
 //! ```text
-//! TcpListener ──accept──▶ [TLS] ──▶ hyper HTTP/1.1 (keep-alive, pipelining)          server.rs, http.rs
+//! TcpListener ──accept──▶ plain: an event stream as the first request gets the socket  intake.rs
+//!     │                  (its own task, direct writes: task/stream.rs); else
+//!     │              ──▶ [TLS] ──▶ hyper HTTP/1.1 (keep-alive, pipelining)          server.rs, http.rs
 //!     │ per-IP limits ──▶ 429        │ head too big   ──▶ 431                          limits.rs
 //!                                    │ not an upgrade ──▶ Handler::on_stream: an event stream  event_stream.rs
 //!                                    │                    (200, body fed by a Connection's queue), else on_http / 404
@@ -26,8 +28,8 @@
 //! connection they go to. How far a connection's close has got is one value (`CloseState`,
 //! in `connection/close.rs`), read by senders, moved on by the handle, the server and the task.
 //!
-//! Modules point one way: `server → http → task → connection ← direct`, `http → event_stream →
-//! connection`; `inner` (the state a
+//! Modules point one way: `server → intake → http → task → connection ← direct`,
+//! `http → event_stream → connection`; `inner` (the state a
 //! server's tasks share) and `transport` (plain, TLS or shared TCP) sit below them.
 //!
 //! ```no_run
@@ -59,6 +61,7 @@ mod event_stream;
 mod handler;
 mod http;
 mod inner;
+mod intake;
 mod limits;
 mod server;
 mod stats;

@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hyper::service::service_fn;
+
+use crate::intake::Intake;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -180,7 +182,10 @@ async fn serve_http<H: Handler>(
     let _ = tcp.set_nodelay(true);
     let timeout = inner.config.handshake_timeout;
     let stream = match &inner.config.tls {
-        None => Transport::Plain(tcp),
+        None => match crate::intake::intake(&inner, tcp, peer, slot.clone()).await {
+            Intake::Http(tcp) => Transport::Plain(tcp),
+            Intake::Done => return,
+        },
         Some(tls) => match tokio::time::timeout(timeout, tls.acceptor.accept(tcp)).await {
             Ok(Ok(s)) => Transport::Tls(Box::new(s.into())),
             Ok(Err(e)) => {

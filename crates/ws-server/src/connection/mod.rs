@@ -137,21 +137,7 @@ impl Connection {
     /// accepted beyond the limit as [`Connection::send_backlog`] is. A WebSocket connection
     /// refuses it ([`SendError::NotAStream`]).
     pub fn send_chunk(&self, head: Bytes, body: &Bytes, backlog: bool) -> Result<(), SendError> {
-        if self.shared.kill.is_none() {
-            return Err(SendError::NotAStream);
-        }
-        let mut q = self.shared.lock();
-        if !q.close.accepts_sends() {
-            return Err(SendError::Closed);
-        }
-        let item = Outbound::Chunk {
-            head,
-            body: body.clone(),
-        };
-        if backlog {
-            q.allowance += item.size();
-        }
-        self.shared.enqueue(q, item, false).map(drop)
+        self.shared.push_chunk(head, body, backlog, false).map(drop)
     }
 
     /// Whether this connection is an event stream (a plain HTTP response fed by its queue,

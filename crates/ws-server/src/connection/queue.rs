@@ -57,9 +57,28 @@ pub(crate) struct Queue {
 }
 
 /// A plain socket senders may write to directly, and how this connection frames a
-/// prepared message (compressed or not).
+/// prepared message (compressed or not); `None`: an event stream, whose chunks are written
+/// as they are (a prepared message is left to its task).
 #[derive(Debug)]
 pub(crate) struct Direct {
     pub(crate) socket: Arc<TcpStream>,
-    pub(crate) choice: FrameChoice,
+    pub(crate) choice: Option<FrameChoice>,
+}
+
+impl Direct {
+    /// Whether a direct writer may write `item` (else the connection's task does).
+    pub(crate) fn writes(&self, item: &Outbound) -> bool {
+        self.pieces(item).is_some()
+    }
+
+    /// The bytes `item` puts on this socket, in one or two pieces; `None` for what only the
+    /// task can write (a message to encode; a prepared message on an event stream).
+    pub(crate) fn pieces<'a>(&self, item: &'a Outbound) -> Option<(&'a Bytes, Option<&'a Bytes>)> {
+        match (item, &self.choice) {
+            (Outbound::Prepared(msg), Some(choice)) => Some((choice.frame(msg), None)),
+            (Outbound::Chunk { head, body }, None) if head.is_empty() => Some((body, None)),
+            (Outbound::Chunk { head, body }, None) => Some((head, Some(body))),
+            _ => None,
+        }
+    }
 }

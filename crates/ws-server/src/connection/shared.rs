@@ -20,6 +20,18 @@ use crate::config::OverflowPolicy;
 use crate::error::SendError;
 use crate::stats::Stats;
 
+/// What [`Shared::take_woken`] took for the task.
+#[derive(Debug)]
+pub(crate) struct Woken {
+    pub(crate) control: Control,
+    /// Bytes of the messages moved into the task's batch.
+    pub(crate) bytes: usize,
+    /// The rest of a frame a sender wrote in part: it goes first.
+    pub(crate) partial: Option<Bytes>,
+    /// Senders were told the task is writing.
+    pub(crate) writing: bool,
+}
+
 /// State shared by the handles of one connection and its task.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -95,8 +107,8 @@ impl Shared {
             }
             return Err(SendError::Full);
         }
-        let idle = q.bytes == 0 && !q.writer_busy && q.direct.is_some();
-        let prepared = matches!(item, Outbound::Prepared(_));
+        let idle = q.bytes == 0 && !q.writer_busy;
+        let prepared = q.direct.as_ref().is_some_and(|d| d.writes(&item));
         q.bytes += size;
         q.items.push_back(item);
         if prepared && q.direct_pending {
@@ -112,6 +124,32 @@ impl Shared {
         drop(q);
         self.wake();
         Ok(false)
+    }
+
+    /// Event streams: queues `head` then `body` (see `Connection::send_chunk`); with
+    /// `may_go_direct`, as [`Self::enqueue`].
+    pub(crate) fn push_chunk(
+        &self,
+        head: Bytes,
+        body: &Bytes,
+        backlog: bool,
+        may_go_direct: bool,
+    ) -> Result<bool, SendError> {
+        if self.kill.is_none() {
+            return Err(SendError::NotAStream);
+        }
+        let mut q = self.lock();
+        if !q.close.accepts_sends() {
+            return Err(SendError::Closed);
+        }
+        let item = Outbound::Chunk {
+            head,
+            body: body.clone(),
+        };
+        if backlog {
+            q.allowance += item.size();
+        }
+        self.enqueue(q, item, may_go_direct)
     }
 
     pub(crate) fn request_close(&self, code: u16, reason: &str) {
@@ -145,53 +183,68 @@ impl Shared {
         self.notified.store(false, Ordering::Release);
     }
 
-    /// Task side: the socket is plain TCP; senders may write to it directly from now on.
-    pub(crate) fn attach_direct(&self, socket: Arc<TcpStream>, choice: FrameChoice) {
+    /// Task side: the socket is plain TCP; senders may write to it directly from now on
+    /// (`choice`: see [`Direct`]).
+    pub(crate) fn attach_direct(&self, socket: Arc<TcpStream>, choice: Option<FrameChoice>) {
         self.lock().direct = Some(Direct { socket, choice });
     }
 
-    /// Task side: the task has frames to write; senders queue until [`Self::end_write`]. Returns
-    /// the rest of a frame a sender wrote in part, which must be written first.
+    /// Task side: the task has frames to write; senders queue until [`Self::finish_write`].
+    /// Returns the rest of a frame a sender wrote in part, which must be written first.
     pub(crate) fn begin_write(&self) -> Option<Bytes> {
         let mut q = self.lock();
         q.writer_busy = true;
         q.partial.take()
     }
 
-    /// Task side: everything the task had is written.
-    pub(crate) fn end_write(&self) {
-        self.lock().writer_busy = false;
+    /// Task side: everything the task had is written, `bytes` of it taken from the queue
+    /// (their count leaves it, as [`Self::release`]); with `writing`, senders may write
+    /// directly again. One lock for both: a connection task pays it once per batch.
+    pub(crate) fn finish_write(&self, bytes: usize, writing: bool) {
+        let mut q = self.lock();
+        if writing {
+            q.writer_busy = false;
+        }
+        release_locked(&mut q, bytes);
+    }
+
+    /// Task side, on a wake-up: the close or abort asked for through the handle (each handed
+    /// out once) and every queued message (as [`Self::take`]), under one lock. With `direct`, a non-empty
+    /// batch also tells senders the task is writing (as [`Self::begin_write`]).
+    pub(crate) fn take_woken(&self, into: &mut VecDeque<Outbound>, direct: bool) -> Woken {
+        let mut q = self.lock();
+        let control = q.close.take_request();
+        let (bytes, partial) = take_locked(&mut q, into);
+        let writing = direct && (bytes > 0 || partial.is_some());
+        if writing {
+            q.writer_busy = true;
+        }
+        Woken {
+            control,
+            bytes,
+            partial,
+            writing,
+        }
     }
 
     /// Task side: takes every queued message; their bytes stay counted until [`Self::release`].
     /// The rest of a partly written frame, if any, comes back separately: it goes first.
     pub(crate) fn take(&self, into: &mut VecDeque<Outbound>) -> (usize, Option<Bytes>) {
-        let mut q = self.lock();
-        q.direct_pending = false;
-        let partial = q.partial.take();
-        let taken: usize = q.items.iter().map(Outbound::size).sum();
-        if into.is_empty() {
-            std::mem::swap(into, &mut q.items);
-        } else {
-            into.extend(q.items.drain(..));
-        }
-        (taken, partial)
+        take_locked(&mut self.lock(), into)
     }
 
     /// Task side: a taken batch is fully written.
     pub(crate) fn release(&self, bytes: usize) {
-        let mut q = self.lock();
-        q.bytes = q.bytes.saturating_sub(bytes);
-        // A backlog is at the front of what was queued: it is written first.
-        q.allowance = q.allowance.saturating_sub(bytes);
+        release_locked(&mut self.lock(), bytes);
     }
 
-    /// Task side: a close or abort asked for through the handle (each handed out once).
+    /// A close or abort asked for through the handle (each handed out once).
+    #[cfg(test)]
     pub(crate) fn take_control(&self) -> Control {
         self.lock().close.take_request()
     }
 
-    /// Task side: the close taken with [`Self::take_control`] is due now (the messages before
+    /// Task side: the close taken with [`Self::take_woken`] is due now (the messages before
     /// it are encoded); `send` gets its code and reason once.
     pub(crate) fn send_close(&self, send: impl FnOnce(u16, &str)) {
         self.lock().close.send_close(send);
@@ -242,4 +295,22 @@ impl Shared {
         q.direct_pending = false;
         std::mem::replace(&mut q.close, CloseState::Closed)
     }
+}
+
+fn take_locked(q: &mut Queue, into: &mut VecDeque<Outbound>) -> (usize, Option<Bytes>) {
+    q.direct_pending = false;
+    let partial = q.partial.take();
+    let taken: usize = q.items.iter().map(Outbound::size).sum();
+    if into.is_empty() {
+        std::mem::swap(into, &mut q.items);
+    } else {
+        into.extend(q.items.drain(..));
+    }
+    (taken, partial)
+}
+
+fn release_locked(q: &mut Queue, bytes: usize) {
+    q.bytes = q.bytes.saturating_sub(bytes);
+    // A backlog is at the front of what was queued: it is written first.
+    q.allowance = q.allowance.saturating_sub(bytes);
 }

@@ -98,11 +98,10 @@ impl<'a> Driver<'a> {
             if woken {
                 woken = false;
                 shared.rearm();
-                if let Some(why) = self.apply_control() {
+                if let Some(why) = self.take_woken() {
                     lost = Some(why);
                     break;
                 }
-                self.pull();
             }
             self.encode_pending();
             self.release_written();
@@ -166,12 +165,19 @@ impl<'a> Driver<'a> {
         handled
     }
 
-    /// Takes close / abort requests; `Some(why)` means drop the connection now.
-    fn apply_control(&mut self) -> Option<&'static str> {
-        match self.conn.shared.take_control() {
+    /// After a wake-up: takes close / abort requests and everything queued, in one lock.
+    /// `Some(why)` means drop the connection now.
+    fn take_woken(&mut self) -> Option<&'static str> {
+        let woken = self.conn.shared.take_woken(&mut self.pending, self.direct);
+        self.in_flight += woken.bytes;
+        self.writing |= woken.writing;
+        self.claim_partial(woken.partial);
+        match woken.control {
             Control::None => {}
             Control::Abort => return Some("shutdown deadline passed"),
             Control::DiscardAndClose => {
+                // Nothing is queued after an overflow (sends are refused), so what was just
+                // taken is older than the close too.
                 self.discard_unsent();
                 self.timers.start_close(self.cfg, Instant::now());
             }
@@ -212,11 +218,13 @@ impl<'a> Driver<'a> {
         }
     }
 
-    /// Everything in `out` is written: senders may write directly again.
-    fn end_write(&mut self) {
-        if self.writing {
+    /// Everything taken is written: its bytes leave the queue's count and senders may write
+    /// directly again, under one lock.
+    fn finish_batch(&mut self) {
+        if self.writing || self.in_flight > 0 {
+            self.conn.shared.finish_write(self.in_flight, self.writing);
             self.writing = false;
-            self.conn.shared.end_write();
+            self.in_flight = 0;
         }
     }
 
@@ -264,11 +272,8 @@ impl<'a> Driver<'a> {
 
     /// A batch taken from the queue is written: its bytes leave the queue's count.
     fn release_written(&mut self) {
-        if self.out.is_empty() && self.pending.is_empty() {
-            if self.in_flight > 0 {
-                self.conn.shared.release(self.in_flight);
-                self.in_flight = 0;
-            }
+        if self.out.is_done() && self.pending.is_empty() {
+            self.finish_batch();
             // Give back what a burst grew; an idle connection holds no spare capacity.
             self.out.shrink_if_empty();
             if self.pending.capacity() > 16 {
@@ -344,8 +349,8 @@ impl<'a> Driver<'a> {
             self.begin_write();
         }
         let written = self.out.poll_write(&mut self.io, self.stats, cx);
-        if self.out.is_done() {
-            self.end_write();
+        if self.out.is_done() && self.pending.is_empty() {
+            self.finish_batch();
         }
         match written {
             Poll::Ready(Ok(true)) => return Poll::Ready(Wake::Io),

@@ -32,10 +32,10 @@ async fn the_rest_of_a_direct_write_goes_before_unwritten_task_frames() {
     let tcp = Arc::new(tcp);
     let proto = ws_proto::Connection::new(Role::Server, cfg.proto.clone(), None);
     conn.shared
-        .attach_direct(Arc::clone(&tcp), proto.frame_choice());
+        .attach_direct(Arc::clone(&tcp), Some(proto.frame_choice()));
     let mut d = Driver::new(Transport::Shared(tcp), proto, conn.clone(), &cfg, &stats);
     let task_frame = Bytes::from_static(b"\x8a\x00");
-    d.out.push_back(task_frame.clone());
+    d.out.push(task_frame.clone());
 
     let big = Arc::new(PreparedMessage::new(Message::binary(vec![1u8; 16 << 20])));
     conn.send_prepared_now(&big).unwrap();
@@ -68,8 +68,8 @@ async fn the_overflow_close_goes_before_unsent_data() {
     let proto = ws_proto::Connection::new(Role::Server, cfg.proto.clone(), None);
     let mut d = Driver::new(Transport::Plain(tcp), proto, conn.clone(), &cfg, &stats);
     // A frame partly written, then whole frames not begun.
-    d.out.push_back(Bytes::from_static(b"rest of a frame"));
-    d.out.push_back(Bytes::from_static(b"\x82\x03abc"));
+    d.out.push(Bytes::from_static(b"rest of a frame"));
+    d.out.push(Bytes::from_static(b"\x82\x03abc"));
     d.out.mark_front_started();
     conn.send_binary(vec![0u8; 600]).unwrap();
     d.pull();
@@ -79,7 +79,7 @@ async fn the_overflow_close_goes_before_unsent_data() {
         Err(crate::SendError::Full)
     );
 
-    assert_eq!(d.apply_control(), None);
+    assert_eq!(d.take_woken(), None);
     d.encode_pending();
     assert!(d.pending.is_empty());
     assert_eq!(d.out.chunks()[0], Bytes::from_static(b"rest of a frame"));

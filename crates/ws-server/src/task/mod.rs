@@ -8,6 +8,7 @@
 //! driver.rs  Driver: the event loop (dispatch, close requests, encode, wait)
 //! reader.rs  one read into a stack buffer
 //! writer.rs  WriteBuf: the encoded chunks and the vectored write that sends them
+//! stream.rs  run_stream(): an event stream on its own socket, the same turns without a core
 //! timers.rs  Timers: ping, pong and close deadlines
 //! ```
 //!
@@ -22,10 +23,12 @@
 mod admit;
 mod driver;
 mod reader;
+mod stream;
 mod timers;
 mod writer;
 
 pub(crate) use admit::{Admitted, abandon, admit};
+pub(crate) use stream::run_stream;
 
 use std::sync::Arc;
 
@@ -33,7 +36,7 @@ use bytes::Bytes;
 use ws_proto::Role;
 use ws_proto::handshake::DeflateParams;
 
-use crate::handler::Handler;
+use crate::handler::{CloseInfo, Handler};
 use crate::transport::Transport;
 use driver::Driver;
 
@@ -52,7 +55,7 @@ pub(crate) async fn run<H: Handler>(
         Transport::Plain(tcp) => {
             let tcp = Arc::new(tcp);
             conn.shared
-                .attach_direct(Arc::clone(&tcp), proto.frame_choice());
+                .attach_direct(Arc::clone(&tcp), Some(proto.frame_choice()));
             Transport::Shared(tcp)
         }
         other => other,
@@ -63,6 +66,13 @@ pub(crate) async fn run<H: Handler>(
     }
     drop(read_buf);
     let info = driver.run(&inner.handler).await;
+    drop(driver);
+    finish(admitted, info).await;
+}
+
+/// A connection's task is over: counts its close, unregisters it and tells the handler.
+async fn finish<H: Handler>(admitted: Admitted<H>, info: CloseInfo) {
+    let (inner, conn) = (Arc::clone(&admitted.inner), admitted.conn.clone());
     tracing::debug!(
         id = conn.id(),
         code = info.code,
@@ -70,7 +80,6 @@ pub(crate) async fn run<H: Handler>(
         "connection closed"
     );
     inner.stats.record_close(info.code);
-    drop(driver);
     drop(admitted);
     inner.handler.on_close(&conn, info).await;
 }

@@ -129,9 +129,8 @@ impl WriteBuf {
         &self.chunks
     }
 
-    /// Test set-up: a chunk at the back, as `transmit` would add it.
-    #[cfg(test)]
-    pub(crate) fn push_back(&mut self, chunk: Bytes) {
+    /// A chunk at the back (as `transmit` adds the protocol core's).
+    pub(crate) fn push(&mut self, chunk: Bytes) {
         self.bytes += chunk.len();
         self.chunks.push_back(chunk);
     }
@@ -179,14 +178,14 @@ mod tests {
     #[test]
     fn discarding_keeps_a_chunk_partly_on_the_wire() {
         let mut buf = WriteBuf::default();
-        buf.push_back(Bytes::from_static(b"rest"));
-        buf.push_back(Bytes::from_static(b"whole"));
+        buf.push(Bytes::from_static(b"rest"));
+        buf.push(Bytes::from_static(b"whole"));
         buf.mark_front_started();
         buf.discard_unsent();
         assert_eq!(buf.chunks(), &[Bytes::from_static(b"rest")]);
         assert_eq!(buf.bytes(), 4);
         let mut fresh = WriteBuf::default();
-        fresh.push_back(Bytes::from_static(b"whole"));
+        fresh.push(Bytes::from_static(b"whole"));
         fresh.discard_unsent();
         assert!(fresh.is_empty());
         assert_eq!(fresh.bytes(), 0);

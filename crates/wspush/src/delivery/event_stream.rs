@@ -19,6 +19,7 @@
 //! every stream exactly (see [`Ids`]). A gap event's data names the stream (`null` for the
 //! broadcast stream) and the position after which it continues.
 
+use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use base64::Engine;
@@ -88,11 +89,27 @@ impl Ids {
         queue: impl FnOnce(Bytes) -> T,
     ) -> T {
         let mut positions = self.lock();
-        match positions.iter_mut().find(|(s, _)| s.as_deref() == stream) {
-            Some((_, p)) => *p = pos.clone(),
-            None => positions.push((stream.map(Arc::from), pos.clone())),
-        }
+        move_to(&mut positions, stream, pos);
         queue(id_line(&positions))
+    }
+
+    /// Moves `stream` to `pos` and hands `queue` what to send, under the lock (as
+    /// [`Ids::advance`]): `alone` (the event with its id line, shared) when this is the only
+    /// stream of the connection, else the connection's own id line and `body`.
+    pub fn advance_to<'b, T>(
+        &self,
+        stream: Option<&str>,
+        pos: &Position,
+        alone: Option<&'b Bytes>,
+        body: &'b Bytes,
+        queue: impl FnOnce(Bytes, &'b Bytes) -> T,
+    ) -> T {
+        let mut positions = self.lock();
+        move_to(&mut positions, stream, pos);
+        match alone {
+            Some(alone) if positions.len() == 1 => queue(Bytes::new(), alone),
+            _ => queue(id_line(&positions), body),
+        }
     }
 
     /// Hands `queue` the `id:` line of where the connection is now, under the lock.
@@ -102,11 +119,37 @@ impl Ids {
     }
 }
 
+fn move_to(
+    positions: &mut Vec<(Option<Arc<str>>, Position)>,
+    stream: Option<&str>,
+    pos: &Position,
+) {
+    match positions.iter_mut().find(|(s, _)| s.as_deref() == stream) {
+        Some((_, p)) => *p = pos.clone(),
+        None => positions.push((stream.map(Arc::from), pos.clone())),
+    }
+}
+
+/// `body` after the `id:` line of a connection whose only stream is `stream`, at `pos`.
+pub fn with_own_id(stream: Option<&str>, pos: &Position, body: &Bytes) -> Bytes {
+    let id = id_text(std::iter::once((stream, pos)));
+    let mut out = BytesMut::with_capacity(id.len() + body.len());
+    out.extend_from_slice(id.as_bytes());
+    out.extend_from_slice(body);
+    out.freeze()
+}
+
 fn id_line(positions: &[(Option<Arc<str>>, Position)]) -> Bytes {
-    let mut id = String::from("id: ");
-    since_query(positions.iter().map(|(s, p)| (s.as_deref(), p)), &mut id);
+    Bytes::from(id_text(positions.iter().map(|(s, p)| (s.as_deref(), p))))
+}
+
+/// `id: ` and the positions in the `since=` grammar, one line.
+fn id_text<'a>(positions: impl Iterator<Item = (Option<&'a str>, &'a Position)>) -> String {
+    let mut id = String::with_capacity(64);
+    id.push_str("id: ");
+    since_query(positions, &mut id);
     id.push('\n');
-    Bytes::from(id)
+    id
 }
 
 /// Appends `since=EPOCH:SEQ[:CHANNEL]` for each stream, joined by `&`: the query
@@ -122,7 +165,7 @@ pub fn since_query<'a>(
         out.push_str("since=");
         percent_encode(&pos.epoch, out);
         out.push(':');
-        out.push_str(&pos.seq.to_string());
+        let _ = write!(out, "{}", pos.seq);
         if let Some(channel) = stream {
             out.push(':');
             percent_encode(channel, out);
@@ -137,7 +180,7 @@ fn percent_encode(s: &str, out: &mut String) {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
             out.push(char::from(b));
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            let _ = write!(out, "%{b:02X}");
         }
     }
 }

@@ -43,9 +43,19 @@ pub enum Frame {
     /// A WebSocket message, framed once.
     Ws(Arc<PreparedMessage>),
     /// An event stream's event lines (each connection adds its own `id:` line).
-    Sse(Bytes),
+    Sse(SseEvent),
     /// A wake-up, no bytes.
     Wake,
+}
+
+/// One push's event for every SSE connection.
+#[derive(Debug, Clone)]
+pub struct SseEvent {
+    /// The `event:` and `data:` lines; a connection puts its own `id:` line first.
+    pub body: Bytes,
+    /// The whole event for a connection whose only stream is this push's: its `id:` line
+    /// is the same for all of them, so it is made once (no line per connection).
+    pub alone: Option<Bytes>,
 }
 
 impl Frame {
@@ -53,7 +63,7 @@ impl Frame {
     pub fn len(&self) -> usize {
         match self {
             Frame::Ws(p) => p.plain_frame().len(),
-            Frame::Sse(b) => b.len(),
+            Frame::Sse(e) => e.body.len(),
             Frame::Wake => 0,
         }
     }
@@ -102,7 +112,11 @@ impl Format {
         match self {
             Format::Raw => Frame::Ws(prepare(payload.clone())),
             Format::Positioned => Frame::Ws(prepare(envelope(payload, stream, pos))),
-            Format::Sse => Frame::Sse(event_stream::event(payload, stream)),
+            Format::Sse => {
+                let body = event_stream::event(payload, stream);
+                let alone = pos.map(|pos| event_stream::with_own_id(stream, pos, &body));
+                Frame::Sse(SseEvent { body, alone })
+            }
             Format::Wake => Frame::Wake,
         }
     }
@@ -113,7 +127,10 @@ impl Format {
         match self {
             Format::Raw | Format::Wake => None,
             Format::Positioned => Some(Frame::Ws(prepare(gap_notice(stream, before)))),
-            Format::Sse => Some(Frame::Sse(event_stream::gap(stream, before))),
+            Format::Sse => Some(Frame::Sse(SseEvent {
+                body: event_stream::gap(stream, before),
+                alone: None,
+            })),
         }
     }
 }
@@ -147,7 +164,7 @@ impl Outlet {
     pub fn queue(&self, frame: &Frame, at: At<'_>, out: &mut FanOut<'_>) -> Result<(), SendError> {
         match frame {
             Frame::Ws(p) => out.send(&self.conn, p),
-            Frame::Sse(body) => self.queue_event(body, at, false),
+            Frame::Sse(event) => self.queue_event(event, at, Some(out)),
             Frame::Wake => self.wake(),
         }
     }
@@ -157,7 +174,7 @@ impl Outlet {
     pub fn queue_backlog(&self, frame: &Frame, at: At<'_>) -> Result<(), SendError> {
         match frame {
             Frame::Ws(p) => self.conn.send_backlog(p),
-            Frame::Sse(body) => self.queue_event(body, at, true),
+            Frame::Sse(event) => self.queue_event(event, at, None),
             Frame::Wake => self.wake(),
         }
     }
@@ -169,12 +186,23 @@ impl Outlet {
         Ok(())
     }
 
-    fn queue_event(&self, body: &Bytes, at: At<'_>, backlog: bool) -> Result<(), SendError> {
+    /// Queues an event: live through `out` (which may write the socket directly), or
+    /// without it as part of a backlog.
+    fn queue_event(
+        &self,
+        event: &SseEvent,
+        at: At<'_>,
+        out: Option<&mut FanOut<'_>>,
+    ) -> Result<(), SendError> {
+        let send = |head: Bytes, body: &Bytes| match out {
+            Some(out) => out.send_chunk(&self.conn, head, body),
+            None => self.conn.send_chunk(head, body, true),
+        };
         match (&self.ids, at) {
             (Some(ids), Some((stream, pos))) => {
-                ids.advance(stream, pos, |id| self.conn.send_chunk(id, body, backlog))
+                ids.advance_to(stream, pos, event.alone.as_ref(), &event.body, send)
             }
-            _ => self.conn.send_chunk(Bytes::new(), body, backlog),
+            _ => send(Bytes::new(), &event.body),
         }
     }
 }
@@ -252,7 +280,11 @@ mod tests {
         let Frame::Sse(event) = enc.frame(Format::Sse).clone() else {
             panic!("an SSE frame");
         };
-        assert_eq!(&event[..], b"event: news\ndata: hi\n\n");
+        assert_eq!(&event.body[..], b"event: news\ndata: hi\n\n");
+        assert_eq!(
+            event.alone.as_deref(),
+            Some(&b"id: since=e:3:news\nevent: news\ndata: hi\n\n"[..])
+        );
         assert_eq!(enc.encodes(), 3);
         assert!(Format::Raw.gap_notice(None, &pos).is_none());
         assert!(Format::Positioned.gap_notice(None, &pos).is_some());
