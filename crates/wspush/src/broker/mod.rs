@@ -11,6 +11,7 @@
 //! Connection ids carry their node (see [`crate::delivery::conn_id`]).
 
 pub mod bus;
+pub mod control;
 pub mod embedded;
 pub mod intake;
 pub mod interface;
@@ -18,6 +19,7 @@ pub mod receipts;
 pub mod redis;
 pub mod resp;
 pub mod subscriber;
+pub mod survey;
 
 use std::time::Duration;
 
