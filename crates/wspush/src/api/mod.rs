@@ -5,7 +5,7 @@
 //! ```text
 //! program --HTTP/1.1 keep-alive--> server.rs (limits, timeouts, key, counting)
 //!    --> route.rs (paths, statuses) --> call() --> pushes.rs --> dyn Broker (as rpc/ does)
-//!                                              --> queries.rs --> hub / history
+//!                                              --> queries.rs --> broker surveys / history
 //!    wire.rs: bodies in and out (sans-IO); history.rs: history's selection;
 //!    idempotency.rs: publish's idempotency_key; glob.rs: channels' pattern
 //! ```

@@ -6,6 +6,8 @@
 //! redis:               rpc --> publisher task --pipelined EVALSHA--> Redis (numbers, XADD, PUBLISH)
 //!                      Redis --pub/sub--> reader --intake (bytes)--> deliverer --> Hub::deliver --> browsers
 //!                      reader --receipts--> the publishing caller's answer
+//! surveys (cluster-wide presence, channels, info) and by-user commands: every node
+//!                      answers or acts for its own connections (`control.rs`, `survey.rs`)
 //! ```
 //!
 //! Connection ids carry their node (see [`crate::delivery::conn_id`]).

@@ -300,7 +300,8 @@ impl RedisBroker {
             origin,
             intake_bytes: DEFAULT_INTAKE_BYTES,
             me: Arc::new(Identity::new(node)),
-            surveys: Arc::default(),
+            // Survey ids of this process's own (see `Surveys`).
+            surveys: Arc::new(Surveys::starting_at(origin << 16)),
         })
     }
 

@@ -261,8 +261,8 @@ impl Subscriber {
             Frame::Message { payload, .. } if payload.first() == Some(&b'A') => {
                 c.messages_in.fetch_add(1, Ordering::Relaxed);
                 match BusMessage::parse(&payload) {
-                    Ok(BusMessage::Answer { id, node, report }) => {
-                        self.surveys.answered(id, node, report);
+                    Ok(BusMessage::Answer { id, report, .. }) => {
+                        self.surveys.answered(id, report);
                     }
                     _ => {
                         c.bad_messages.fetch_add(1, Ordering::Relaxed);

@@ -15,7 +15,7 @@
 //! `PUBLISH` no longer counts it. A node that hangs while Redis still counts it fails
 //! surveys with a timeout until its connection is dropped.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -157,8 +157,6 @@ pub async fn cluster_channels(
 #[derive(Default)]
 struct Pending {
     reports: Vec<Report>,
-    /// Nodes that answered (a node answers once; a repeat is ignored).
-    nodes: HashSet<u32>,
     /// How many answers to wait for, once `PUBLISH` said.
     expected: Option<usize>,
     done: Option<oneshot::Sender<Vec<Report>>>,
@@ -180,6 +178,11 @@ impl Pending {
 
 /// The asking side's surveys in flight, by id. Bounded by the callers waiting on them:
 /// each is removed when it completes or its caller gives up ([`Surveys::forget`]).
+///
+/// Redis hands a message once to each subscription, so each node answers once: the
+/// answers are counted, not told apart (two processes misconfigured with one node number
+/// both answer, and both count). Ids start at a number of the process's own, so such
+/// twins sharing one node channel do not take each other's answers.
 #[derive(Default)]
 pub struct Surveys {
     next: AtomicU64,
@@ -187,6 +190,14 @@ pub struct Surveys {
 }
 
 impl Surveys {
+    /// Surveys numbered from `first` on.
+    pub fn starting_at(first: u64) -> Surveys {
+        Surveys {
+            next: AtomicU64::new(first),
+            pending: Mutex::default(),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Pending>> {
         // A map of plain values, consistent after any panic.
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
@@ -195,7 +206,7 @@ impl Surveys {
     /// Opens a survey before its query is sent (answers may beat `PUBLISH`'s reply):
     /// its id and where its reports arrive.
     pub fn open(&self) -> (u64, oneshot::Receiver<Vec<Report>>) {
-        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let id = self.next.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
         let (tx, rx) = oneshot::channel();
         let pending = Pending {
             done: Some(tx),
@@ -216,16 +227,14 @@ impl Surveys {
         }
     }
 
-    /// Node `node` answered survey `id`; false when no such survey waits (late, or
-    /// not ours).
-    pub fn answered(&self, id: u64, node: u32, report: Report) -> bool {
+    /// A node answered survey `id`; false when no such survey waits (late, or not
+    /// ours).
+    pub fn answered(&self, id: u64, report: Report) -> bool {
         let mut map = self.lock();
         let Some(p) = map.get_mut(&id) else {
             return false;
         };
-        if p.nodes.insert(node) {
-            p.reports.push(report);
-        }
+        p.reports.push(report);
         if p.complete() {
             map.remove(&id);
         }
@@ -257,28 +266,29 @@ mod tests {
 
     #[test]
     fn a_survey_completes_once_every_counted_node_answered() {
-        let s = Surveys::default();
+        let s = Surveys::starting_at(u64::MAX - 1);
         let (id, mut rx) = s.open();
+        assert_eq!(id, u64::MAX);
         // An answer may arrive before PUBLISH's count.
-        assert!(s.answered(id, 1, info(1)));
+        assert!(s.answered(id, info(1)));
         assert!(rx.try_recv().is_err());
-        s.expect(id, 2);
+        s.expect(id, 3);
         assert!(rx.try_recv().is_err());
-        // A repeat from the same node does not count twice.
-        assert!(s.answered(id, 1, info(1)));
+        assert!(s.answered(id, info(2)));
         assert!(rx.try_recv().is_err());
-        assert!(s.answered(id, 2, info(2)));
-        assert_eq!(rx.try_recv().unwrap(), vec![info(1), info(2)]);
+        assert!(s.answered(id, info(3)));
+        assert_eq!(rx.try_recv().unwrap(), vec![info(1), info(2), info(3)]);
         assert_eq!(s.waiting(), 0);
-        // Late answers find nothing.
-        assert!(!s.answered(id, 3, info(3)));
+        // Late answers find nothing; ids wrap.
+        assert!(!s.answered(id, info(4)));
+        assert_eq!(s.open().0, 0);
     }
 
     #[test]
     fn answers_in_before_the_count_complete_at_the_count() {
         let s = Surveys::default();
         let (id, mut rx) = s.open();
-        assert!(s.answered(id, 4, info(4)));
+        assert!(s.answered(id, info(4)));
         s.expect(id, 1);
         assert_eq!(rx.try_recv().unwrap(), vec![info(4)]);
         let (other, _rx) = s.open();
