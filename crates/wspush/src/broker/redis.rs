@@ -190,6 +190,15 @@ impl Commands {
     }
 }
 
+/// A survey in flight, forgotten when dropped.
+struct Open(Arc<Surveys>, u64);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.forget(self.1);
+    }
+}
+
 /// A number that differs between processes (receipt origins).
 fn random_origin() -> u64 {
     use std::hash::{BuildHasher, Hasher};
@@ -317,6 +326,8 @@ impl RedisBroker {
         query: Query,
     ) -> impl Future<Output = Result<Vec<Report>, BrokerError>> + Send + 'static {
         let (id, answers) = self.surveys.open();
+        // Forgotten however the caller ends: done, failed, or dropped (a client gone).
+        let open = Open(Arc::clone(&self.surveys), id);
         let sent = self.submit(Op::Survey(id, query));
         let (surveys, counters, timeout) = (
             Arc::clone(&self.surveys),
@@ -325,6 +336,7 @@ impl RedisBroker {
         );
         counters.surveys.fetch_add(1, Ordering::Relaxed);
         async move {
+            let _open = open;
             let result = async {
                 let nodes = sent.await?.count;
                 surveys.expect(id, usize::try_from(nodes).unwrap_or(usize::MAX));
@@ -336,7 +348,6 @@ impl RedisBroker {
             }
             .await;
             if result.is_err() {
-                surveys.forget(id);
                 counters.survey_errors.fetch_add(1, Ordering::Relaxed);
             }
             result
