@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use common::http::Http;
 use common::redis_server::{Node, Redis, WAIT, recv_text, wait_until_published_to};
-use jsonwebtoken::{EncodingKey, Header};
 use msgpack_rpc::Value;
 use serde_json::{Value as Json, json};
 use tokio::time::timeout;
@@ -25,18 +24,7 @@ use ws_server::client::Client as Ws;
 const SECRET: &str = "cluster-state-jwt";
 
 fn token(sub: &str) -> String {
-    let exp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    let claims = json!({ "sub": sub, "exp": exp, "channels": ["*"] });
-    jsonwebtoken::encode(
-        &Header::default(),
-        &claims,
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
+    common::jwt(SECRET, sub, &["*"])
 }
 
 /// `n` nodes with JWT on, every one subscribed.
