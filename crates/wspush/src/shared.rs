@@ -9,6 +9,7 @@ use msgpack_rpc::Value;
 use ws_server::Connection;
 
 use crate::auth::{Gate, Refusal};
+use crate::broker::survey::Identity;
 use crate::broker::{Broker, BrokerError, Embedded, RedisBroker, global_id};
 use crate::delivery::events::Listeners;
 use crate::delivery::history::HistoryRead;
@@ -25,6 +26,8 @@ pub struct Shared {
     pub broker: Arc<dyn Broker>,
     /// The Redis broker (also `broker`); `None` with the embedded one.
     pub redis: Option<Arc<RedisBroker>>,
+    /// Who this node is (`info`).
+    pub identity: Arc<Identity>,
     /// The cluster-wide sums of the last stats share (Redis mode).
     cluster: std::sync::Mutex<Option<Value>>,
     /// Who may connect and join which channels.
@@ -51,15 +54,20 @@ impl Shared {
     pub fn new(hub: Hub, redis: Option<RedisBroker>) -> Self {
         let hub = Arc::new(hub);
         let redis = redis.map(Arc::new);
+        let identity = match &redis {
+            Some(redis) => redis.identity(),
+            None => Arc::new(Identity::new(0)),
+        };
         let broker: Arc<dyn Broker> = match &redis {
             Some(redis) => Arc::clone(redis) as Arc<dyn Broker>,
-            None => Arc::new(Embedded::new(Arc::clone(&hub))),
+            None => Arc::new(Embedded::new(Arc::clone(&hub), Arc::clone(&identity))),
         };
         Shared {
             hub,
             listeners: Listeners::default(),
             broker,
             redis,
+            identity,
             cluster: std::sync::Mutex::new(None),
             gate: Gate::open(),
             rpc_auth_failures: Arc::default(),

@@ -97,6 +97,61 @@ async fn publish_delivers_data_byte_for_byte_and_answers_its_position() {
 }
 
 #[tokio::test]
+async fn skip_history_delivers_live_without_a_position_and_keeps_nothing() {
+    let mut h = Harness::start(local_settings()).await;
+    let (mut plain, _) = h.open("/?channel=news").await;
+    let (mut positioned, _) = h.open("/?channel=news&positions=1").await;
+    let mut api = Http::connect(h.server.api_addr).await;
+    let r = api
+        .api("/api/publish", r#"{"channel":"news","data":"kept"}"#)
+        .await;
+    assert_eq!(r.json()["result"]["offset"], 1);
+    // Centrifugo answers no position for a skip_history publish.
+    let r = api
+        .api(
+            "/api/publish",
+            r#"{"channel":"news","data":"live","skip_history":true}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json(), json!({"result":{}}));
+    let r = api
+        .api(
+            "/api/broadcast",
+            r#"{"channels":["news"],"data":"live2","skip_history":true}"#,
+        )
+        .await
+        .json();
+    assert_eq!(r["result"]["responses"], json!([{"result":{}}]));
+    let r = api
+        .api("/api/publish", r#"{"channel":"news","data":"kept2"}"#)
+        .await;
+    // The numbering went on around the live ones.
+    assert_eq!(r.json()["result"]["offset"], 2);
+    for data in ["\"kept\"", "\"live\"", "\"live2\"", "\"kept2\""] {
+        assert_eq!(recv_text(&mut plain).await, data);
+    }
+    // Positioned: the live ones carry their channel and no position, and no gap.
+    for want in [Some(1), None, None, Some(2)] {
+        let text = recv_text(&mut positioned).await;
+        let head: serde_json::Value =
+            serde_json::from_str(text.split_once('\n').unwrap().0).unwrap();
+        assert_eq!(head["q"].as_u64(), want, "{text}");
+        assert_eq!(head.get("gap"), None, "{text}");
+        assert_eq!(head["c"], "news");
+    }
+    let r = api
+        .api("/api/history", r#"{"channel":"news","limit":-1}"#)
+        .await
+        .json();
+    let pubs = &r["result"]["publications"];
+    assert_eq!(
+        pubs,
+        &json!([{"data":"kept","offset":1},{"data":"kept2","offset":2}])
+    );
+}
+
+#[tokio::test]
 async fn one_connection_pushes_in_request_order() {
     let mut h = Harness::start(local_settings()).await;
     let (mut ws, _) = h.open("/?channel=c").await;

@@ -6,7 +6,6 @@ mod common;
 
 use common::sse::Sse;
 use common::{Harness, local_settings};
-use jsonwebtoken::{EncodingKey, Header};
 use msgpack_rpc::Value;
 use wspush::config::Settings;
 
@@ -143,18 +142,7 @@ async fn connections_lists_event_streams_with_their_transport() {
 const SECRET: &str = "sse-secret";
 
 fn token(channels: &[&str]) -> String {
-    let exp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    let claims = serde_json::json!({ "sub": "u1", "exp": exp, "channels": channels });
-    jsonwebtoken::encode(
-        &Header::default(),
-        &claims,
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
+    common::jwt(SECRET, "u1", channels)
 }
 
 #[tokio::test]

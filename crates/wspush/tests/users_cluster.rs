@@ -8,7 +8,6 @@ mod common;
 use std::time::Duration;
 
 use common::redis_server::{Redis, WAIT};
-use jsonwebtoken::{EncodingKey, Header};
 use msgpack_rpc::{Client as Rpc, Value};
 use tokio::time::timeout;
 use ws_server::Message;
@@ -42,18 +41,7 @@ async fn node(redis: &Redis) -> (Running, Rpc) {
 }
 
 fn token(sub: &str) -> String {
-    let exp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    let claims = serde_json::json!({ "sub": sub, "exp": exp });
-    jsonwebtoken::encode(
-        &Header::default(),
-        &claims,
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
+    common::jwt(SECRET, sub, &[])
 }
 
 async fn open(server: &Running, rpc: &Rpc, user: &str) -> Ws {

@@ -5,7 +5,7 @@
 //! ```text
 //! program --HTTP/1.1 keep-alive--> server.rs (limits, timeouts, key, counting)
 //!    --> route.rs (paths, statuses) --> call() --> pushes.rs --> dyn Broker (as rpc/ does)
-//!                                              --> queries.rs --> hub / history
+//!                                              --> queries.rs --> broker surveys / history
 //!    wire.rs: bodies in and out (sans-IO); history.rs: history's selection;
 //!    idempotency.rs: publish's idempotency_key; glob.rs: channels' pattern
 //! ```
@@ -41,10 +41,6 @@ pub struct Door {
     pub shared: Arc<Shared>,
     /// Remembered `idempotency_key`s.
     pub idempotency: Idempotency,
-    /// This process's `info` uid.
-    pub uid: String,
-    /// This node's `info` name.
-    pub name: String,
     /// The key every request must carry (`None`: open).
     key: Option<String>,
 }
@@ -52,35 +48,11 @@ pub struct Door {
 impl Door {
     /// A door over `shared`; `window` is how long idempotency keys last.
     pub fn new(shared: Arc<Shared>, key: Option<String>, window: Duration) -> Door {
-        let node = shared.node();
         Door {
             shared,
             idempotency: Idempotency::new(window, idempotency::MAX_KEYS),
-            uid: process_uid(),
-            name: node_name(node),
             key,
         }
-    }
-}
-
-/// A number that differs between processes, in hex (Centrifugo's node uid is a UUID).
-fn process_uid() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    format!("{:016x}", h.finish())
-}
-
-/// The host name, with the node number in a cluster.
-fn node_name(node: u32) -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "wspush".to_owned());
-    match node {
-        0 => host,
-        n => format!("{host}_{n}"),
     }
 }
 
@@ -96,12 +68,12 @@ pub async fn call(door: &Door, method: &str, params: &[u8], body: &Bytes, flush:
         "subscribe" => pushes::membership(door, params, true, flush).await,
         "unsubscribe" => pushes::membership(door, params, false, flush).await,
         "disconnect" => pushes::disconnect(door, params, flush).await,
-        "presence" => queries::presence(door, params),
-        "presence_stats" => queries::presence_stats(door, params),
+        "presence" => queries::presence(door, params).await,
+        "presence_stats" => queries::presence_stats(door, params).await,
         "history" => queries::history(door, params).await,
         "history_remove" => queries::history_remove(door, params).await,
-        "channels" => queries::channels(door, params),
-        "info" => queries::info(door),
+        "channels" => queries::channels(door, params).await,
+        "info" => queries::info(door).await,
         "stats" => queries::stats(door),
         "connections" => queries::connections(door),
         // Centrifugo's refresh extends a connection's expiry; wspush connections do not

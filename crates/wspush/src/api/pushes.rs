@@ -13,10 +13,13 @@ use serde_json::value::RawValue;
 use super::Door;
 use super::wire::{ApiError, Data, Reply, decode, empty, payload_of, to_raw};
 use crate::broker::bus::NodeCommand;
-use crate::broker::interface::Done;
+use crate::broker::control::UserCommand;
+use crate::broker::interface::{Answer, Done};
 use crate::delivery::flush::Flush;
+use crate::delivery::payload::Payload;
 
-/// `{"offset":N,"epoch":"E"}` of a publish (`{}` when the broker gave no position).
+/// `{"offset":N,"epoch":"E"}` of a publish (`{}` when the broker gave no position: a
+/// `skip_history` publish is not numbered, and Centrifugo answers no position for it).
 fn position_result(done: &Done) -> Box<RawValue> {
     match &done.position {
         Some(p) => to_raw(&serde_json::json!({"offset": p.seq, "epoch": &*p.epoch})),
@@ -33,10 +36,22 @@ struct Publish<'a> {
     #[serde(default)]
     b64data: String,
     #[serde(default)]
+    skip_history: bool,
+    #[serde(default)]
     idempotency_key: String,
 }
 
-/// `publish`: `channel`, `data` | `b64data`, `idempotency_key` → `{offset, epoch}`.
+/// A publish to `channel`: numbered and kept, or with `skip_history` delivered live only.
+fn publish_to(door: &Door, channel: &str, payload: Payload, skip: bool, flush: Flush) -> Answer {
+    let broker = &door.shared.broker;
+    match skip {
+        true => broker.publish_live(channel, payload, flush),
+        false => broker.publish(Some(channel), payload, flush),
+    }
+}
+
+/// `publish`: `channel`, `data` | `b64data`, `skip_history`, `idempotency_key` →
+/// `{offset, epoch}` (`{}` with `skip_history`: delivered live, neither kept nor numbered).
 pub async fn publish(door: &Door, params: &[u8], body: &Bytes, flush: Flush) -> Reply {
     let p: Publish<'_> = decode(params)?;
     if p.channel.is_empty() {
@@ -44,11 +59,7 @@ pub async fn publish(door: &Door, params: &[u8], body: &Bytes, flush: Flush) -> 
     }
     let payload = payload_of(&Data::new(p.data, &p.b64data), body)?;
     let run = || async {
-        let done = door
-            .shared
-            .broker
-            .publish(Some(&p.channel), payload, flush)
-            .await?;
+        let done = publish_to(door, &p.channel, payload, p.skip_history, flush).await?;
         Ok::<_, ApiError>(done)
     };
     let done = match p.idempotency_key.is_empty() {
@@ -70,10 +81,12 @@ struct Broadcast<'a> {
     data: Option<&'a RawValue>,
     #[serde(default)]
     b64data: String,
+    #[serde(default)]
+    skip_history: bool,
 }
 
-/// `broadcast`: `channels`, `data` | `b64data` → `{responses: [{result} | {error}]}`, in
-/// the order of `channels`.
+/// `broadcast`: `channels`, `data` | `b64data`, `skip_history` → `{responses: [{result} |
+/// {error}]}`, in the order of `channels`.
 pub async fn broadcast(door: &Door, params: &[u8], body: &Bytes, flush: Flush) -> Reply {
     let p: Broadcast<'_> = decode(params)?;
     if p.channels.is_empty() {
@@ -87,11 +100,8 @@ pub async fn broadcast(door: &Door, params: &[u8], body: &Bytes, flush: Flush) -
         .enumerate()
         .map(|(i, channel)| {
             let more = Flush::after(i + 1 < p.channels.len() || matches!(flush, Flush::Burst));
-            (!channel.is_empty()).then(|| {
-                door.shared
-                    .broker
-                    .publish(Some(channel), payload.clone(), more)
-            })
+            (!channel.is_empty())
+                .then(|| publish_to(door, channel, payload.clone(), p.skip_history, more))
         })
         .collect();
     let mut responses = Vec::with_capacity(answers.len());
@@ -180,35 +190,23 @@ pub async fn send_user(door: &Door, params: &[u8], body: &Bytes, flush: Flush) -
     Ok(to_raw(&serde_json::json!({"count": done.count})))
 }
 
-/// Who a by-user command is for: `client` when given (any node: the id carries its
-/// node), else this node's connections of `user`.
-fn targets(door: &Door, user: &str, client: &str) -> Result<Vec<u64>, ApiError> {
+/// A by-user command: for one connection (`client` given, any node: the id carries its
+/// node) through [`NodeCommand`], else for every connection of `user` on every node.
+enum Target {
+    Client(u64),
+    User(String),
+}
+
+fn target(user: String, client: &str) -> Result<Target, ApiError> {
     match (client.is_empty(), user.is_empty()) {
-        (false, _) => Ok(vec![client_id(client)?]),
-        (true, false) => Ok(door.shared.hub.connections_of(user)),
+        (false, _) => Ok(Target::Client(client_id(client)?)),
+        (true, false) => Ok(Target::User(user)),
         (true, true) => Err(ApiError::BadRequest("user or client is required")),
     }
 }
 
-/// Queues one command per target (in order), then awaits every answer.
-async fn command_each(
-    door: &Door,
-    ids: Vec<u64>,
-    flush: Flush,
-    make: impl Fn(u64) -> NodeCommand,
-) -> Reply {
-    let n = ids.len();
-    let answers: Vec<_> = ids
-        .into_iter()
-        .enumerate()
-        .map(|(i, id)| {
-            let more = Flush::after(i + 1 < n || matches!(flush, Flush::Burst));
-            door.shared.broker.command(make(id), more)
-        })
-        .collect();
-    for answer in answers {
-        answer.await?;
-    }
+async fn run(answer: Answer) -> Reply {
+    answer.await?;
     Ok(empty())
 }
 
@@ -228,11 +226,17 @@ pub async fn membership(door: &Door, params: &[u8], join: bool, flush: Flush) ->
     if p.channel.is_empty() {
         return Err(ApiError::BadRequest("channel is required"));
     }
-    let ids = targets(door, &p.user, &p.client)?;
-    let channel = p.channel;
-    command_each(door, ids, flush, |id| match join {
-        true => NodeCommand::Subscribe(id, channel.clone()),
-        false => NodeCommand::Unsubscribe(id, channel.clone()),
+    let broker = &door.shared.broker;
+    let (channel, target) = (p.channel, target(p.user, &p.client)?);
+    run(match (target, join) {
+        (Target::Client(id), true) => broker.command(NodeCommand::Subscribe(id, channel), flush),
+        (Target::Client(id), false) => broker.command(NodeCommand::Unsubscribe(id, channel), flush),
+        (Target::User(user), true) => {
+            broker.user_command(UserCommand::Subscribe { user, channel }, flush)
+        }
+        (Target::User(user), false) => {
+            broker.user_command(UserCommand::Unsubscribe { user, channel }, flush)
+        }
     })
     .await
 }
@@ -282,10 +286,20 @@ pub async fn disconnect(door: &Door, params: &[u8], flush: Flush) -> Reply {
             "disconnect.reason is longer than 123 bytes",
         ));
     }
-    let mut ids = targets(door, &p.user, &p.client)?;
-    ids.retain(|id| !p.whitelist.iter().any(|w| *w == id.to_string()));
-    command_each(door, ids, flush, |id| {
-        NodeCommand::Disconnect(id, code, reason.clone())
+    let keep: Vec<u64> = p.whitelist.iter().filter_map(|w| w.parse().ok()).collect();
+    let broker = &door.shared.broker;
+    run(match target(p.user, &p.client)? {
+        Target::Client(id) if keep.contains(&id) => return Ok(empty()),
+        Target::Client(id) => broker.command(NodeCommand::Disconnect(id, code, reason), flush),
+        Target::User(user) => {
+            let command = UserCommand::Disconnect {
+                user,
+                code,
+                reason,
+                keep,
+            };
+            broker.user_command(command, flush)
+        }
     })
     .await
 }

@@ -1,8 +1,10 @@
 //! The API methods that read: `presence`, `presence_stats`, `history`, `history_remove`,
 //! `channels`, `info`, and wspush's `stats` and `connections` (the RPC methods' twins).
 //!
-//! Presence, channels and info are this node's (with the Redis broker every node answers
-//! for its own browsers); history is the broker's, so any node answers it alike.
+//! Presence, channels and info are the whole cluster's: a survey of every node through
+//! the broker ([`crate::broker::survey`]; the embedded broker answers for itself at
+//! once), failing (503) rather than answering for part of it. History is the broker's,
+//! so any node answers it alike.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -12,6 +14,7 @@ use serde_json::value::RawValue;
 use super::Door;
 use super::history::{Since, select};
 use super::wire::{ApiError, Reply, decode, empty, to_raw};
+use crate::broker::control::{Member, NodeInfo, Query, Report};
 use crate::delivery::payload::to_json;
 
 #[derive(Deserialize)]
@@ -34,28 +37,45 @@ struct ClientInfo {
     user: String,
 }
 
-/// `presence`: `channel` → `{presence: {client id: {client, user}}}` (`{}` when none).
-pub fn presence(door: &Door, params: &[u8]) -> Reply {
-    let channel = channel_of(params)?;
-    let presence: BTreeMap<String, ClientInfo> = door
+/// Every node's subscribers of `channel`, ordered by id.
+async fn members(door: &Door, channel: String) -> Result<Vec<Member>, ApiError> {
+    let reports = door
         .shared
-        .hub
-        .presence(&channel)
+        .broker
+        .survey(Query::Presence { channel })
+        .await?;
+    let mut all: Vec<Member> = reports
         .into_iter()
-        .map(|p| {
-            let client = p.id.to_string();
-            let user = p.user.unwrap_or_default();
+        .flat_map(|r| match r {
+            Report::Presence { members } => members,
+            _ => Vec::new(),
+        })
+        .collect();
+    all.sort_by_key(|m| m.id);
+    Ok(all)
+}
+
+/// `presence`: `channel` → `{presence: {client id: {client, user}}}` (`{}` when none),
+/// over every node.
+pub async fn presence(door: &Door, params: &[u8]) -> Reply {
+    let channel = channel_of(params)?;
+    let presence: BTreeMap<String, ClientInfo> = members(door, channel)
+        .await?
+        .into_iter()
+        .map(|m| {
+            let client = m.id.to_string();
+            let user = m.user.unwrap_or_default();
             (client.clone(), ClientInfo { client, user })
         })
         .collect();
     Ok(to_raw(&serde_json::json!({ "presence": presence })))
 }
 
-/// `presence_stats`: `channel` → `{num_clients, num_users}` (connections without a user
-/// count as one user, `""`, as Centrifugo counts anonymous clients).
-pub fn presence_stats(door: &Door, params: &[u8]) -> Reply {
+/// `presence_stats`: `channel` → `{num_clients, num_users}` over every node (connections
+/// without a user count as one user, `""`, as Centrifugo counts anonymous clients).
+pub async fn presence_stats(door: &Door, params: &[u8]) -> Reply {
     let channel = channel_of(params)?;
-    let present = door.shared.hub.presence(&channel);
+    let present = members(door, channel).await?;
     let users: HashSet<&str> = present
         .iter()
         .map(|p| p.user.as_deref().unwrap_or(""))
@@ -111,38 +131,54 @@ struct Channels {
 
 #[derive(Serialize)]
 struct ChannelInfo {
-    num_clients: usize,
+    num_clients: u64,
 }
 
 /// `channels`: optional `pattern` (a glob, see [`super::glob`]) → `{channels: {name:
-/// {num_clients}}}` of this node.
-pub fn channels(door: &Door, params: &[u8]) -> Reply {
+/// {num_clients}}}` over every node.
+pub async fn channels(door: &Door, params: &[u8]) -> Reply {
     let p: Channels = decode(params)?;
-    let channels: BTreeMap<String, ChannelInfo> = door
-        .shared
-        .hub
-        .channels()
-        .into_iter()
-        .filter(|(name, _)| p.pattern.is_empty() || super::glob::matches(&p.pattern, name))
-        .map(|(name, n)| (name, ChannelInfo { num_clients: n }))
-        .collect();
+    let channels: BTreeMap<String, ChannelInfo> =
+        crate::broker::survey::cluster_channels(&*door.shared.broker)
+            .await?
+            .into_iter()
+            .filter(|(name, _)| p.pattern.is_empty() || super::glob::matches(&p.pattern, name))
+            .map(|(name, n)| (name, ChannelInfo { num_clients: n }))
+            .collect();
     Ok(to_raw(&serde_json::json!({ "channels": channels })))
 }
 
-/// `info`: `{nodes: [this node]}` with Centrifugo's node fields.
-pub fn info(door: &Door) -> Reply {
-    let t = door.shared.hub.totals();
-    let stats = door.shared.stats();
-    Ok(to_raw(&serde_json::json!({"nodes": [{
-        "uid": door.uid,
-        "name": door.name,
-        "version": env!("CARGO_PKG_VERSION"),
-        "num_clients": t.clients,
-        "num_users": t.users,
-        "num_channels": t.channels,
-        "num_subs": t.subscriptions,
-        "uptime": stats.uptime_secs,
-    }]})))
+/// `info`: `{nodes: [...]}`, every live node with Centrifugo's node fields (ordered by
+/// node number).
+pub async fn info(door: &Door) -> Reply {
+    let mut nodes: Vec<NodeInfo> = door
+        .shared
+        .broker
+        .survey(Query::Info)
+        .await?
+        .into_iter()
+        .filter_map(|r| match r {
+            Report::Info(info) => Some(info),
+            _ => None,
+        })
+        .collect();
+    nodes.sort_by_key(|n| n.node);
+    let nodes: Vec<_> = nodes
+        .into_iter()
+        .map(|n| {
+            serde_json::json!({
+                "uid": n.uid,
+                "name": n.name,
+                "version": n.version,
+                "num_clients": n.clients,
+                "num_users": n.users,
+                "num_channels": n.channels,
+                "num_subs": n.subs,
+                "uptime": n.uptime,
+            })
+        })
+        .collect();
+    Ok(to_raw(&serde_json::json!({ "nodes": nodes })))
 }
 
 /// `stats`: RPC `stats()` as JSON (the same map, the same names).

@@ -24,12 +24,17 @@
 //! V LEN [O]\n<user><data>                send_user (W: binary)
 //! ```
 //!
+//! and the cluster kinds of [`super::control`]: `G` (a command for every connection of
+//! a user), `Q` / `A` (a survey of every node and its answers), `p` / `q` (a live
+//! channel message, neither numbered nor kept).
+//!
 //! `O` (`ORIGIN.TICKET`, origin in hex) is present on what a node published
 //! and will receive itself: its receipt (see `receipts`). Parsers ignore
 //! trailing header fields, so nodes without it read the same bus.
 
 use bytes::Bytes;
 
+use super::control::{self, Query, Report, UserCommand};
 use crate::delivery::payload::Payload;
 use crate::delivery::position::Position;
 
@@ -108,15 +113,16 @@ pub fn receipt_of(msg: &[u8]) -> Option<Receipt> {
         b't' | b'b' => 4,
         b'D' => 3,
         b'T' | b'B' | b'S' | b'U' | b'V' | b'W' => 2,
-        _ => return None,
+        kind => super::control::receipt_at(*kind)?,
     };
     Receipt::parse(head.split(' ').nth(at)?)
 }
 
 /// Whether a payload changes a connection's state (subscribe, unsubscribe,
-/// disconnect): small, and not to be lost when the intake drops data.
+/// disconnect, also by user) or is a survey: small, and not to be lost when the
+/// intake drops data.
 pub fn is_control(msg: &[u8]) -> bool {
-    matches!(msg.first(), Some(b'S' | b'U' | b'D'))
+    matches!(msg.first(), Some(b'S' | b'U' | b'D' | b'G' | b'Q' | b'A'))
 }
 
 /// The stream and position of a stream message, read from its header and
@@ -230,6 +236,28 @@ pub enum BusMessage {
     Node(NodeCommand),
     /// `send_user(user, data)`: this node's connections of that user.
     User(String, Payload),
+    /// A command for this node's connections of a user.
+    ByUser(UserCommand),
+    /// A survey: node `asker` waits for this node's [`Report`] on survey `id`.
+    Query {
+        /// Who asks (its node channel gets the answer).
+        asker: u32,
+        /// The asker's number for the survey.
+        id: u64,
+        /// What it asks.
+        query: Query,
+    },
+    /// Node `node`'s answer to this node's survey `id`.
+    Answer {
+        /// The survey.
+        id: u64,
+        /// Who answers.
+        node: u32,
+        /// The answer.
+        report: Report,
+    },
+    /// A message of a channel that is neither numbered nor kept (`skip_history`).
+    Live(String, Payload),
 }
 
 /// Why a pub/sub payload was not understood (it is dropped and counted).
@@ -245,6 +273,9 @@ pub enum BusError {
     /// An unknown message kind.
     #[error("unknown kind {0:?}")]
     Kind(char),
+    /// A control message's JSON body is not of its kind's shape.
+    #[error("malformed control body")]
+    Body,
 }
 
 fn utf8(bytes: &[u8]) -> Result<String, BusError> {
@@ -270,6 +301,9 @@ impl BusMessage {
             .next()
             .and_then(|k| k.chars().next())
             .ok_or(BusError::Header)?;
+        if control::is_control_kind(kind) {
+            return control::parse(kind, fields, body);
+        }
         let mut number = || -> Result<u64, BusError> {
             fields
                 .next()

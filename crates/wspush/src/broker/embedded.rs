@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use super::bus::NodeCommand;
-use super::interface::{Answer, Broker, Done};
+use super::control::{Query, UserCommand};
+use super::interface::{Answer, Broker, Done, Survey};
+use super::survey::{self, Identity};
 use crate::delivery::flush::Flush;
 use crate::delivery::hub::Hub;
 use crate::delivery::payload::Payload;
@@ -12,12 +14,13 @@ use crate::delivery::payload::Payload;
 /// The embedded broker over this node's hub.
 pub struct Embedded {
     hub: Arc<Hub>,
+    me: Arc<Identity>,
 }
 
 impl Embedded {
-    /// Pushes go straight to `hub`.
-    pub fn new(hub: Arc<Hub>) -> Self {
-        Embedded { hub }
+    /// Pushes go straight to `hub`; `me` is this node for `info`.
+    pub fn new(hub: Arc<Hub>, me: Arc<Identity>) -> Self {
+        Embedded { hub, me }
     }
 }
 
@@ -39,6 +42,19 @@ impl Broker for Embedded {
             count: queued as u64,
             position: Some(position),
         }))
+    }
+
+    fn publish_live(&self, channel: &str, payload: Payload, flush: Flush) -> Answer {
+        count(self.hub.publish_live(channel, payload, flush))
+    }
+
+    fn user_command(&self, command: UserCommand, _: Flush) -> Answer {
+        count(survey::apply_user(&self.hub, &command))
+    }
+
+    fn survey(&self, query: Query) -> Survey {
+        let report = survey::report(&self.hub, &self.me, &query);
+        Box::pin(std::future::ready(Ok(vec![report])))
     }
 
     fn command(&self, command: NodeCommand, flush: Flush) -> Answer {

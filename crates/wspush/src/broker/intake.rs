@@ -11,9 +11,10 @@
 //! position of a stream does not follow the last one; they can resume from
 //! the history. One log line when gap mode starts, one when it ends.
 //!
-//! Subscribe, unsubscribe and disconnect commands are small and change
-//! state a program relies on: they are admitted in gap mode too, within a
-//! reserve of a quarter of the bound, and dropped (counted) only beyond it.
+//! Subscribe, unsubscribe and disconnect commands (by connection or by
+//! user) and survey queries are small and change or read state a program
+//! relies on: they are admitted in gap mode too, within a reserve of a
+//! quarter of the bound, and dropped (counted) only beyond it.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;

@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 
 use super::BrokerError;
 use super::bus::NodeCommand;
+use super::control::{Query, Report, UserCommand};
 use crate::delivery::flush::Flush;
 use crate::delivery::payload::Payload;
 use crate::delivery::position::Position;
@@ -61,6 +62,9 @@ impl Future for Answer {
     }
 }
 
+/// A survey's answer: every live node's [`Report`] (in the order they came).
+pub type Survey = Pin<Box<dyn Future<Output = Result<Vec<Report>, BrokerError>> + Send>>;
+
 /// How a push or a command for a connection reaches the node that holds its browsers.
 ///
 /// Each call queues its work before it returns (in call order: one program's pushes reach
@@ -72,6 +76,19 @@ pub trait Broker: Send + Sync {
     /// and delivers it. Answers the connections it was queued to (embedded) or the nodes
     /// it reached (Redis), and the position it was given.
     fn publish(&self, stream: Option<&str>, payload: Payload, flush: Flush) -> Answer;
+
+    /// Delivers `payload` live to `channel`'s subscribers on every node, neither numbered
+    /// nor kept (`skip_history`). Answers as [`Broker::publish`] does, with no position.
+    fn publish_live(&self, channel: &str, payload: Payload, flush: Flush) -> Answer;
+
+    /// Carries out `command` on every node's connections of its user. Answers the
+    /// connections it changed (embedded) or the nodes that listen (Redis).
+    fn user_command(&self, command: UserCommand, flush: Flush) -> Answer;
+
+    /// Asks every live node `query` (queued in call order with this caller's pushes and
+    /// commands, so it sees them carried out). Fails rather than answer for part of the
+    /// cluster.
+    fn survey(&self, query: Query) -> Survey;
 
     /// Carries out `command` on the node holding its connection.
     fn command(&self, command: NodeCommand, flush: Flush) -> Answer;

@@ -6,11 +6,14 @@
 //! redis:               rpc --> publisher task --pipelined EVALSHA--> Redis (numbers, XADD, PUBLISH)
 //!                      Redis --pub/sub--> reader --intake (bytes)--> deliverer --> Hub::deliver --> browsers
 //!                      reader --receipts--> the publishing caller's answer
+//! surveys (cluster-wide presence, channels, info) and by-user commands: every node
+//!                      answers or acts for its own connections (`control.rs`, `survey.rs`)
 //! ```
 //!
 //! Connection ids carry their node (see [`crate::delivery::conn_id`]).
 
 pub mod bus;
+pub mod control;
 pub mod embedded;
 pub mod intake;
 pub mod interface;
@@ -18,6 +21,7 @@ pub mod receipts;
 pub mod redis;
 pub mod resp;
 pub mod subscriber;
+pub mod survey;
 
 use std::time::Duration;
 

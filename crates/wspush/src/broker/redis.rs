@@ -24,9 +24,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::bus::{self, BUS, NodeCommand, Receipt};
-use super::interface::Done;
+use super::control::{self, Query, Report, UserCommand};
+use super::interface::{Done, Survey};
 use super::receipts::{NOT_READY, Receipts};
-use super::subscriber::Subscriber;
+use super::subscriber::{Answerer, Subscriber};
+use super::survey::{Identity, Surveys};
 use super::{Answer, BrokerError, MAX_NODE};
 use crate::delivery::flush::Flush;
 use crate::delivery::history::{HistoryRead, Retention};
@@ -64,6 +66,14 @@ pub struct BrokerCounters {
     pub intake_dropped: AtomicU64,
     /// Times the intake filled up and the node went into gap mode.
     pub lag_episodes: AtomicU64,
+    /// Surveys this node asked (cluster-wide `presence`, `channels`, `info`).
+    pub surveys: AtomicU64,
+    /// Surveys that failed: Redis unavailable, or not every node answered in time.
+    pub survey_errors: AtomicU64,
+    /// Surveys of other nodes (and its own) this node answered.
+    pub survey_answers: AtomicU64,
+    /// Answers this node could not send (its answer queue full, or Redis failed).
+    pub survey_answers_dropped: AtomicU64,
 }
 
 /// What a caller asked to send; the publisher turns it into a command.
@@ -74,12 +84,23 @@ enum Op {
     Node(u32, NodeCommand),
     /// `send_user`.
     User(String, Payload),
+    /// A channel message neither numbered nor kept (`skip_history`).
+    Live(String, Payload),
+    /// A command for every node's connections of a user.
+    ByUser(UserCommand),
+    /// A survey of every node (its id in [`Surveys`]).
+    Survey(u64, Query),
 }
 
 impl Op {
-    /// Whether node `me` receives what this publishes (and so waits for it).
+    /// Whether node `me` receives what this publishes (so needs its subscription up).
     fn comes_back_to(&self, me: u32) -> bool {
         !matches!(self, Op::Node(node, _) if *node != me)
+    }
+
+    /// Whether its caller waits for it to come back (a survey waits for answers instead).
+    fn receipted(&self, me: u32) -> bool {
+        self.comes_back_to(me) && !matches!(self, Op::Survey(..))
     }
 }
 
@@ -100,7 +121,7 @@ struct Commands {
 impl Commands {
     /// The command for `op`, with a receipt when it comes back to this node.
     fn build(&mut self, op: Op) -> (Cmd, Option<u64>) {
-        let ticket = op.comes_back_to(self.node).then(|| {
+        let ticket = op.receipted(self.node).then(|| {
             self.next_ticket += 1;
             self.next_ticket
         });
@@ -121,6 +142,24 @@ impl Commands {
             Op::User(user, payload) => {
                 let mut cmd = redis::cmd("PUBLISH");
                 cmd.arg(BUS).arg(bus::encode_user(&user, &payload, &field));
+                cmd
+            }
+            Op::Live(channel, payload) => {
+                let mut cmd = redis::cmd("PUBLISH");
+                cmd.arg(BUS)
+                    .arg(control::encode_live(&channel, &payload, &field));
+                cmd
+            }
+            Op::ByUser(command) => {
+                let mut cmd = redis::cmd("PUBLISH");
+                cmd.arg(BUS)
+                    .arg(control::encode_user_command(&command, &field));
+                cmd
+            }
+            Op::Survey(id, query) => {
+                let mut cmd = redis::cmd("PUBLISH");
+                cmd.arg(BUS)
+                    .arg(control::encode_query(self.node, id, &query));
                 cmd
             }
         };
@@ -151,6 +190,15 @@ impl Commands {
     }
 }
 
+/// A survey in flight, forgotten when dropped.
+struct Open(Arc<Surveys>, u64);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.forget(self.1);
+    }
+}
+
 /// A number that differs between processes (receipt origins).
 fn random_origin() -> u64 {
     use std::hash::{BuildHasher, Hasher};
@@ -175,6 +223,8 @@ pub struct RedisBroker {
     receipts: Arc<Receipts<RValue>>,
     origin: u64,
     intake_bytes: usize,
+    me: Arc<Identity>,
+    surveys: Arc<Surveys>,
 }
 
 /// Default bound of a node's intake from the bus: a few seconds of a busy
@@ -258,7 +308,50 @@ impl RedisBroker {
             receipts,
             origin,
             intake_bytes: DEFAULT_INTAKE_BYTES,
+            me: Arc::new(Identity::new(node)),
+            // Survey ids of this process's own (see `Surveys`).
+            surveys: Arc::new(Surveys::starting_at(origin << 16)),
         })
+    }
+
+    /// Who this node is, for `info`.
+    pub fn identity(&self) -> Arc<Identity> {
+        Arc::clone(&self.me)
+    }
+
+    /// Asks every node subscribed to the bus `query`; resolves to every answer once as
+    /// many came as `PUBLISH` counted nodes, or fails at the broker timeout.
+    pub fn survey(
+        &self,
+        query: Query,
+    ) -> impl Future<Output = Result<Vec<Report>, BrokerError>> + Send + 'static {
+        let (id, answers) = self.surveys.open();
+        // Forgotten however the caller ends: done, failed, or dropped (a client gone).
+        let open = Open(Arc::clone(&self.surveys), id);
+        let sent = self.submit(Op::Survey(id, query));
+        let (surveys, counters, timeout) = (
+            Arc::clone(&self.surveys),
+            Arc::clone(&self.counters),
+            self.timeout,
+        );
+        counters.surveys.fetch_add(1, Ordering::Relaxed);
+        async move {
+            let _open = open;
+            let result = async {
+                let nodes = sent.await?.count;
+                surveys.expect(id, usize::try_from(nodes).unwrap_or(usize::MAX));
+                match tokio::time::timeout(timeout, answers).await {
+                    Ok(Ok(reports)) => Ok(reports),
+                    Ok(Err(_)) => Err(BrokerError::Closed),
+                    Err(_) => Err(BrokerError::Timeout(timeout)),
+                }
+            }
+            .await;
+            if result.is_err() {
+                counters.survey_errors.fetch_add(1, Ordering::Relaxed);
+            }
+            result
+        }
     }
 
     /// The same broker with the subscription's intake bounded to `bytes`
@@ -436,7 +529,16 @@ impl RedisBroker {
 
     /// Starts the subscriber tasks: delivers to `hub` until `shutdown`.
     pub fn start_subscriber(&self, hub: Arc<Hub>, shutdown: CancellationToken) {
+        let answers = Answerer::start(
+            self.conn.clone(),
+            Arc::clone(&self.counters),
+            self.timeout,
+            shutdown.clone(),
+        );
         let sub = Subscriber {
+            me: Arc::clone(&self.me),
+            surveys: Arc::clone(&self.surveys),
+            answers,
             info: self.client.get_connection_info().clone(),
             channels: vec![BUS.to_owned(), bus::node_channel(self.node)],
             hub,
@@ -671,5 +773,17 @@ impl super::Broker for RedisBroker {
 
     fn send_user(&self, user: &str, payload: Payload, _: Flush) -> Answer {
         Answer::Later(Box::pin(RedisBroker::send_user(self, user, payload)))
+    }
+
+    fn publish_live(&self, channel: &str, payload: Payload, _: Flush) -> Answer {
+        Answer::Later(Box::pin(self.submit(Op::Live(channel.to_owned(), payload))))
+    }
+
+    fn user_command(&self, command: UserCommand, _: Flush) -> Answer {
+        Answer::Later(Box::pin(self.submit(Op::ByUser(command))))
+    }
+
+    fn survey(&self, query: Query) -> Survey {
+        Box::pin(RedisBroker::survey(self, query))
     }
 }

@@ -4,7 +4,14 @@
 //!
 //! ```text
 //! Redis --socket--> reader (RESP frames, receipts, never waits) --Intake (bytes)--> deliverer --> Hub
+//!                   reader --survey answers--> Surveys      deliverer --reports--> Answerer --> Redis
 //! ```
+//!
+//! Survey answers for this node skip the intake (a waiting caller, never dropped in gap
+//! mode); queries are answered by the deliverer, in bus order, so an answer reflects
+//! every command that came before it. The answerer's queue is bounded
+//! ([`ANSWER_QUEUE`]); an answer that does not fit is dropped and counted (its asker
+//! times out).
 //!
 //! The reader reconnects with backoff (100 ms doubling to 5 s) and
 //! resubscribes. While it is not subscribed, pushes that this node would
@@ -18,16 +25,20 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use redis::aio::ConnectionManager;
 use redis::{ConnectionAddr, ConnectionInfo, Value as RValue};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::BrokerCounters;
 use super::bus::{self, BusMessage, NodeCommand};
+use super::control::{self, Report};
 use super::intake::Intake;
 use super::receipts::Receipts;
 use super::resp::{self, Decoder, Frame, RespError};
+use super::survey::{self, Identity, Surveys};
 use crate::delivery::flush::Flush;
 use crate::delivery::hub::Hub;
 
@@ -43,6 +54,9 @@ const MIN_PONG_WAIT: Duration = Duration::from_secs(5);
 
 /// Messages handed to the hub per wake-up of the deliverer.
 const DELIVER_BATCH: usize = 64;
+
+/// Survey answers waiting to be published; beyond, an answer is dropped (counted).
+pub const ANSWER_QUEUE: usize = 256;
 
 /// Why a subscription ended or could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -96,18 +110,25 @@ pub struct Subscriber {
     pub timeout: Duration,
     /// The intake bound in bytes.
     pub intake_bytes: usize,
+    /// This node, for `info` answers.
+    pub me: Arc<Identity>,
+    /// This node's surveys in flight.
+    pub surveys: Arc<Surveys>,
+    /// Where this node's answers to surveys go.
+    pub answers: Answerer,
 }
 
 impl Subscriber {
     /// Subscribes, reads and delivers until `shutdown`, reconnecting as needed.
     pub async fn run(self, shutdown: CancellationToken) {
         let intake = Arc::new(Intake::new(self.intake_bytes, Arc::clone(&self.counters)));
-        tokio::spawn(deliver(
-            Arc::clone(&intake),
-            Arc::clone(&self.hub),
-            Arc::clone(&self.counters),
-            shutdown.clone(),
-        ));
+        let local = Local {
+            hub: Arc::clone(&self.hub),
+            counters: Arc::clone(&self.counters),
+            me: Arc::clone(&self.me),
+            answers: self.answers.clone(),
+        };
+        tokio::spawn(deliver(Arc::clone(&intake), local, shutdown.clone()));
         let mut delay = Duration::from_millis(100);
         loop {
             let connected = tokio::select! {
@@ -237,6 +258,18 @@ impl Subscriber {
         let c = &self.counters;
         let own = |msg: &[u8]| bus::receipt_of(msg).filter(|r| r.origin == self.origin);
         match frame {
+            Frame::Message { payload, .. } if payload.first() == Some(&b'A') => {
+                c.messages_in.fetch_add(1, Ordering::Relaxed);
+                match BusMessage::parse(&payload) {
+                    Ok(BusMessage::Answer { id, report, .. }) => {
+                        self.surveys.answered(id, report);
+                    }
+                    _ => {
+                        c.bad_messages.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!("unreadable survey answer from Redis dropped");
+                    }
+                }
+            }
             Frame::Message { payload, .. } => {
                 c.messages_in.fetch_add(1, Ordering::Relaxed);
                 let receipt = own(&payload);
@@ -265,13 +298,16 @@ impl Subscriber {
     }
 }
 
-/// Hands what the reader queued to the hub, in order.
-async fn deliver(
-    intake: Arc<Intake>,
+/// What the deliverer works with: this node's hub, and where its survey answers go.
+struct Local {
     hub: Arc<Hub>,
     counters: Arc<BrokerCounters>,
-    shutdown: CancellationToken,
-) {
+    me: Arc<Identity>,
+    answers: Answerer,
+}
+
+/// Hands what the reader queued to the hub, in order.
+async fn deliver(intake: Arc<Intake>, local: Local, shutdown: CancellationToken) {
     let mut batch: Vec<Bytes> = Vec::with_capacity(DELIVER_BATCH);
     loop {
         let more = tokio::select! {
@@ -281,36 +317,106 @@ async fn deliver(
         let n = batch.len();
         for (i, msg) in batch.drain(..).enumerate() {
             // A message with others right behind it is part of a burst.
-            handle_message(&hub, &counters, &msg, Flush::after(more || i + 1 < n));
+            local.handle(&msg, Flush::after(more || i + 1 < n));
         }
     }
 }
 
-fn handle_message(hub: &Hub, counters: &BrokerCounters, msg: &[u8], flush: Flush) {
-    match BusMessage::parse(msg) {
-        Ok(BusMessage::Stream(stream, pos, payload)) => {
-            hub.deliver(stream.as_deref(), &pos, payload, flush);
+impl Local {
+    fn handle(&self, msg: &[u8], flush: Flush) {
+        let hub = &self.hub;
+        match BusMessage::parse(msg) {
+            Ok(BusMessage::Stream(stream, pos, payload)) => {
+                hub.deliver(stream.as_deref(), &pos, payload, flush);
+            }
+            Ok(BusMessage::User(user, payload)) => {
+                hub.send_user(&user, payload, flush);
+            }
+            Ok(BusMessage::Node(cmd)) => match cmd {
+                NodeCommand::Send(id, payload) => {
+                    hub.send(id, payload, flush);
+                }
+                NodeCommand::Subscribe(id, channel) => {
+                    hub.subscribe(id, &channel);
+                }
+                NodeCommand::Unsubscribe(id, channel) => {
+                    hub.unsubscribe(id, &channel);
+                }
+                NodeCommand::Disconnect(id, code, reason) => {
+                    hub.disconnect(id, code, &reason);
+                }
+            },
+            Ok(BusMessage::Live(channel, payload)) => {
+                hub.publish_live(&channel, payload, flush);
+            }
+            Ok(BusMessage::ByUser(command)) => {
+                survey::apply_user(hub, &command);
+            }
+            Ok(BusMessage::Query { asker, id, query }) => {
+                let report = survey::report(hub, &self.me, &query);
+                self.answers.send(asker, id, self.me.node, &report);
+            }
+            // Answers are taken by the reader; one here came on the wrong channel.
+            Ok(BusMessage::Answer { .. }) => {}
+            Err(e) => {
+                self.counters.bad_messages.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "unreadable message from Redis dropped");
+            }
         }
-        Ok(BusMessage::User(user, payload)) => {
-            hub.send_user(&user, payload, flush);
-        }
-        Ok(BusMessage::Node(cmd)) => match cmd {
-            NodeCommand::Send(id, payload) => {
-                hub.send(id, payload, flush);
+    }
+}
+
+/// Publishes this node's survey answers, each to its asker's node channel, from a
+/// bounded queue ([`ANSWER_QUEUE`]) so the deliverer never waits for Redis.
+#[derive(Clone)]
+pub struct Answerer {
+    queue: mpsc::Sender<(u32, Vec<u8>)>,
+    counters: Arc<BrokerCounters>,
+}
+
+impl Answerer {
+    /// Starts the task publishing on `conn` until `shutdown`.
+    pub fn start(
+        conn: ConnectionManager,
+        counters: Arc<BrokerCounters>,
+        timeout: Duration,
+        shutdown: CancellationToken,
+    ) -> Answerer {
+        let (queue, mut rx) = mpsc::channel::<(u32, Vec<u8>)>(ANSWER_QUEUE);
+        let c = Arc::clone(&counters);
+        tokio::spawn(async move {
+            loop {
+                let (asker, msg) = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    next = rx.recv() => match next {
+                        Some(next) => next,
+                        None => return,
+                    },
+                };
+                let mut conn = conn.clone();
+                let mut cmd = redis::cmd("PUBLISH");
+                cmd.arg(bus::node_channel(asker)).arg(msg);
+                let sent = tokio::time::timeout(timeout, cmd.query_async::<i64>(&mut conn)).await;
+                if !matches!(sent, Ok(Ok(_))) {
+                    c.survey_answers_dropped.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(asker, "survey answer not sent: Redis failed");
+                }
             }
-            NodeCommand::Subscribe(id, channel) => {
-                hub.subscribe(id, &channel);
+        });
+        Answerer { queue, counters }
+    }
+
+    /// Queues `report` (node `node`'s answer to `asker`'s survey `id`); never waits.
+    fn send(&self, asker: u32, id: u64, node: u32, report: &Report) {
+        let msg = control::encode_report(id, node, report);
+        match self.queue.try_send((asker, msg)) {
+            Ok(()) => self.counters.survey_answers.fetch_add(1, Ordering::Relaxed),
+            Err(_) => {
+                tracing::warn!(asker, "survey answer queue full; answer dropped");
+                self.counters
+                    .survey_answers_dropped
+                    .fetch_add(1, Ordering::Relaxed)
             }
-            NodeCommand::Unsubscribe(id, channel) => {
-                hub.unsubscribe(id, &channel);
-            }
-            NodeCommand::Disconnect(id, code, reason) => {
-                hub.disconnect(id, code, &reason);
-            }
-        },
-        Err(e) => {
-            counters.bad_messages.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(error = %e, "unreadable message from Redis dropped");
-        }
+        };
     }
 }

@@ -345,6 +345,19 @@ impl Hub {
         self.push_done(tally)
     }
 
+    /// Queues `payload` to `channel`'s subscribers outside its numbering (`skip_history`,
+    /// either broker): not kept, no position (positioned subscribers get a header
+    /// without one), so resumes neither replay it nor count it as missed. Returns how
+    /// many it was queued to.
+    pub fn publish_live(&self, channel: &str, payload: Payload, flush: Flush) -> usize {
+        let mut out = self.fan_out(flush);
+        let tally = match self.stream(Some(channel)) {
+            Some(subs) => subs.fan_out(Some(channel), || None, &payload, false, &mut out),
+            None => Tally::default(),
+        };
+        self.push_done(tally)
+    }
+
     /// Queues `payload` to one connection; false if there is no such connection.
     pub fn send(&self, id: u64, payload: Payload, flush: Flush) -> bool {
         let Some(outlet) = self.read().conns.get(&id).map(Entry::outlet) else {

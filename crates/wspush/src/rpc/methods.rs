@@ -159,22 +159,38 @@ fn register_pushes(builder: GuardedBuilder, shared: &Arc<Shared>) -> GuardedBuil
     add(b, shared, "disconnect", 1..=3, disconnect, done)
 }
 
-/// The methods that only read state: the same with every broker.
+/// The methods that only read state; `channels` is the whole cluster's with Redis.
 fn register_queries(builder: GuardedBuilder, shared: &Arc<Shared>) -> GuardedBuilder {
     let s = Arc::clone(shared);
     let builder = builder.method_sync("connections", 0, move |_, _| {
         Ok(crate::rpc::render::connections_value(&s))
     });
     let s = Arc::clone(shared);
-    let builder = builder.method_sync("channels", 0, move |_, _| {
-        let map = s
-            .hub
-            .channels()
-            .into_iter()
-            .map(|(name, n)| (Value::from(name), Value::from(n)))
-            .collect();
-        Ok(Value::Map(map))
-    });
+    let builder = match shared.broker.answers_inline() {
+        true => builder.method_sync("channels", 0, move |_, _| {
+            let map = s
+                .hub
+                .channels()
+                .into_iter()
+                .map(|(name, n)| (Value::from(name), Value::from(n)))
+                .collect();
+            Ok(Value::Map(map))
+        }),
+        // Every node's channels (a survey): the cluster's, as the API's `channels`.
+        false => builder.method("channels", 0, move |_, _| {
+            let s = Arc::clone(&s);
+            async move {
+                let all = crate::broker::survey::cluster_channels(&*s.broker)
+                    .await
+                    .map_err(|e| RpcError::message(e.to_string()))?;
+                let map = all
+                    .into_iter()
+                    .map(|(name, n)| (Value::from(name), Value::from(n)))
+                    .collect();
+                Ok(Value::Map(map))
+            }
+        }),
+    };
     let s = Arc::clone(shared);
     let builder = builder.method_sync("stats", 0, move |_, _| Ok(s.stats_value()));
     let s = Arc::clone(shared);

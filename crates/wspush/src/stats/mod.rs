@@ -285,6 +285,14 @@ counters! {
         broker_intake_dropped: counter wspush_broker_intake_dropped_messages_total;
         /// Times the intake filled and this node went into gap mode.
         broker_lag_episodes: counter wspush_broker_lag_episodes_total;
+        /// Surveys of every node this node asked (cluster-wide presence, channels, info).
+        broker_surveys: counter wspush_broker_surveys_total;
+        /// Surveys that failed: Redis unavailable, or not every node answered in time.
+        broker_survey_errors: counter wspush_broker_survey_errors_total;
+        /// Surveys this node answered (its own included).
+        broker_survey_answers: counter wspush_broker_survey_answers_total;
+        /// Survey answers this node could not send (queue full or Redis failed).
+        broker_survey_answers_dropped: counter wspush_broker_survey_answers_dropped_total;
     }
 }
 
@@ -382,6 +390,10 @@ impl Stats {
         self.broker_intake_peak_bytes = get(&b.intake_peak);
         self.broker_intake_dropped = get(&b.intake_dropped);
         self.broker_lag_episodes = get(&b.lag_episodes);
+        self.broker_surveys = get(&b.surveys);
+        self.broker_survey_errors = get(&b.survey_errors);
+        self.broker_survey_answers = get(&b.survey_answers);
+        self.broker_survey_answers_dropped = get(&b.survey_answers_dropped);
     }
 
     /// Every scalar counter by name (shared with the other nodes in Redis mode).

@@ -119,3 +119,19 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
         .unwrap();
     out
 }
+
+/// A token signed (HS256) with `secret` for `sub`, allowed `channels`, expiring in 10 minutes.
+pub fn jwt(secret: &str, sub: &str, channels: &[&str]) -> String {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let claims = serde_json::json!({ "sub": sub, "exp": exp, "channels": channels });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}

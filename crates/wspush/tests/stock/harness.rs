@@ -113,6 +113,13 @@ impl Wspush {
         }
     }
 
+    /// Kills it (SIGKILL, by its PID through its `Child`): a node that dies, with no
+    /// chance to say goodbye.
+    #[allow(dead_code)]
+    pub async fn kill(mut self) {
+        self.child.kill().await.unwrap();
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     #[allow(dead_code)]
     pub async fn terminate(mut self) -> std::process::ExitStatus {
