@@ -1,0 +1,376 @@
+//! [`TlsStream`] against a real rustls client (tokio-rustls) over an in-memory duplex pipe.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::IoSlice;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio_rustls::client::TlsStream as ClientStream;
+
+use super::TlsStream;
+use crate::error::TlsStreamError;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct Pki {
+    cert: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+}
+
+fn pki() -> Pki {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    Pki {
+        cert: cert.cert.der().clone(),
+        key: PrivateKeyDer::try_from(cert.key_pair.serialize_der()).unwrap(),
+    }
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn server_config(pki: &Pki, alpn: &[&[u8]]) -> Arc<rustls::ServerConfig> {
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![pki.cert.clone()], pki.key.clone_key())
+        .unwrap();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}
+
+fn client_config(
+    pki: &Pki,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    alpn: &[&[u8]],
+) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(pki.cert.clone()).unwrap();
+    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}
+
+async fn connect(
+    server: Arc<rustls::ServerConfig>,
+    client: Arc<rustls::ClientConfig>,
+    pipe: usize,
+) -> (TlsStream<DuplexStream>, ClientStream<DuplexStream>) {
+    let (c, s) = tokio::io::duplex(pipe);
+    let accept = tokio::spawn(TlsStream::accept(s, server));
+    let name = ServerName::try_from("localhost").unwrap();
+    let client = tokio::time::timeout(
+        WAIT,
+        tokio_rustls::TlsConnector::from(client).connect(name, c),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let server = tokio::time::timeout(WAIT, accept)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    (server, client)
+}
+
+async fn pair(pipe: usize) -> (TlsStream<DuplexStream>, ClientStream<DuplexStream>) {
+    let pki = pki();
+    let server = server_config(&pki, &[b"h2", b"http/1.1"]);
+    connect(server, client_config(&pki, rustls::ALL_VERSIONS, &[]), pipe).await
+}
+
+/// Reads exactly `n` bytes with reads of at most `chunk`.
+async fn read_n(r: &mut (impl AsyncReadExt + Unpin), n: usize, chunk: usize) -> Vec<u8> {
+    let mut got = Vec::with_capacity(n);
+    let mut buf = vec![0u8; chunk];
+    while got.len() < n {
+        let k = tokio::time::timeout(WAIT, r.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_ne!(k, 0, "EOF after {} of {n} bytes", got.len());
+        got.extend_from_slice(&buf[..k]);
+    }
+    got
+}
+
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+fn holds_no_buffers(s: &TlsStream<DuplexStream>) -> bool {
+    s.incoming.capacity() == 0 && s.outgoing.is_empty() && s.plain.is_empty()
+}
+
+#[tokio::test]
+async fn tls13_handshake_and_data_both_ways() {
+    let (mut server, mut client) = pair(64 * 1024).await;
+    assert_eq!(
+        server.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_3)
+    );
+    assert!(holds_no_buffers(&server));
+    client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+    client.flush().await.unwrap();
+    assert_eq!(
+        read_n(&mut server, 18, 4096).await,
+        b"GET / HTTP/1.1\r\n\r\n"
+    );
+    server.write_all(b"HTTP/1.1 101\r\n\r\n").await.unwrap();
+    server.flush().await.unwrap();
+    assert_eq!(read_n(&mut client, 16, 4096).await, b"HTTP/1.1 101\r\n\r\n");
+    // Idle again: nothing held between records.
+    assert!(holds_no_buffers(&server));
+}
+
+#[tokio::test]
+async fn tls12_handshake_and_data_both_ways() {
+    let pki = pki();
+    let server = server_config(&pki, &[]);
+    let client = client_config(&pki, &[&rustls::version::TLS12], &[]);
+    let (mut server, mut client) = connect(server, client, 64 * 1024).await;
+    assert_eq!(
+        server.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_2)
+    );
+    client.write_all(b"ping").await.unwrap();
+    client.flush().await.unwrap();
+    assert_eq!(read_n(&mut server, 4, 64).await, b"ping");
+    server.write_all(b"pong").await.unwrap();
+    server.flush().await.unwrap();
+    assert_eq!(read_n(&mut client, 4, 64).await, b"pong");
+    assert!(holds_no_buffers(&server));
+}
+
+#[tokio::test]
+async fn alpn_picks_h2_or_http11_or_nothing() {
+    let pki = pki();
+    let server = server_config(&pki, &[b"h2", b"http/1.1"]);
+    for (offer, want) in [
+        (&[&b"h2"[..], b"http/1.1"][..], Some(&b"h2"[..])),
+        (&[&b"http/1.1"[..]][..], Some(&b"http/1.1"[..])),
+        (&[][..], None),
+    ] {
+        let client = client_config(&pki, rustls::ALL_VERSIONS, offer);
+        let (server, client) = connect(Arc::clone(&server), client, 64 * 1024).await;
+        assert_eq!(server.alpn_protocol(), want);
+        assert_eq!(client.get_ref().1.alpn_protocol(), want);
+    }
+}
+
+#[tokio::test]
+async fn large_writes_through_a_narrow_pipe() {
+    // 1000-byte pipe: every record arrives in pieces, every write is taken in part.
+    let (mut server, mut client) = pair(1000).await;
+    let big = pattern(1 << 20);
+    let up = big.clone();
+    let writer = tokio::spawn(async move {
+        client.write_all(&up).await.unwrap();
+        client.flush().await.unwrap();
+        let back = read_n(&mut client, 1 << 20, 16 * 1024).await;
+        (client, back)
+    });
+    // Reads smaller than a record: the rest of each record waits in `plain`.
+    let got = read_n(&mut server, 1 << 20, 1000).await;
+    assert!(got == big, "client -> server bytes differ");
+    server.write_all(&big).await.unwrap();
+    server.flush().await.unwrap();
+    let (_client, back) = tokio::time::timeout(WAIT, writer).await.unwrap().unwrap();
+    assert!(back == big, "server -> client bytes differ");
+    assert!(holds_no_buffers(&server));
+}
+
+/// The server's socket hands over one byte per read (and takes at most 7 per write).
+struct Trickle(DuplexStream);
+
+impl tokio::io::AsyncRead for Trickle {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let mut one = buf.take(1);
+        std::task::ready!(std::pin::Pin::new(&mut self.0).poll_read(cx, &mut one))?;
+        let n = one.filled().len();
+        buf.advance(n);
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl tokio::io::AsyncWrite for Trickle {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let n = buf.len().min(7);
+        std::pin::Pin::new(&mut self.0).poll_write(cx, &buf[..n])
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+#[tokio::test]
+async fn partial_records_byte_by_byte() {
+    // The handshake and every record reach the server one byte per read.
+    let pki = pki();
+    let (c, s) = tokio::io::duplex(64 * 1024);
+    let accept = tokio::spawn(TlsStream::accept(Trickle(s), server_config(&pki, &[])));
+    let name = ServerName::try_from("localhost").unwrap();
+    let connector =
+        tokio_rustls::TlsConnector::from(client_config(&pki, rustls::ALL_VERSIONS, &[]));
+    let mut client = connector.connect(name, c).await.unwrap();
+    let mut server = tokio::time::timeout(WAIT, accept)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let msg = pattern(40_000);
+    client.write_all(&msg).await.unwrap();
+    client.flush().await.unwrap();
+    assert!(read_n(&mut server, 40_000, 4096).await == msg);
+    assert_eq!(server.incoming.capacity(), 0);
+    server.write_all(&msg).await.unwrap();
+    server.flush().await.unwrap();
+    assert!(read_n(&mut client, 40_000, 4096).await == msg);
+    // A record left incomplete is kept in an allocation of its own size, not a read buffer:
+    // the first bytes of a record header, straight onto the pipe.
+    client
+        .get_mut()
+        .0
+        .write_all(&[0x17, 0x03, 0x03])
+        .await
+        .unwrap();
+    let mut one = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_millis(200), server.read(&mut one)).await;
+    assert!(read.is_err(), "nothing to read yet");
+    assert_eq!(server.incoming, [0x17, 0x03, 0x03]);
+    assert_eq!(server.incoming.capacity(), 3);
+}
+
+#[tokio::test]
+async fn vectored_writes_share_records() {
+    let (mut server, mut client) = pair(256 * 1024).await;
+    let frames: Vec<Vec<u8>> = (0..300).map(|i| vec![i as u8; 70]).collect();
+    let slices: Vec<IoSlice<'_>> = frames.iter().map(|f| IoSlice::new(f)).collect();
+    let mut sent = 0;
+    while sent < 300 * 70 {
+        // One call takes what it can; advancing by whole slices is enough for this check.
+        let n = server.write_vectored(&slices[sent / 70..]).await.unwrap();
+        assert_eq!(
+            n % 70,
+            0,
+            "took {n}: whole slices here (well under MAX_WRITE)"
+        );
+        sent += n;
+    }
+    server.flush().await.unwrap();
+    let got = read_n(&mut client, 300 * 70, 64 * 1024).await;
+    assert!(got == frames.concat());
+}
+
+#[tokio::test]
+async fn close_notify_both_ways() {
+    let (mut server, mut client) = pair(64 * 1024).await;
+    client.write_all(b"bye").await.unwrap();
+    client.shutdown().await.unwrap();
+    assert_eq!(read_n(&mut server, 3, 64).await, b"bye");
+    let mut buf = [0u8; 16];
+    // The client's close_notify is end of file, and stays so.
+    assert_eq!(server.read(&mut buf).await.unwrap(), 0);
+    assert_eq!(server.read(&mut buf).await.unwrap(), 0);
+    // We may still write after the peer's close_notify, then send ours.
+    server.write_all(b"last").await.unwrap();
+    server.shutdown().await.unwrap();
+    assert!(server.write_all(b"more").await.is_err());
+    assert_eq!(read_n(&mut client, 4, 64).await, b"last");
+    assert_eq!(
+        client.read(&mut buf).await.unwrap(),
+        0,
+        "clean end for the client"
+    );
+}
+
+#[tokio::test]
+async fn peer_abort_without_close_notify_is_truncation() {
+    let (mut server, client) = pair(64 * 1024).await;
+    drop(client);
+    let mut buf = [0u8; 16];
+    let e = server.read(&mut buf).await.unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
+    let inner = e.get_ref().and_then(|e| e.downcast_ref::<TlsStreamError>());
+    assert!(matches!(inner, Some(TlsStreamError::Truncated)), "{e}");
+}
+
+#[tokio::test]
+async fn abort_during_the_handshake() {
+    let pki = pki();
+    let (mut c, s) = tokio::io::duplex(1024);
+    let accept = tokio::spawn(TlsStream::accept(s, server_config(&pki, &[])));
+    // The first bytes of a ClientHello record, then nothing.
+    c.write_all(&[0x16, 0x03, 0x01, 0x00, 0x80, 0x01])
+        .await
+        .unwrap();
+    drop(c);
+    let e = accept.await.unwrap().unwrap_err();
+    assert!(matches!(e, TlsStreamError::HandshakeEof), "{e}");
+}
+
+#[tokio::test]
+async fn garbage_is_a_typed_error_with_an_alert() {
+    let pki = pki();
+    let (mut c, s) = tokio::io::duplex(1024);
+    let accept = tokio::spawn(TlsStream::accept(s, server_config(&pki, &[])));
+    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let e = accept.await.unwrap().unwrap_err();
+    assert!(matches!(e, TlsStreamError::Rustls(_)), "{e}");
+    // The server told the peer why: an alert record (content type 21).
+    let mut first = [0u8; 1];
+    c.read_exact(&mut first).await.unwrap();
+    assert_eq!(first[0], 21);
+}
+
+#[tokio::test]
+async fn key_update_requested_by_the_client() {
+    let (mut server, mut client) = pair(64 * 1024).await;
+    // TLS 1.3 KeyUpdate with update_requested: the server must answer with its own.
+    client.get_mut().1.refresh_traffic_keys().unwrap();
+    client.write_all(b"after update").await.unwrap();
+    client.flush().await.unwrap();
+    assert_eq!(read_n(&mut server, 12, 64).await, b"after update");
+    server.write_all(b"answered").await.unwrap();
+    server.flush().await.unwrap();
+    assert_eq!(read_n(&mut client, 8, 64).await, b"answered");
+    // And again the other way round, to be sure both sides use their new keys.
+    for i in 0..3u8 {
+        client.write_all(&[i; 100]).await.unwrap();
+        client.flush().await.unwrap();
+        assert_eq!(read_n(&mut server, 100, 64).await, vec![i; 100]);
+        server.write_all(&[i; 50]).await.unwrap();
+        server.flush().await.unwrap();
+        assert_eq!(read_n(&mut client, 50, 64).await, vec![i; 50]);
+    }
+}
