@@ -66,7 +66,7 @@ mod task;
 #[cfg(feature = "test-util")]
 pub mod test_util;
 mod tls;
-mod tls_stream;
+pub mod tls_stream;
 mod transport;
 
 pub use client::{Client, ClientConfig};
@@ -79,4 +79,5 @@ pub use inner::GOING_AWAY;
 pub use server::Server;
 pub use stats::{Stats, StatsSnapshot};
 pub use tls::TlsConfig;
+pub use tls_stream::TlsStream;
 pub use ws_proto::PreparedMessage;

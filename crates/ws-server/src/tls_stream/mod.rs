@@ -50,8 +50,11 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use crate::error::TlsStreamError;
 use buffers::{Incoming, MAX_WRITE, Outgoing, Plain, Scratch, with_write_scratch};
 
-/// One server-side TLS connection over `IO` (a `TcpStream` in the server).
-pub(crate) struct TlsStream<IO> {
+/// One server-side TLS connection over `IO` (a `TcpStream` in the server): [`AsyncRead`] and
+/// [`AsyncWrite`] of the plaintext, on rustls's unbuffered API, holding no buffer while idle
+/// (see the [module docs](self)). [`Server`](crate::Server) makes one per `wss://`
+/// connection; it is public for tools that serve TLS themselves or measure it.
+pub struct TlsStream<IO> {
     io: IO,
     conn: UnbufferedServerConnection,
     /// Ciphertext received and not processed when the last call ended (a record still
@@ -96,10 +99,7 @@ enum Step {
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
     /// Runs the server side of a TLS handshake over `io`. The caller bounds its duration.
-    pub(crate) async fn accept(
-        io: IO,
-        config: Arc<rustls::ServerConfig>,
-    ) -> Result<Self, TlsStreamError> {
+    pub async fn accept(io: IO, config: Arc<rustls::ServerConfig>) -> Result<Self, TlsStreamError> {
         let mut stream = Self {
             io,
             conn: UnbufferedServerConnection::new(config)?,
@@ -115,14 +115,18 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
     }
 
     /// The protocol the client and we agreed on through ALPN (`h2`, `http/1.1`), if any.
-    pub(crate) fn alpn_protocol(&self) -> Option<&[u8]> {
+    pub fn alpn_protocol(&self) -> Option<&[u8]> {
         self.conn.alpn_protocol()
     }
 
     /// The TLS version in use.
-    #[cfg(test)]
-    pub(crate) fn protocol_version(&self) -> Option<rustls::ProtocolVersion> {
+    pub fn protocol_version(&self) -> Option<rustls::ProtocolVersion> {
         self.conn.protocol_version()
+    }
+
+    /// The byte stream underneath.
+    pub fn get_ref(&self) -> &IO {
+        &self.io
     }
 
     fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TlsStreamError>> {
