@@ -252,5 +252,13 @@ fn main() -> Result<(), Error> {
         "{n} x {what}, after a TLS 1.3 handshake and one record each way: \
          {per_conn:.2} KiB of RSS each"
     );
+    if mode == "stream" {
+        println!(
+            "  of which inline (the server boxes it): TlsStream<TcpStream> {} B, \
+             rustls UnbufferedServerConnection {} B",
+            std::mem::size_of::<ws_server::TlsStream<tokio::net::TcpStream>>(),
+            std::mem::size_of::<rustls::server::UnbufferedServerConnection>(),
+        );
+    }
     Ok(())
 }
