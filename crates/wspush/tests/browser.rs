@@ -335,6 +335,7 @@ async fn over_https_a_page_holds_eight_event_streams_and_a_websocket() {
     let settings = Settings {
         ws: "127.0.0.1:0".parse().unwrap(),
         rpc: "127.0.0.1:0".parse().unwrap(),
+        api: "127.0.0.1:0".parse().unwrap(),
         tls_cert: Some(cert_path),
         tls_key: Some(key_path),
         ..Settings::default()
