@@ -374,3 +374,144 @@ async fn key_update_requested_by_the_client() {
         assert_eq!(read_n(&mut client, 50, 64).await, vec![i; 50]);
     }
 }
+
+/// The server's socket takes and gives a pseudo-random number of bytes per call (1 to
+/// 20,000: records split anywhere, several in one read), from a fixed seed.
+struct Choppy {
+    io: DuplexStream,
+    state: u64,
+}
+
+impl Choppy {
+    fn next(&mut self) -> usize {
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        // Mostly small pieces, sometimes large ones.
+        match self.state % 4 {
+            0 => 1 + (self.state >> 8) as usize % 20_000,
+            _ => 1 + (self.state >> 8) as usize % 40,
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for Choppy {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let cap = self.next();
+        let mut part = buf.take(cap);
+        std::task::ready!(std::pin::Pin::new(&mut self.io).poll_read(cx, &mut part))?;
+        let n = part.filled().len();
+        buf.advance(n);
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl tokio::io::AsyncWrite for Choppy {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let n = buf.len().min(self.next());
+        std::pin::Pin::new(&mut self.io).poll_write(cx, &buf[..n])
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[tokio::test]
+async fn random_chopping_both_ways_tls12_and_tls13() {
+    let pki = pki();
+    for (seed, version) in [
+        (0x9e37_79b9_7f4a_7c15u64, &rustls::version::TLS13),
+        (0x2545_f491_4f6c_dd1d, &rustls::version::TLS12),
+        (0x1234_5678_9abc_def1, &rustls::version::TLS13),
+    ] {
+        let (c, s) = tokio::io::duplex(8 * 1024);
+        let io = Choppy { io: s, state: seed };
+        let accept = tokio::spawn(TlsStream::accept(io, server_config(&pki, &[b"http/1.1"])));
+        let name = ServerName::try_from("localhost").unwrap();
+        let cfg = client_config(&pki, &[version], &[b"http/1.1"]);
+        let mut client = tokio_rustls::TlsConnector::from(cfg)
+            .connect(name, c)
+            .await
+            .unwrap();
+        let mut server = tokio::time::timeout(WAIT, accept)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        // Messages of many sizes each way, the two directions at once.
+        let sizes: Vec<usize> = (0..40).map(|i| (i * 7919) % 70_000 + 1).collect();
+        let total: usize = sizes.iter().sum();
+        let data = pattern(total);
+        let (mut cr, mut cw) = tokio::io::split(client);
+        let (mut sr, mut sw) = tokio::io::split(server);
+        let (up, back, got, ()) = tokio::join!(
+            async {
+                let mut at = 0;
+                for &n in &sizes {
+                    cw.write_all(&data[at..at + n]).await.unwrap();
+                    cw.flush().await.unwrap();
+                    at += n;
+                }
+            },
+            read_n(&mut cr, total, 3000),
+            read_n(&mut sr, total, 5000),
+            async {
+                let mut at = 0;
+                for &n in &sizes {
+                    // Each message as two slices of one vectored write.
+                    write_all_vectored(
+                        &mut sw,
+                        &[&data[at..at + n / 2], &data[at + n / 2..at + n]],
+                    )
+                    .await;
+                    sw.flush().await.unwrap();
+                    at += n;
+                }
+            },
+        );
+        let () = up;
+        assert!(got == data, "client -> server differs (seed {seed:x})");
+        assert!(back == data, "server -> client differs (seed {seed:x})");
+        let server = sr.unsplit(sw);
+        assert_eq!(server.incoming.capacity(), 0);
+        assert!(server.outgoing.is_empty() && server.plain.is_empty());
+    }
+}
+
+/// Writes every byte of `parts`, in order, through vectored writes.
+async fn write_all_vectored(w: &mut (impl AsyncWriteExt + Unpin), parts: &[&[u8]]) {
+    let mut left: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
+    while !left.is_empty() {
+        let slices: Vec<IoSlice<'_>> = left.iter().map(|p| IoSlice::new(p)).collect();
+        let mut k = w.write_vectored(&slices).await.unwrap();
+        assert_ne!(k, 0);
+        while k > 0 {
+            if k >= left[0].len() {
+                k -= left[0].len();
+                left.remove(0);
+            } else {
+                left[0] = &left[0][k..];
+                k = 0;
+            }
+        }
+    }
+}
