@@ -448,11 +448,11 @@ async fn random_chopping_both_ways_tls12_and_tls13() {
         let accept = tokio::spawn(TlsStream::accept(io, server_config(&pki, &[b"http/1.1"])));
         let name = ServerName::try_from("localhost").unwrap();
         let cfg = client_config(&pki, &[version], &[b"http/1.1"]);
-        let mut client = tokio_rustls::TlsConnector::from(cfg)
+        let client = tokio_rustls::TlsConnector::from(cfg)
             .connect(name, c)
             .await
             .unwrap();
-        let mut server = tokio::time::timeout(WAIT, accept)
+        let server = tokio::time::timeout(WAIT, accept)
             .await
             .unwrap()
             .unwrap()
