@@ -31,6 +31,7 @@
 //! `ServerConfig::max_early_data_size` at 0.
 
 mod buffers;
+mod records;
 #[cfg(test)]
 mod tests;
 
@@ -41,14 +42,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
-use rustls::unbuffered::{
-    ConnectionState, EncodeError, EncodeTlsData, EncryptError, InsufficientSizeError,
-    UnbufferedStatus, WriteTraffic,
-};
+use rustls::unbuffered::{ConnectionState, UnbufferedStatus, WriteTraffic};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::error::TlsStreamError;
 use buffers::{Incoming, MAX_WRITE, Outgoing, Plain, Scratch, with_write_scratch};
+use records::{close_notify, encode, encrypt, handle};
 
 /// One server-side TLS connection over `IO` (a `TcpStream` in the server): [`AsyncRead`] and
 /// [`AsyncWrite`] of the plaintext, on rustls's unbuffered API, holding no buffer while idle
@@ -424,136 +423,6 @@ impl<IO> TlsStream<IO> {
                 }
                 Ok(ConnectionState::TransmitTlsData(t)) => t.done(),
                 _ => return,
-            }
-        }
-    }
-}
-
-/// Handles one state that neither needs the socket nor a `WriteTraffic` caller.
-fn handle(
-    state: ConnectionState<'_, '_, ServerConnectionData>,
-    outgoing: &mut Outgoing,
-    plain: &mut Plain,
-    mut out: Option<&mut ReadBuf<'_>>,
-    discard: &mut usize,
-) -> Result<Step, TlsStreamError> {
-    match state {
-        ConnectionState::ReadTraffic(mut traffic) => {
-            while let Some(record) = traffic.next_record() {
-                let record = record?;
-                *discard += record.discard;
-                deliver(record.payload, out.as_deref_mut(), plain);
-            }
-            Ok(Step::Data)
-        }
-        ConnectionState::EncodeTlsData(mut enc) => {
-            encode(&mut enc, outgoing)?;
-            Ok(Step::Again)
-        }
-        // The encoded bytes are in `outgoing`, ahead of anything encrypted later.
-        ConnectionState::TransmitTlsData(transmit) => {
-            transmit.done();
-            Ok(Step::Again)
-        }
-        ConnectionState::BlockedHandshake | ConnectionState::WriteTraffic(_) => Ok(Step::NeedInput),
-        ConnectionState::PeerClosed | ConnectionState::Closed => Ok(Step::PeerClosed),
-        ConnectionState::ReadEarlyData(_) => Err(TlsStreamError::EarlyData),
-        _ => Err(TlsStreamError::UnknownState),
-    }
-}
-
-/// Copies a record's plaintext to the reader's buffer, the rest (in order) to `plain`.
-fn deliver(payload: &[u8], out: Option<&mut ReadBuf<'_>>, plain: &mut Plain) {
-    let n = match out {
-        Some(out) if plain.is_empty() => {
-            let n = out.remaining().min(payload.len());
-            out.put_slice(&payload[..n]);
-            n
-        }
-        _ => 0,
-    };
-    if n < payload.len() {
-        plain.extend(&payload[n..]);
-    }
-}
-
-/// Appends the record rustls hands over to `outgoing`, sized as rustls asks.
-fn encode(
-    enc: &mut EncodeTlsData<'_, ServerConnectionData>,
-    outgoing: &mut Outgoing,
-) -> Result<(), TlsStreamError> {
-    let mut want = 0;
-    loop {
-        let (at, room) = outgoing.grow(want);
-        match enc.encode(room) {
-            Ok(n) => {
-                outgoing.truncate_to(at + n);
-                return Ok(());
-            }
-            Err(EncodeError::InsufficientSize(InsufficientSizeError { required_size }))
-                if required_size > want =>
-            {
-                outgoing.truncate_to(at);
-                want = required_size;
-            }
-            Err(EncodeError::AlreadyEncoded) => {
-                outgoing.truncate_to(at);
-                return Ok(());
-            }
-            Err(EncodeError::InsufficientSize(_)) => {
-                outgoing.truncate_to(at);
-                return Err(TlsStreamError::BufferSize);
-            }
-        }
-    }
-}
-
-/// Encrypts `data` into `cipher` (grown if rustls asks for more); the bytes written.
-fn encrypt(
-    wt: &mut WriteTraffic<'_, ServerConnectionData>,
-    data: &[u8],
-    cipher: &mut Vec<u8>,
-) -> Result<usize, TlsStreamError> {
-    loop {
-        match wt.encrypt(data, cipher) {
-            Ok(n) => return Ok(n),
-            Err(EncryptError::InsufficientSize(InsufficientSizeError { required_size }))
-                if required_size > cipher.len() =>
-            {
-                cipher.resize(required_size, 0);
-            }
-            Err(EncryptError::InsufficientSize(_)) => return Err(TlsStreamError::BufferSize),
-            Err(EncryptError::EncryptExhausted) => return Err(TlsStreamError::EncryptExhausted),
-        }
-    }
-}
-
-/// Appends our close_notify alert to `outgoing`.
-fn close_notify(
-    wt: &mut WriteTraffic<'_, ServerConnectionData>,
-    outgoing: &mut Outgoing,
-) -> Result<(), TlsStreamError> {
-    let mut want = 64;
-    loop {
-        let (at, room) = outgoing.grow(want);
-        match wt.queue_close_notify(room) {
-            Ok(n) => {
-                outgoing.truncate_to(at + n);
-                return Ok(());
-            }
-            Err(EncryptError::InsufficientSize(InsufficientSizeError { required_size }))
-                if required_size > want =>
-            {
-                outgoing.truncate_to(at);
-                want = required_size;
-            }
-            Err(EncryptError::InsufficientSize(_)) => {
-                outgoing.truncate_to(at);
-                return Err(TlsStreamError::BufferSize);
-            }
-            Err(EncryptError::EncryptExhausted) => {
-                outgoing.truncate_to(at);
-                return Err(TlsStreamError::EncryptExhausted);
             }
         }
     }

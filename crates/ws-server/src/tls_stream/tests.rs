@@ -65,21 +65,25 @@ async fn connect(
     pipe: usize,
 ) -> (TlsStream<DuplexStream>, ClientStream<DuplexStream>) {
     let (c, s) = tokio::io::duplex(pipe);
-    let accept = tokio::spawn(TlsStream::accept(s, server));
+    connect_over(s, c, server, client).await
+}
+
+/// A handshake between the server over `server_io` and a client over `client_io`.
+async fn connect_over<IO>(
+    server_io: IO,
+    client_io: DuplexStream,
+    server: Arc<rustls::ServerConfig>,
+    client: Arc<rustls::ClientConfig>,
+) -> (TlsStream<IO>, ClientStream<DuplexStream>)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let accept = tokio::spawn(TlsStream::accept(server_io, server));
     let name = ServerName::try_from("localhost").unwrap();
-    let client = tokio::time::timeout(
-        WAIT,
-        tokio_rustls::TlsConnector::from(client).connect(name, c),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    let server = tokio::time::timeout(WAIT, accept)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    (server, client)
+    let connect = tokio_rustls::TlsConnector::from(client).connect(name, client_io);
+    let client = tokio::time::timeout(WAIT, connect).await.unwrap().unwrap();
+    let server = tokio::time::timeout(WAIT, accept).await.unwrap();
+    (server.unwrap().unwrap(), client)
 }
 
 async fn pair(pipe: usize) -> (TlsStream<DuplexStream>, ClientStream<DuplexStream>) {
@@ -111,44 +115,38 @@ fn holds_no_buffers(s: &TlsStream<DuplexStream>) -> bool {
     s.incoming.capacity() == 0 && s.outgoing.is_empty() && s.plain.is_empty()
 }
 
-#[tokio::test]
-async fn tls13_handshake_and_data_both_ways() {
-    let (mut server, mut client) = pair(64 * 1024).await;
-    assert_eq!(
-        server.protocol_version(),
-        Some(rustls::ProtocolVersion::TLSv1_3)
-    );
-    assert!(holds_no_buffers(&server));
-    client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+/// `up` from the client to the server, then `down` back.
+async fn round_trip(
+    server: &mut TlsStream<DuplexStream>,
+    client: &mut ClientStream<DuplexStream>,
+    up: &[u8],
+    down: &[u8],
+) {
+    client.write_all(up).await.unwrap();
     client.flush().await.unwrap();
-    assert_eq!(
-        read_n(&mut server, 18, 4096).await,
-        b"GET / HTTP/1.1\r\n\r\n"
-    );
-    server.write_all(b"HTTP/1.1 101\r\n\r\n").await.unwrap();
+    assert_eq!(read_n(server, up.len(), 64).await, up);
+    server.write_all(down).await.unwrap();
     server.flush().await.unwrap();
-    assert_eq!(read_n(&mut client, 16, 4096).await, b"HTTP/1.1 101\r\n\r\n");
-    // Idle again: nothing held between records.
-    assert!(holds_no_buffers(&server));
+    assert_eq!(read_n(client, down.len(), 4096).await, down);
 }
 
 #[tokio::test]
-async fn tls12_handshake_and_data_both_ways() {
+async fn handshake_and_data_both_ways_tls13_and_tls12() {
     let pki = pki();
-    let server = server_config(&pki, &[]);
-    let client = client_config(&pki, &[&rustls::version::TLS12], &[]);
-    let (mut server, mut client) = connect(server, client, 64 * 1024).await;
-    assert_eq!(
-        server.protocol_version(),
-        Some(rustls::ProtocolVersion::TLSv1_2)
-    );
-    client.write_all(b"ping").await.unwrap();
-    client.flush().await.unwrap();
-    assert_eq!(read_n(&mut server, 4, 64).await, b"ping");
-    server.write_all(b"pong").await.unwrap();
-    server.flush().await.unwrap();
-    assert_eq!(read_n(&mut client, 4, 64).await, b"pong");
-    assert!(holds_no_buffers(&server));
+    for (version, want) in [
+        (&rustls::version::TLS13, rustls::ProtocolVersion::TLSv1_3),
+        (&rustls::version::TLS12, rustls::ProtocolVersion::TLSv1_2),
+    ] {
+        let server = server_config(&pki, &[]);
+        let client = client_config(&pki, &[version], &[]);
+        let (mut server, mut client) = connect(server, client, 64 * 1024).await;
+        assert_eq!(server.protocol_version(), Some(want));
+        assert!(holds_no_buffers(&server));
+        let (up, down) = (b"GET / HTTP/1.1\r\n\r\n", b"HTTP/1.1 101\r\n\r\n");
+        round_trip(&mut server, &mut client, up, down).await;
+        // Idle again: nothing held between records.
+        assert!(holds_no_buffers(&server));
+    }
 }
 
 #[tokio::test]
@@ -189,63 +187,74 @@ async fn large_writes_through_a_narrow_pipe() {
     assert!(holds_no_buffers(&server));
 }
 
-/// The server's socket hands over one byte per read (and takes at most 7 per write).
-struct Trickle(DuplexStream);
+/// The server's socket, giving and taking at most `sizes()` bytes per call.
+struct Chopped<F> {
+    io: DuplexStream,
+    sizes: F,
+}
 
-impl tokio::io::AsyncRead for Trickle {
+impl<F: FnMut() -> usize + Unpin> tokio::io::AsyncRead for Chopped<F> {
     fn poll_read(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        let mut one = buf.take(1);
-        std::task::ready!(std::pin::Pin::new(&mut self.0).poll_read(cx, &mut one))?;
-        let n = one.filled().len();
+        let cap = (self.sizes)();
+        let mut part = buf.take(cap);
+        std::task::ready!(std::pin::Pin::new(&mut self.io).poll_read(cx, &mut part))?;
+        let n = part.filled().len();
         buf.advance(n);
         std::task::Poll::Ready(Ok(()))
     }
 }
 
-impl tokio::io::AsyncWrite for Trickle {
+impl<F: FnMut() -> usize + Unpin> tokio::io::AsyncWrite for Chopped<F> {
     fn poll_write(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        let n = buf.len().min(7);
-        std::pin::Pin::new(&mut self.0).poll_write(cx, &buf[..n])
+        let n = buf.len().min((self.sizes)());
+        std::pin::Pin::new(&mut self.io).poll_write(cx, &buf[..n])
     }
 
     fn poll_flush(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
     }
 
     fn poll_shutdown(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// Pseudo-random sizes from a seed (xorshift64): mostly 1 to 40 bytes, a quarter of the
+/// time up to 20,000 (records split anywhere, several in one read).
+fn choppy(mut state: u64) -> impl FnMut() -> usize + Unpin {
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        match state % 4 {
+            0 => 1 + (state >> 8) as usize % 20_000,
+            _ => 1 + (state >> 8) as usize % 40,
+        }
     }
 }
 
 #[tokio::test]
 async fn partial_records_byte_by_byte() {
-    // The handshake and every record reach the server one byte per read.
+    // The handshake and every record reach the server one byte per read and write.
     let pki = pki();
     let (c, s) = tokio::io::duplex(64 * 1024);
-    let accept = tokio::spawn(TlsStream::accept(Trickle(s), server_config(&pki, &[])));
-    let name = ServerName::try_from("localhost").unwrap();
-    let connector =
-        tokio_rustls::TlsConnector::from(client_config(&pki, rustls::ALL_VERSIONS, &[]));
-    let mut client = connector.connect(name, c).await.unwrap();
-    let mut server = tokio::time::timeout(WAIT, accept)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let io = Chopped { io: s, sizes: || 1 };
+    let client = client_config(&pki, rustls::ALL_VERSIONS, &[]);
+    let (mut server, mut client) = connect_over(io, c, server_config(&pki, &[]), client).await;
     let msg = pattern(40_000);
     client.write_all(&msg).await.unwrap();
     client.flush().await.unwrap();
@@ -358,80 +367,10 @@ async fn key_update_requested_by_the_client() {
     let (mut server, mut client) = pair(64 * 1024).await;
     // TLS 1.3 KeyUpdate with update_requested: the server must answer with its own.
     client.get_mut().1.refresh_traffic_keys().unwrap();
-    client.write_all(b"after update").await.unwrap();
-    client.flush().await.unwrap();
-    assert_eq!(read_n(&mut server, 12, 64).await, b"after update");
-    server.write_all(b"answered").await.unwrap();
-    server.flush().await.unwrap();
-    assert_eq!(read_n(&mut client, 8, 64).await, b"answered");
-    // And again the other way round, to be sure both sides use their new keys.
+    round_trip(&mut server, &mut client, b"after update", b"answered").await;
+    // And more both ways, to be sure both sides use their new keys.
     for i in 0..3u8 {
-        client.write_all(&[i; 100]).await.unwrap();
-        client.flush().await.unwrap();
-        assert_eq!(read_n(&mut server, 100, 64).await, vec![i; 100]);
-        server.write_all(&[i; 50]).await.unwrap();
-        server.flush().await.unwrap();
-        assert_eq!(read_n(&mut client, 50, 64).await, vec![i; 50]);
-    }
-}
-
-/// The server's socket takes and gives a pseudo-random number of bytes per call (1 to
-/// 20,000: records split anywhere, several in one read), from a fixed seed.
-struct Choppy {
-    io: DuplexStream,
-    state: u64,
-}
-
-impl Choppy {
-    fn next(&mut self) -> usize {
-        self.state ^= self.state << 13;
-        self.state ^= self.state >> 7;
-        self.state ^= self.state << 17;
-        // Mostly small pieces, sometimes large ones.
-        match self.state % 4 {
-            0 => 1 + (self.state >> 8) as usize % 20_000,
-            _ => 1 + (self.state >> 8) as usize % 40,
-        }
-    }
-}
-
-impl tokio::io::AsyncRead for Choppy {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        let cap = self.next();
-        let mut part = buf.take(cap);
-        std::task::ready!(std::pin::Pin::new(&mut self.io).poll_read(cx, &mut part))?;
-        let n = part.filled().len();
-        buf.advance(n);
-        std::task::Poll::Ready(Ok(()))
-    }
-}
-
-impl tokio::io::AsyncWrite for Choppy {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        let n = buf.len().min(self.next());
-        std::pin::Pin::new(&mut self.io).poll_write(cx, &buf[..n])
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+        round_trip(&mut server, &mut client, &[i; 100], &[i; 50]).await;
     }
 }
 
@@ -444,19 +383,13 @@ async fn random_chopping_both_ways_tls12_and_tls13() {
         (0x1234_5678_9abc_def1, &rustls::version::TLS13),
     ] {
         let (c, s) = tokio::io::duplex(8 * 1024);
-        let io = Choppy { io: s, state: seed };
-        let accept = tokio::spawn(TlsStream::accept(io, server_config(&pki, &[b"http/1.1"])));
-        let name = ServerName::try_from("localhost").unwrap();
-        let cfg = client_config(&pki, &[version], &[b"http/1.1"]);
-        let client = tokio_rustls::TlsConnector::from(cfg)
-            .connect(name, c)
-            .await
-            .unwrap();
-        let server = tokio::time::timeout(WAIT, accept)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        let io = Chopped {
+            io: s,
+            sizes: choppy(seed),
+        };
+        let server = server_config(&pki, &[b"http/1.1"]);
+        let client = client_config(&pki, &[version], &[b"http/1.1"]);
+        let (server, client) = connect_over(io, c, server, client).await;
         // Messages of many sizes each way, the two directions at once.
         let sizes: Vec<usize> = (0..40).map(|i| (i * 7919) % 70_000 + 1).collect();
         let total: usize = sizes.iter().sum();
