@@ -448,3 +448,51 @@ async fn write_all_vectored(w: &mut (impl AsyncWriteExt + Unpin), parts: &[&[u8]
         }
     }
 }
+
+#[tokio::test]
+async fn resumed_handshakes_and_hello_retry() {
+    use rustls::HandshakeKind;
+    let pki = pki();
+    let server = server_config(&pki, &[]);
+    // The same client config keeps its session cache: the second handshake resumes
+    // (TLS 1.3 from a ticket; TLS 1.2 from the server's session cache, an abbreviated
+    // handshake in which the server's Finished goes first).
+    for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        let client = client_config(&pki, &[version], &[]);
+        for want in [HandshakeKind::Full, HandshakeKind::Resumed] {
+            let (mut s, mut c) = connect(Arc::clone(&server), Arc::clone(&client), 64 * 1024).await;
+            // The client takes its tickets with the first record it reads.
+            round_trip(&mut s, &mut c, b"hello", b"there").await;
+            assert_eq!(s.conn.handshake_kind(), Some(want), "{version:?}");
+        }
+    }
+    // A client whose key share (P-384) the server does not take (X25519 only) is asked
+    // again: a HelloRetryRequest, one more round trip in the handshake.
+    let mut x25519_only = rustls::crypto::ring::default_provider();
+    x25519_only.kx_groups = vec![rustls::crypto::ring::kx_group::X25519];
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(x25519_only))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![pki.cert.clone()], pki.key.clone_key())
+        .unwrap();
+    let server = Arc::new(server);
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(pki.cert.clone()).unwrap();
+    let mut groups = rustls::crypto::ring::default_provider();
+    groups.kx_groups = vec![
+        rustls::crypto::ring::kx_group::SECP384R1,
+        rustls::crypto::ring::kx_group::X25519,
+    ];
+    let client = rustls::ClientConfig::builder_with_provider(Arc::new(groups))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let (mut s, mut c) = connect(server, Arc::new(client), 64 * 1024).await;
+    round_trip(&mut s, &mut c, b"again", b"yes").await;
+    assert_eq!(
+        s.conn.handshake_kind(),
+        Some(HandshakeKind::FullWithHelloRetryRequest)
+    );
+}
