@@ -165,7 +165,7 @@ pub async fn connect_on(
         let stream = tokio_rustls::TlsConnector::from(tls)
             .connect(name, tcp)
             .await?;
-        Transport::Tls(Box::new(stream.into()))
+        Transport::TlsClient(Box::new(stream))
     } else {
         Transport::Plain(tcp)
     };

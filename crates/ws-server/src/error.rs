@@ -46,6 +46,70 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
 }
 
+/// A `wss://` connection failed in its TLS layer (the server's own stream over rustls's
+/// unbuffered API). Reads and writes report it as an `io::Error` of the kind named on each
+/// variant, with this error inside (`io::Error::get_ref`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsStreamError {
+    /// rustls refused what the peer sent or could not go on (`InvalidData`).
+    #[error("TLS: {0}")]
+    Rustls(#[from] rustls::Error),
+    /// The socket failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    /// The TCP connection ended without the peer's close_notify (`UnexpectedEof`): what came
+    /// before is intact, but the peer may not have sent all it meant to.
+    #[error("the peer closed the connection without a TLS close_notify")]
+    Truncated,
+    /// The TCP connection ended (or the peer closed) before the handshake completed
+    /// (`UnexpectedEof`).
+    #[error("the connection ended during the TLS handshake")]
+    HandshakeEof,
+    /// The client sent TLS 1.3 early data, which is not accepted (`InvalidData`).
+    #[error("TLS early data (0-RTT) is not accepted")]
+    EarlyData,
+    /// A write after our close_notify (`BrokenPipe`).
+    #[error("the TLS connection is closed for writing")]
+    Closed,
+    /// A write before the handshake completed (`NotConnected`).
+    #[error("the TLS handshake is not complete")]
+    HandshakeIncomplete,
+    /// The traffic keys reached their use limit and could not be renewed (`Other`).
+    #[error("the TLS traffic keys are exhausted")]
+    EncryptExhausted,
+    /// rustls asked for a buffer larger than it was given, then refused that (`Other`).
+    #[error("rustls refused the buffer it asked for")]
+    BufferSize,
+    /// rustls reported a state this version does not know (`Other`).
+    #[error("unknown TLS connection state")]
+    UnknownState,
+    /// An earlier error ended this connection (`BrokenPipe`).
+    #[error("the TLS connection failed earlier")]
+    Failed,
+}
+
+impl From<TlsStreamError> for io::Error {
+    fn from(e: TlsStreamError) -> Self {
+        if let TlsStreamError::Io(e) = e {
+            return e;
+        }
+        let kind = match &e {
+            TlsStreamError::Rustls(_) | TlsStreamError::EarlyData => io::ErrorKind::InvalidData,
+            TlsStreamError::Truncated | TlsStreamError::HandshakeEof => {
+                io::ErrorKind::UnexpectedEof
+            }
+            TlsStreamError::Closed | TlsStreamError::Failed => io::ErrorKind::BrokenPipe,
+            TlsStreamError::HandshakeIncomplete => io::ErrorKind::NotConnected,
+            TlsStreamError::EncryptExhausted
+            | TlsStreamError::BufferSize
+            | TlsStreamError::UnknownState
+            | TlsStreamError::Io(_) => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
 /// A client connection ([`client`](crate::client)) failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -80,5 +144,19 @@ mod tests {
     #[test]
     fn send_error_is_small() {
         assert_eq!(std::mem::size_of::<SendError>(), 1);
+    }
+
+    #[test]
+    fn tls_stream_error_is_small_and_keeps_its_kind() {
+        assert!(std::mem::size_of::<TlsStreamError>() <= 64);
+        let e = io::Error::from(TlsStreamError::Truncated);
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(matches!(
+            e.get_ref().and_then(|e| e.downcast_ref::<TlsStreamError>()),
+            Some(TlsStreamError::Truncated)
+        ));
+        let inner = io::Error::from(io::ErrorKind::ConnectionReset);
+        let e = io::Error::from(TlsStreamError::Io(inner));
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionReset);
     }
 }

@@ -69,16 +69,18 @@ mod task;
 #[cfg(feature = "test-util")]
 pub mod test_util;
 mod tls;
+pub mod tls_stream;
 mod transport;
 
 pub use client::{Client, ClientConfig};
 pub use config::{OverflowPolicy, ServerConfig};
 pub use connection::{Connection, SLOW_CONSUMER};
 pub use direct::{FanOut, Writers};
-pub use error::{ClientError, SendError, TlsError};
+pub use error::{ClientError, SendError, TlsError, TlsStreamError};
 pub use handler::{CloseInfo, Echo, Handler, Message, Request, StreamHead};
 pub use inner::GOING_AWAY;
 pub use server::Server;
 pub use stats::{Stats, StatsSnapshot};
 pub use tls::TlsConfig;
+pub use tls_stream::TlsStream;
 pub use ws_proto::PreparedMessage;

@@ -24,6 +24,7 @@ use crate::handler::Handler;
 use crate::inner::{GOING_AWAY, Inner};
 use crate::limits::{IpLimits, IpRefusal, IpSlot};
 use crate::stats::Stats;
+use crate::tls_stream::TlsStream;
 use crate::transport::Transport;
 
 /// After the shutdown deadline, connections are told to drop their socket; this bounds how long
@@ -186,22 +187,25 @@ async fn serve_http<H: Handler>(
             Intake::Http(tcp) => Transport::Plain(tcp),
             Intake::Done => return,
         },
-        Some(tls) => match tokio::time::timeout(timeout, tls.acceptor.accept(tcp)).await {
-            Ok(Ok(s)) => Transport::Tls(Box::new(s.into())),
-            Ok(Err(e)) => {
-                tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                return;
+        Some(tls) => {
+            let accept = TlsStream::accept(tcp, Arc::clone(&tls.config));
+            match tokio::time::timeout(timeout, accept).await {
+                Ok(Ok(s)) => Transport::Tls(Box::new(s)),
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    Stats::add(&inner.stats.handshake_timeouts, 1);
+                    tracing::info!(%peer, "TLS handshake timed out");
+                    return;
+                }
             }
-            Err(_) => {
-                Stats::add(&inner.stats.handshake_timeouts, 1);
-                tracing::info!(%peer, "TLS handshake timed out");
-                return;
-            }
-        },
+        }
     };
     // Browsers that negotiated HTTP/2 (TLS only) get it: more than six event streams to one
     // origin. WebSocket stays on HTTP/1.1 connections (clients ask for those for it).
-    let h2 = matches!(&stream, Transport::Tls(s) if s.get_ref().1.alpn_protocol() == Some(b"h2"));
+    let h2 = matches!(&stream, Transport::Tls(s) if s.alpn_protocol() == Some(b"h2"));
     let stop = inner.stop_http.clone();
     // Cut by an event stream on this connection whose client stalled (see `event_stream`).
     let kill = CancellationToken::new();

@@ -10,7 +10,8 @@ use crate::error::TlsError;
 /// A rustls server configuration ready to accept `wss://` connections.
 #[derive(Clone)]
 pub struct TlsConfig {
-    pub(crate) acceptor: tokio_rustls::TlsAcceptor,
+    /// Shared by every connection's `TlsStream` (see `tls_stream`).
+    pub(crate) config: Arc<rustls::ServerConfig>,
 }
 
 impl std::fmt::Debug for TlsConfig {
@@ -50,9 +51,8 @@ impl TlsConfig {
     }
 
     /// Uses a rustls configuration built by the caller (client authentication, resolvers, ...).
+    /// Leave `max_early_data_size` at 0: a client's early data (0-RTT) ends its connection.
     pub fn from_rustls(config: Arc<rustls::ServerConfig>) -> Self {
-        Self {
-            acceptor: tokio_rustls::TlsAcceptor::from(config),
-        }
+        Self { config }
     }
 }

@@ -17,12 +17,17 @@ use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use crate::tls_stream::TlsStream;
+
 /// A connection, server or client side: plain TCP or TLS.
 #[derive(Debug)]
 pub(crate) enum Transport {
     Plain(TcpStream),
-    /// Boxed: a rustls session is a few hundred bytes, plain connections should not pay for it.
-    Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
+    /// The server side of TLS, on rustls's unbuffered API (an idle one holds no buffers).
+    /// Boxed: a rustls session is about a kilobyte, plain connections should not pay for it.
+    Tls(Box<TlsStream<TcpStream>>),
+    /// The client side of TLS (tests and tools), through tokio-rustls.
+    TlsClient(Box<tokio_rustls::client::TlsStream<TcpStream>>),
     /// A plain socket shared with the connection's senders.
     Shared(Arc<TcpStream>),
 }
@@ -51,6 +56,7 @@ impl AsyncRead for Transport {
         match self.get_mut() {
             Transport::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Transport::TlsClient(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             Transport::Shared(s) => {
                 // The buffer is zeroed only once the socket is readable: waiting costs nothing.
                 let n = ready!(poll_shared(
@@ -74,6 +80,7 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Transport::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Transport::TlsClient(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             Transport::Shared(s) => {
                 poll_shared(cx, |cx| s.poll_write_ready(cx), || s.try_write(buf))
             }
@@ -88,6 +95,7 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Transport::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            Transport::TlsClient(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
             Transport::Shared(s) => poll_shared(
                 cx,
                 |cx| s.poll_write_ready(cx),
@@ -100,6 +108,7 @@ impl AsyncWrite for Transport {
         match self {
             Transport::Plain(s) => s.is_write_vectored(),
             Transport::Tls(s) => s.is_write_vectored(),
+            Transport::TlsClient(s) => s.is_write_vectored(),
             Transport::Shared(_) => true,
         }
     }
@@ -108,6 +117,7 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Transport::Plain(s) => Pin::new(s).poll_flush(cx),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Transport::TlsClient(s) => Pin::new(s.as_mut()).poll_flush(cx),
             Transport::Shared(_) => Poll::Ready(Ok(())),
         }
     }
@@ -116,6 +126,7 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Transport::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Transport::TlsClient(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             // The task detaches the senders' handle before it shuts down; were one still
             // alive, dropping the socket would close it instead.
             Transport::Shared(s) => match Arc::get_mut(s) {

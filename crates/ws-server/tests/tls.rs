@@ -77,3 +77,77 @@ fn missing_pem_files_are_reported() {
         TlsConfig::from_pem_files("/nonexistent/cert.pem", "/nonexistent/key.pem").unwrap_err();
     assert!(err.to_string().contains("/nonexistent/cert.pem"), "{err}");
 }
+
+/// A TLS client with these ALPN protocols, trusting the test's certificate.
+async fn tls_connect(
+    pki: &Pki,
+    port: u16,
+    alpn: &[&[u8]],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(pki.cert_der.clone()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+        .connect(name, tcp)
+        .await
+        .unwrap()
+}
+
+/// ALPN `h2` gets HTTP/2 over the server's TLS stream (many streams on one connection),
+/// `http/1.1` gets HTTP/1.1; both answer plain HTTP requests.
+#[tokio::test]
+async fn http2_and_http11_through_alpn() {
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let pki = pki("alpn");
+    let srv = tls_server(&pki).await;
+    let tls = tls_connect(&pki, srv.addr.port(), &[b"h2", b"http/1.1"]).await;
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let mut streams = Vec::new();
+    for i in 0..20 {
+        let mut send = send.clone();
+        streams.push(tokio::spawn(async move {
+            let req = http::Request::get(format!("https://localhost/nothing-{i}"))
+                .body(Empty::<bytes::Bytes>::new())
+                .unwrap();
+            let resp = send.send_request(req).await.unwrap();
+            assert_eq!(resp.version(), http::Version::HTTP_2);
+            let status = resp.status();
+            resp.into_body().collect().await.unwrap();
+            status
+        }));
+    }
+    for s in streams {
+        assert_eq!(s.await.unwrap(), http::StatusCode::NOT_FOUND);
+    }
+
+    let tls = tls_connect(&pki, srv.addr.port(), &[b"http/1.1"]).await;
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::get("/nothing")
+        .header("host", "localhost")
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.version(), http::Version::HTTP_11);
+    assert_eq!(resp.status(), http::StatusCode::NOT_FOUND);
+}

@@ -1,0 +1,471 @@
+//! [`TlsStream`]: server-side TLS over any byte stream, driven through rustls's unbuffered
+//! API (`UnbufferedServerConnection`), where the caller owns every buffer.
+//!
+//! Why: rustls's buffered `ServerConnection` keeps a 4 KiB deframer buffer per connection for
+//! its whole life, and `tokio-rustls` sits on it; at 10k idle `wss://` connections that buffer
+//! alone was more than the whole of a plain connection. Here an idle connection owns no
+//! buffer at all:
+//!
+//! ```text
+//!  socket --read--> per-thread read buffer --process_tls_records--> reader's ReadBuf
+//!                   (lent for one call)      (decrypts)              `plain`: what it had no room for
+//!                   `incoming`: a record still incomplete when the call ends
+//!  writer's slices --(made contiguous)--> encrypt --> per-thread ciphertext --write--> socket
+//!                                                     `outgoing`: what the socket did not take
+//! ```
+//!
+//! `incoming`, `outgoing` and `plain` are allocated only while they hold something and are
+//! freed as soon as they are empty, so what stays per connection is rustls's own state
+//! (record layer keys, the TLS 1.3 traffic secrets kept for key updates, ALPN, SNI).
+//!
+//! Order on the wire: every record rustls encodes itself (handshake, tickets, a key update
+//! answering the peer's, alerts, close_notify) is appended to `outgoing` in the order rustls
+//! hands it over, and application records are written only once `outgoing` is empty or are
+//! appended behind it. So `TransmitTlsData::done` is called as soon as bytes are in
+//! `outgoing`: they go out before anything encrypted after them.
+//!
+//! Ends: the peer's close_notify is end of file (`Ok(0)`); the TCP connection ending without
+//! one is an `UnexpectedEof` error ([`TlsStreamError::Truncated`]), as rustls's buffered
+//! reader reports it; `poll_shutdown` sends our close_notify, then shuts the socket down.
+//! Early data (0-RTT) is refused ([`TlsStreamError::EarlyData`]): leave
+//! `ServerConfig::max_early_data_size` at 0.
+
+mod buffers;
+mod records;
+#[cfg(test)]
+mod tests;
+
+use std::future::poll_fn;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
+use rustls::unbuffered::{ConnectionState, UnbufferedStatus, WriteTraffic};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::error::TlsStreamError;
+use buffers::{Incoming, MAX_WRITE, Outgoing, Plain, Scratch, with_write_scratch};
+use records::{close_notify, encode, encrypt, handle};
+
+/// One server-side TLS connection over `IO` (a `TcpStream` in the server): [`AsyncRead`] and
+/// [`AsyncWrite`] of the plaintext, on rustls's unbuffered API, holding no buffer while idle
+/// (see the [module docs](self)). [`Server`](crate::Server) makes one per `wss://`
+/// connection; it is public for tools that serve TLS themselves or measure it.
+pub struct TlsStream<IO> {
+    io: IO,
+    conn: UnbufferedServerConnection,
+    /// Ciphertext received and not processed when the last call ended (a record still
+    /// incomplete, or whole records a full reader's buffer left); empty, unallocated, between.
+    incoming: Vec<u8>,
+    /// Ciphertext encoded, not yet taken by the socket.
+    outgoing: Outgoing,
+    /// Plaintext decrypted, not yet read.
+    plain: Plain,
+    /// The peer's close_notify came: reads are at end of file.
+    peer_closed: bool,
+    /// Our close_notify is encoded: writes are refused.
+    sent_close: bool,
+    /// A TLS error ended the connection (its alert is in `outgoing`).
+    failed: bool,
+}
+
+impl<IO> std::fmt::Debug for TlsStream<IO> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsStream")
+            .field("handshaking", &self.conn.is_handshaking())
+            .field("alpn", &self.conn.alpn_protocol())
+            .field("incoming", &self.incoming.len())
+            .field("peer_closed", &self.peer_closed)
+            .field("sent_close", &self.sent_close)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one `process_tls_records` call left to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Something was encoded or acknowledged: call again.
+    Again,
+    /// A record's plaintext was delivered (to the reader's buffer and/or `plain`).
+    Data,
+    /// More ciphertext from the peer is needed (handshake blocked, or traffic caught up).
+    NeedInput,
+    /// The peer sent close_notify.
+    PeerClosed,
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
+    /// Runs the server side of a TLS handshake over `io`. The caller bounds its duration.
+    pub async fn accept(io: IO, config: Arc<rustls::ServerConfig>) -> Result<Self, TlsStreamError> {
+        let mut stream = Self {
+            io,
+            conn: UnbufferedServerConnection::new(config)?,
+            incoming: Vec::new(),
+            outgoing: Outgoing::default(),
+            plain: Plain::default(),
+            peer_closed: false,
+            sent_close: false,
+            failed: false,
+        };
+        poll_fn(|cx| stream.poll_handshake(cx)).await?;
+        Ok(stream)
+    }
+
+    /// The protocol the client and we agreed on through ALPN (`h2`, `http/1.1`), if any.
+    pub fn alpn_protocol(&self) -> Option<&[u8]> {
+        self.conn.alpn_protocol()
+    }
+
+    /// The TLS version in use.
+    pub fn protocol_version(&self) -> Option<rustls::ProtocolVersion> {
+        self.conn.protocol_version()
+    }
+
+    /// The byte stream underneath.
+    pub fn get_ref(&self) -> &IO {
+        &self.io
+    }
+
+    fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TlsStreamError>> {
+        let mut incoming = Incoming::take(&std::mem::take(&mut self.incoming));
+        let done = self.handshake_records(cx, &mut incoming);
+        self.incoming = incoming.give_back();
+        done
+    }
+
+    fn handshake_records(
+        &mut self,
+        cx: &mut Context<'_>,
+        incoming: &mut Incoming,
+    ) -> Poll<Result<(), TlsStreamError>> {
+        loop {
+            let step = match self.step(incoming, None) {
+                Ok(step) => step,
+                Err(e) => {
+                    // The alert rustls queued for the peer, if the socket takes it now.
+                    let _ = self.poll_write_outgoing(cx);
+                    return Poll::Ready(Err(e));
+                }
+            };
+            match step {
+                Step::Again | Step::Data => {}
+                Step::PeerClosed => return Poll::Ready(Err(TlsStreamError::HandshakeEof)),
+                Step::NeedInput if !self.conn.is_handshaking() => {
+                    return self.poll_write_outgoing(cx).map_err(TlsStreamError::Io);
+                }
+                Step::NeedInput => {
+                    // Our flight goes out before we wait for the peer's answer to it.
+                    if let Poll::Ready(Err(e)) = self.poll_write_outgoing(cx) {
+                        return Poll::Ready(Err(TlsStreamError::Io(e)));
+                    }
+                    if ready!(self.poll_read_io(cx, incoming)).map_err(TlsStreamError::Io)? == 0 {
+                        return Poll::Ready(Err(TlsStreamError::HandshakeEof));
+                    }
+                }
+            }
+        }
+    }
+
+    fn poll_read_plain(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.plain.drain_into(out) || self.peer_closed {
+            return Poll::Ready(Ok(()));
+        }
+        if self.failed {
+            return Poll::Ready(Err(TlsStreamError::Failed.into()));
+        }
+        // A key update answering the peer's (or a ticket) encoded by an earlier read.
+        if let Poll::Ready(Err(e)) = self.poll_write_outgoing(cx) {
+            return Poll::Ready(Err(e));
+        }
+        let mut incoming = Incoming::take(&std::mem::take(&mut self.incoming));
+        let read = self.read_records(cx, &mut incoming, out);
+        self.incoming = incoming.give_back();
+        read
+    }
+
+    fn read_records(
+        &mut self,
+        cx: &mut Context<'_>,
+        incoming: &mut Incoming,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = out.filled().len();
+        loop {
+            let delivered = out.filled().len() > before || !self.plain.is_empty();
+            if delivered && (out.remaining() == 0 || !self.plain.is_empty()) {
+                return Poll::Ready(Ok(()));
+            }
+            let step = match self.step(incoming, Some(out)) {
+                Ok(step) => step,
+                Err(e) => {
+                    let _ = self.poll_write_outgoing(cx);
+                    return Poll::Ready(Err(e.into()));
+                }
+            };
+            match step {
+                Step::Again | Step::Data => {}
+                Step::PeerClosed => return Poll::Ready(Ok(())),
+                Step::NeedInput if delivered => return Poll::Ready(Ok(())),
+                Step::NeedInput => {
+                    if let Poll::Ready(Err(e)) = self.poll_write_outgoing(cx) {
+                        return Poll::Ready(Err(e));
+                    }
+                    if ready!(self.poll_read_io(cx, incoming))? == 0 {
+                        let why = if self.conn.is_handshaking() {
+                            TlsStreamError::HandshakeEof
+                        } else {
+                            TlsStreamError::Truncated
+                        };
+                        return Poll::Ready(Err(why.into()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads what the socket has into `incoming`'s spare room; `Ok(0)` is the TCP end.
+    fn poll_read_io(
+        &mut self,
+        cx: &mut Context<'_>,
+        incoming: &mut Incoming,
+    ) -> Poll<io::Result<usize>> {
+        let mut buf = ReadBuf::new(incoming.spare_mut());
+        ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf))?;
+        let n = buf.filled().len();
+        incoming.filled(n);
+        Poll::Ready(Ok(n))
+    }
+
+    /// Writes `outgoing` until it is empty (then it is freed) or the socket is full.
+    fn poll_write_outgoing(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.outgoing.is_empty() {
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, self.outgoing.unwritten()))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.outgoing.advance(n);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_write_plain(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        if self.failed {
+            return Poll::Ready(Err(TlsStreamError::Failed.into()));
+        }
+        if self.sent_close {
+            return Poll::Ready(Err(TlsStreamError::Closed.into()));
+        }
+        // What is already encoded goes first; a socket that takes nothing takes no more.
+        ready!(self.poll_write_outgoing(cx))?;
+        let total = bufs.iter().map(|b| b.len()).sum::<usize>().min(MAX_WRITE);
+        if total == 0 {
+            return Poll::Ready(Ok(0));
+        }
+        with_write_scratch(|scratch| self.encrypt_and_write(cx, bufs, total, scratch))?;
+        Poll::Ready(Ok(total))
+    }
+
+    /// Encrypts the first `total` bytes of `bufs` (as few records as they fill) and writes
+    /// what the socket takes now; the rest waits in `outgoing`.
+    fn encrypt_and_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+        total: usize,
+        scratch: &mut Scratch,
+    ) -> io::Result<()> {
+        let Scratch { plain, cipher, .. } = scratch;
+        let data: &[u8] = match bufs.iter().find(|b| !b.is_empty()) {
+            Some(first) if first.len() >= total => &first[..total],
+            _ => {
+                let mut at = 0;
+                for b in bufs {
+                    let n = b.len().min(total - at);
+                    plain[at..at + n].copy_from_slice(&b[..n]);
+                    at += n;
+                    if at == total {
+                        break;
+                    }
+                }
+                &plain[..total]
+            }
+        };
+        let n = self
+            .with_write_traffic(|wt, _| encrypt(wt, data, cipher))
+            .map_err(io::Error::from)?;
+        let mut written = 0;
+        if self.outgoing.is_empty() {
+            while written < n {
+                match Pin::new(&mut self.io).poll_write(cx, &cipher[written..n]) {
+                    Poll::Ready(Ok(0)) => {
+                        self.failed = true;
+                        return Err(io::ErrorKind::WriteZero.into());
+                    }
+                    Poll::Ready(Ok(k)) => written += k,
+                    Poll::Ready(Err(e)) => {
+                        // The records are numbered: what was encrypted cannot be dropped.
+                        self.failed = true;
+                        return Err(e);
+                    }
+                    Poll::Pending => break,
+                }
+            }
+        }
+        self.outgoing.extend(&cipher[written..n]);
+        Ok(())
+    }
+
+    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.sent_close && !self.failed {
+            ready!(self.poll_write_outgoing(cx))?;
+            match self.with_write_traffic(close_notify) {
+                Ok(()) | Err(TlsStreamError::Closed) => {}
+                Err(e) => return Poll::Ready(Err(e.into())),
+            }
+            self.sent_close = true;
+        }
+        ready!(self.poll_write_outgoing(cx))?;
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+impl<IO> TlsStream<IO> {
+    /// One `process_tls_records` over what `incoming` holds, its state handled.
+    fn step(
+        &mut self,
+        incoming: &mut Incoming,
+        out: Option<&mut ReadBuf<'_>>,
+    ) -> Result<Step, TlsStreamError> {
+        let UnbufferedStatus { mut discard, state } =
+            self.conn.process_tls_records(incoming.filled_mut());
+        let step = match state {
+            Err(e) => Err(e.into()),
+            Ok(state) => handle(
+                state,
+                &mut self.outgoing,
+                &mut self.plain,
+                out,
+                &mut discard,
+            ),
+        };
+        incoming.discard(discard);
+        match step {
+            Ok(Step::PeerClosed) => self.peer_closed = true,
+            Err(_) => self.fail(),
+            Ok(_) => {}
+        }
+        step
+    }
+
+    /// Runs `f` in the `WriteTraffic` state, handling whatever comes before it (records
+    /// rustls wants to send go to `outgoing` first, so they precede what `f` encrypts).
+    fn with_write_traffic<R>(
+        &mut self,
+        f: impl FnOnce(
+            &mut WriteTraffic<'_, ServerConnectionData>,
+            &mut Outgoing,
+        ) -> Result<R, TlsStreamError>,
+    ) -> Result<R, TlsStreamError> {
+        let mut f = Some(f);
+        loop {
+            let UnbufferedStatus { state, .. } = self.conn.process_tls_records(&mut []);
+            let done = match state {
+                Err(e) => Err(e.into()),
+                Ok(ConnectionState::WriteTraffic(mut wt)) => match f.take() {
+                    Some(f) => f(&mut wt, &mut self.outgoing).map(Some),
+                    None => Err(TlsStreamError::Failed),
+                },
+                Ok(ConnectionState::Closed) => Err(TlsStreamError::Closed),
+                Ok(ConnectionState::PeerClosed) => {
+                    self.peer_closed = true;
+                    Ok(None)
+                }
+                Ok(other) => {
+                    match handle(other, &mut self.outgoing, &mut self.plain, None, &mut 0) {
+                        Ok(Step::NeedInput) => Err(TlsStreamError::HandshakeIncomplete),
+                        Ok(_) => Ok(None),
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            match done {
+                Ok(Some(r)) => return Ok(r),
+                Ok(None) => {}
+                Err(TlsStreamError::Closed) => return Err(TlsStreamError::Closed),
+                Err(e) => {
+                    self.fail();
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Marks the connection failed and encodes the alert rustls queued for the peer.
+    fn fail(&mut self) {
+        self.failed = true;
+        for _ in 0..4 {
+            let UnbufferedStatus { state, .. } = self.conn.process_tls_records(&mut []);
+            match state {
+                Ok(ConnectionState::EncodeTlsData(mut enc)) => {
+                    if encode(&mut enc, &mut self.outgoing).is_err() {
+                        return;
+                    }
+                }
+                Ok(ConnectionState::TransmitTlsData(t)) => t.done(),
+                _ => return,
+            }
+        }
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.get_mut().poll_read_plain(cx, buf)
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().poll_write_plain(cx, &[IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().poll_write_plain(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_write_outgoing(cx))?;
+        Pin::new(&mut this.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().poll_close(cx)
+    }
+}
