@@ -36,7 +36,7 @@ use std::io::IoSlice;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use ws_proto::PreparedMessage;
 
 use crate::connection::{Connection, Outbound, Queue, Shared};
@@ -140,18 +140,12 @@ fn write_queued(q: &mut Queue, tally: &mut WriteTally) -> bool {
         return false;
     };
     let mut slices = [IoSlice::new(&[]); MAX_IOV];
-    let (mut used, mut tried) = (0, 0);
-    for item in &q.items {
-        let Some((first, second)) = direct.pieces(item) else {
+    let mut tried = 0;
+    for (slot, item) in slices.iter_mut().zip(q.items.iter()) {
+        let Some(bytes) = direct.bytes(item) else {
             break;
         };
-        if used + 1 + usize::from(second.is_some()) > MAX_IOV {
-            break;
-        }
-        for piece in std::iter::once(first).chain(second) {
-            slices[used] = IoSlice::new(piece);
-            used += 1;
-        }
+        *slot = IoSlice::new(bytes);
         tried += 1;
     }
     if tried == 0 {
@@ -159,7 +153,7 @@ fn write_queued(q: &mut Queue, tally: &mut WriteTally) -> bool {
     }
     // WouldBlock: the task waits for the socket. Any other error the task meets on its own
     // I/O and reports as the connection's end.
-    let Ok(written) = direct.socket.try_write_vectored(&slices[..used]) else {
+    let Ok(written) = direct.socket.try_write_vectored(&slices[..tried]) else {
         return false;
     };
     tally.writes += 1;
@@ -167,12 +161,11 @@ fn write_queued(q: &mut Queue, tally: &mut WriteTally) -> bool {
     let mut left = written;
     let mut sent = 0;
     while sent < tried && left > 0 {
-        let Some((first, second)) = q.items.front().and_then(|item| direct.pieces(item)) else {
+        let Some(bytes) = q.items.front().and_then(|item| direct.bytes(item)) else {
             break;
         };
-        let len = first.len() + second.map_or(0, Bytes::len);
-        let rest = (left < len).then(|| unwritten(first, second, left));
-        left = left.saturating_sub(len);
+        let rest = (left < bytes.len()).then(|| bytes.slice(left..));
+        left = left.saturating_sub(bytes.len());
         if let Some(item) = q.items.pop_front() {
             q.bytes = q.bytes.saturating_sub(item.size());
             q.allowance = q.allowance.saturating_sub(item.size());
@@ -185,21 +178,6 @@ fn write_queued(q: &mut Queue, tally: &mut WriteTally) -> bool {
     }
     tally.messages += sent as u64;
     q.partial.is_none() && sent == tried && !q.items.is_empty()
-}
-
-/// What the socket has not taken of an item written in `first` then `second`, of which the
-/// first `written` bytes went out: a slice when it lies in one piece, else a copy.
-fn unwritten(first: &Bytes, second: Option<&Bytes>, written: usize) -> Bytes {
-    match second {
-        None => first.slice(written..),
-        Some(second) if written >= first.len() => second.slice(written - first.len()..),
-        Some(second) => {
-            let mut rest = BytesMut::with_capacity(first.len() - written + second.len());
-            rest.extend_from_slice(&first[written..]);
-            rest.extend_from_slice(second);
-            rest.freeze()
-        }
-    }
 }
 
 /// Writer threads made once (lazily, at the first fan-out that needs them), one per core,

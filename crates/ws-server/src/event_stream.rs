@@ -91,21 +91,16 @@ impl<H: Handler> EventStreamBody<H> {
 
     /// Everything taken from the queue as one chunk (no copy for a lone shared body).
     fn join_batch(&mut self) -> Bytes {
-        if let [Outbound::Chunk { head, body }] = self.batch.make_contiguous() {
-            if head.is_empty() {
-                let body = body.clone();
-                self.batch.clear();
-                return body;
-            }
+        if let [Outbound::Chunk(body)] = self.batch.make_contiguous() {
+            let body = body.clone();
+            self.batch.clear();
+            return body;
         }
         let size = self.batch.iter().map(Outbound::size).sum();
         let mut out = BytesMut::with_capacity(size);
         for item in self.batch.drain(..) {
             match item {
-                Outbound::Chunk { head, body } => {
-                    out.extend_from_slice(&head);
-                    out.extend_from_slice(&body);
-                }
+                Outbound::Chunk(bytes) | Outbound::Head(bytes) => out.extend_from_slice(&bytes),
                 // A text or binary message sent to a stream is written as its bytes.
                 Outbound::Message(m) => out.extend_from_slice(m.as_bytes()),
                 Outbound::Prepared(p) => out.extend_from_slice(p.message().as_bytes()),

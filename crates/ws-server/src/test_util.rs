@@ -28,18 +28,27 @@ pub fn drain(conn: &Connection) -> Vec<Message> {
     let mut batch = VecDeque::new();
     let (bytes, _) = conn.shared.take(&mut batch);
     conn.shared.release(bytes);
+    let mut head: Option<bytes::Bytes> = None;
     batch
         .into_iter()
-        .map(|item| match item {
-            Outbound::Message(m) => m,
-            Outbound::Prepared(p) => p.message(),
-            // An event stream's chunk: its bytes, as text when they are UTF-8.
-            Outbound::Chunk { head, body } => {
-                let bytes = bytes::Bytes::from([&head[..], &body[..]].concat());
-                match std::str::from_utf8(&bytes) {
+        .filter_map(|item| match item {
+            Outbound::Message(m) => Some(m),
+            Outbound::Prepared(p) => Some(p.message()),
+            Outbound::Head(bytes) => {
+                head = Some(bytes);
+                None
+            }
+            // An event stream's chunk with the head queued before it: its bytes, as text
+            // when they are UTF-8.
+            Outbound::Chunk(body) => {
+                let bytes = match head.take() {
+                    Some(head) => bytes::Bytes::from([&head[..], &body[..]].concat()),
+                    None => body,
+                };
+                Some(match std::str::from_utf8(&bytes) {
                     Ok(_) => Message::Text(bytes),
                     Err(_) => Message::Binary(bytes),
-                }
+                })
             }
         })
         .collect()

@@ -15,12 +15,13 @@ use super::close::CloseState;
 pub(crate) enum Outbound {
     Message(Message),
     Prepared(Arc<PreparedMessage>),
-    /// Bytes for an event stream, written as they are: a per-connection `head` (may be
-    /// empty) then a `body` shared by many connections. Only event streams take these.
-    Chunk {
-        head: Bytes,
-        body: Bytes,
-    },
+    /// Bytes for an event stream, written as they are (often shared by many connections).
+    /// Only event streams take these.
+    Chunk(Bytes),
+    /// An event stream's bytes of its own that go with the chunk queued right after (its
+    /// `id:` line): queued and refused together with it, so a `Chunk`'s 32 bytes are not
+    /// paid by every item of every queue.
+    Head(Bytes),
 }
 
 impl Outbound {
@@ -28,7 +29,7 @@ impl Outbound {
         match self {
             Outbound::Message(Message::Text(b) | Message::Binary(b)) => b.len(),
             Outbound::Prepared(p) => p.plain_frame().len(),
-            Outbound::Chunk { head, body } => head.len() + body.len(),
+            Outbound::Chunk(b) | Outbound::Head(b) => b.len(),
         }
     }
 }
@@ -68,17 +69,28 @@ pub(crate) struct Direct {
 impl Direct {
     /// Whether a direct writer may write `item` (else the connection's task does).
     pub(crate) fn writes(&self, item: &Outbound) -> bool {
-        self.pieces(item).is_some()
+        self.bytes(item).is_some()
     }
 
-    /// The bytes `item` puts on this socket, in one or two pieces; `None` for what only the
-    /// task can write (a message to encode; a prepared message on an event stream).
-    pub(crate) fn pieces<'a>(&self, item: &'a Outbound) -> Option<(&'a Bytes, Option<&'a Bytes>)> {
+    /// The bytes `item` puts on this socket; `None` for what only the task can write (a
+    /// message to encode; a prepared message on an event stream).
+    pub(crate) fn bytes<'a>(&self, item: &'a Outbound) -> Option<&'a Bytes> {
         match (item, &self.choice) {
-            (Outbound::Prepared(msg), Some(choice)) => Some((choice.frame(msg), None)),
-            (Outbound::Chunk { head, body }, None) if head.is_empty() => Some((body, None)),
-            (Outbound::Chunk { head, body }, None) => Some((head, Some(body))),
+            (Outbound::Prepared(msg), Some(choice)) => Some(choice.frame(msg)),
+            (Outbound::Chunk(b) | Outbound::Head(b), None) => Some(b),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every queued item of every connection is one of these: keep it at a message's size.
+    #[test]
+    fn an_item_is_no_bigger_than_a_message() {
+        assert_eq!(
+            std::mem::size_of::<super::Outbound>(),
+            std::mem::size_of::<ws_proto::Message>()
+        );
     }
 }

@@ -76,11 +76,23 @@ impl Shared {
     /// Otherwise whoever already writes the queue takes it too, or the task is woken.
     pub(crate) fn enqueue(
         &self,
-        mut q: MutexGuard<'_, Queue>,
+        q: MutexGuard<'_, Queue>,
         item: Outbound,
         may_go_direct: bool,
     ) -> Result<bool, SendError> {
-        let size = item.size();
+        self.enqueue_with_head(q, None, item, may_go_direct)
+    }
+
+    /// [`Self::enqueue`], with an event stream's own `head` bytes before `item`: both are
+    /// queued, or refused, together.
+    fn enqueue_with_head(
+        &self,
+        mut q: MutexGuard<'_, Queue>,
+        head: Option<Bytes>,
+        item: Outbound,
+        may_go_direct: bool,
+    ) -> Result<bool, SendError> {
+        let size = item.size() + head.as_ref().map_or(0, Bytes::len);
         if q.bytes > 0 && q.bytes + size > self.limit + q.allowance {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             match self.policy {
@@ -110,6 +122,9 @@ impl Shared {
         let idle = q.bytes == 0 && !q.writer_busy;
         let prepared = q.direct.as_ref().is_some_and(|d| d.writes(&item));
         q.bytes += size;
+        if let Some(head) = head {
+            q.items.push_back(Outbound::Head(head));
+        }
         q.items.push_back(item);
         if prepared && q.direct_pending {
             // The direct writer that holds this connection writes this frame too.
@@ -142,14 +157,12 @@ impl Shared {
         if !q.close.accepts_sends() {
             return Err(SendError::Closed);
         }
-        let item = Outbound::Chunk {
-            head,
-            body: body.clone(),
-        };
+        let item = Outbound::Chunk(body.clone());
         if backlog {
-            q.allowance += item.size();
+            q.allowance += item.size() + head.len();
         }
-        self.enqueue(q, item, may_go_direct)
+        let head = (!head.is_empty()).then_some(head);
+        self.enqueue_with_head(q, head, item, may_go_direct)
     }
 
     pub(crate) fn request_close(&self, code: u16, reason: &str) {

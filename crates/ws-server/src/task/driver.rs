@@ -238,7 +238,7 @@ impl<'a> Driver<'a> {
                 Outbound::Message(msg) => self.proto.send(msg),
                 Outbound::Prepared(prepared) => self.proto.send_prepared(&prepared),
                 // `Connection::send_chunk` refuses WebSocket connections: never queued here.
-                Outbound::Chunk { .. } => continue,
+                Outbound::Chunk(_) | Outbound::Head(_) => continue,
             };
             // Refused only when the connection is closing: the message is dropped.
             if sent.is_ok() {

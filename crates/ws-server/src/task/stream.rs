@@ -215,12 +215,12 @@ impl StreamTask<'_> {
                 break;
             };
             match item {
-                Outbound::Chunk { head, body } => {
-                    if !head.is_empty() {
-                        self.out.push(head);
-                    }
-                    self.out.push(body);
+                Outbound::Head(bytes) => {
+                    // Counted with the chunk it goes with.
+                    self.out.push(bytes);
+                    continue;
                 }
+                Outbound::Chunk(bytes) => self.out.push(bytes),
                 // A text or binary message sent to a stream is written as its bytes.
                 Outbound::Message(Message::Text(bytes) | Message::Binary(bytes)) => {
                     self.out.push(bytes);
