@@ -10,7 +10,8 @@
 //! how many messages it missed is counted from the sequence numbers, as on a WebSocket.
 //!
 //! Cheap per connection, like the WebSocket subscriber: one small task, the read buffer per
-//! thread ([`read_some`]), the chunked decoder hands the parser slices of that buffer.
+//! thread ([`read_some`]), the chunked decoder hands the parser slices of that buffer, and
+//! each event goes back to the parser ([`Parser::recycle`]) for the next one's buffers.
 
 use std::time::Duration;
 
@@ -187,11 +188,15 @@ impl Reader {
             }
         };
         while let Some(event) = self.parser.poll_event() {
-            if event.event == GAP {
+            let counted = if event.event == GAP {
                 mark_bad(tally, &mut self.order);
-                continue;
-            }
-            batch.message(event.data.as_bytes(), now, spec, tally, &mut self.order)?;
+                Ok(())
+            } else {
+                batch.message(event.data.as_bytes(), now, spec, tally, &mut self.order)
+            };
+            // The next events reuse its buffers: no allocation per event.
+            self.parser.recycle(event);
+            counted?;
         }
         if ended {
             return Err(SubError::Closed(None));

@@ -304,6 +304,7 @@ async fn browser_like_idle_points_connect_over_ws_and_wss() {
         let settings = Settings {
             ws: "127.0.0.1:0".parse().unwrap(),
             rpc: "127.0.0.1:0".parse().unwrap(),
+            api: "127.0.0.1:0".parse().unwrap(),
             tls_cert: tls.then(|| cert_path.clone()),
             tls_key: tls.then(|| key_path.clone()),
             ..Settings::default()

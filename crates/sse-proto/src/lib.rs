@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! server: encode::{event, comment, retry} --> bytes --> (any transport) --> browser's EventSource
-//! client: bytes --> Parser::handle_input --> Parser::poll_event --> Event
+//! client: bytes --> Parser::handle_input --> Parser::poll_event --> Event (--> Parser::recycle)
 //! ```
 //!
 //! The encoder writes what every EventSource parses the same way: LF line ends, one
@@ -11,7 +11,8 @@
 //! this format, so they are split rather than sent raw), and refuses names and ids that
 //! would break the framing. The parser implements the standard's interpretation rules
 //! incrementally (lines split across reads, CRLF split across reads, a leading BOM) with a
-//! byte limit per event, for tests and load generators that read streams as browsers do.
+//! byte limit per event, for tests and load generators that read streams as browsers do;
+//! complete lines are parsed in place, and recycled events lend their buffers to the next.
 
 pub mod encode;
 mod error;
