@@ -104,6 +104,8 @@ async fn chromium_sends_and_receives_compressed_messages_through_the_demo_page()
     let settings = Settings {
         ws: "127.0.0.1:0".parse().unwrap(),
         rpc: "127.0.0.1:0".parse().unwrap(),
+        // Not the default port: another server on this machine may hold it.
+        api: "127.0.0.1:0".parse().unwrap(),
         ..Settings::default()
     };
     let running = wspush::serve::start(&settings).await.unwrap();
