@@ -39,6 +39,13 @@ const BUDGET: usize = 32;
 /// Free space kept in the read buffer for each read.
 const READ_CHUNK: usize = 64 << 10;
 
+/// What one read brought.
+enum Read {
+    Bytes,
+    Eof,
+    Nothing,
+}
+
 /// Why a connection ended early.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ConnError {
@@ -241,6 +248,19 @@ where
             return Ok(progress);
         }
         self.paused = false;
+        match self.read_more(cx)? {
+            Read::Eof => progress = true,
+            Read::Bytes => {
+                self.handle_buffered(cx)?;
+                progress = true;
+            }
+            Read::Nothing => {}
+        }
+        Ok(progress)
+    }
+
+    /// One read into `rbuf`, without waiting (a wake-up is registered when nothing came).
+    fn read_more(&mut self, cx: &mut TaskContext<'_>) -> Result<Read, ConnError> {
         if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 4 {
             self.rbuf.reserve(READ_CHUNK);
         }
@@ -254,16 +274,12 @@ where
                         "EOF inside a message"
                     );
                 }
-                progress = true;
+                Ok(Read::Eof)
             }
-            Poll::Ready(Ok(_)) => {
-                self.handle_buffered(cx)?;
-                progress = true;
-            }
-            Poll::Ready(Err(e)) => return Err(e.into()),
-            Poll::Pending => {}
+            Poll::Ready(Ok(_)) => Ok(Read::Bytes),
+            Poll::Ready(Err(e)) => Err(e.into()),
+            Poll::Pending => Ok(Read::Nothing),
         }
-        Ok(progress)
     }
 
     fn is_full(&self) -> bool {
@@ -281,6 +297,11 @@ where
             };
             // The next message, if begun, gets a timeout of its own.
             self.message_deadline.clear();
+            if self.rbuf.is_empty() {
+                // A pipelining caller's next request may be waiting in the socket while this
+                // one was decoded: look (without waiting), so `more_buffered` sees it.
+                self.read_more(cx)?;
+            }
             self.ctx.set_more_buffered(!self.rbuf.is_empty());
             self.handle_message(msg, cx);
             progress = true;
