@@ -24,7 +24,7 @@ mod shared;
 pub use close::SLOW_CONSUMER;
 pub(crate) use close::{CloseState, Control};
 pub(crate) use queue::{Outbound, Queue};
-pub(crate) use shared::Shared;
+pub(crate) use shared::{Shared, Woken};
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

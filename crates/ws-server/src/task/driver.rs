@@ -15,6 +15,7 @@ use tokio::time::{Instant, Sleep};
 use ws_proto::Event;
 
 use super::reader;
+use super::taken::Taken;
 use super::timers::{Due, Timers};
 use super::writer::WriteBuf;
 use crate::config::ServerConfig;
@@ -52,12 +53,10 @@ pub(super) struct Driver<'a> {
     out: WriteBuf,
     /// Senders may write to the socket directly (see `Connection::send_prepared_now`).
     direct: bool,
-    /// The task told senders it is writing (`Shared::begin_write`).
-    writing: bool,
     /// Messages taken from the connection's queue, not yet encoded.
     pending: VecDeque<Outbound>,
-    /// Payload bytes taken from the queue and still counted there until written.
-    in_flight: usize,
+    /// Taken from the queue and not yet written, and whether senders were told so.
+    taken: Taken,
     timers: Timers,
 }
 
@@ -71,7 +70,6 @@ impl<'a> Driver<'a> {
     ) -> Self {
         Self {
             direct: matches!(io, Transport::Shared(_)),
-            writing: false,
             io,
             proto,
             conn,
@@ -79,7 +77,7 @@ impl<'a> Driver<'a> {
             stats,
             out: WriteBuf::default(),
             pending: VecDeque::new(),
-            in_flight: 0,
+            taken: Taken::default(),
             timers: Timers::new(cfg, Instant::now()),
         }
     }
@@ -169,10 +167,7 @@ impl<'a> Driver<'a> {
     /// `Some(why)` means drop the connection now.
     fn take_woken(&mut self) -> Option<&'static str> {
         let woken = self.conn.shared.take_woken(&mut self.pending, self.direct);
-        self.in_flight += woken.bytes;
-        self.writing |= woken.writing;
-        self.claim_partial(woken.partial);
-        match woken.control {
+        match self.taken.absorb(woken, &mut self.out) {
             Control::None => {}
             Control::Abort => return Some("shutdown deadline passed"),
             Control::DiscardAndClose => {
@@ -196,35 +191,17 @@ impl<'a> Driver<'a> {
 
     fn pull(&mut self) {
         let (taken, partial) = self.conn.shared.take(&mut self.pending);
-        self.in_flight += taken;
-        self.claim_partial(partial);
-    }
-
-    /// The rest of a frame a sender wrote in part: it must be next on the wire.
-    fn claim_partial(&mut self, rest: Option<Bytes>) {
-        if let Some(rest) = rest {
-            self.in_flight += rest.len();
-            self.out.push_started_front(rest);
-        }
+        self.taken.add(taken);
+        self.taken.claim_partial(partial, &mut self.out);
     }
 
     /// The task has frames to write: stop senders' direct writes (and put what one left
     /// first). Called as soon as `out` gets a frame, not only when writing starts.
     fn begin_write(&mut self) {
-        if self.direct && !self.writing {
-            self.writing = true;
+        if self.direct && !self.taken.is_writing() {
+            self.taken.set_writing();
             let rest = self.conn.shared.begin_write();
-            self.claim_partial(rest);
-        }
-    }
-
-    /// Everything taken is written: its bytes leave the queue's count and senders may write
-    /// directly again, under one lock.
-    fn finish_batch(&mut self) {
-        if self.writing || self.in_flight > 0 {
-            self.conn.shared.finish_write(self.in_flight, self.writing);
-            self.writing = false;
-            self.in_flight = 0;
+            self.taken.claim_partial(rest, &mut self.out);
         }
     }
 
@@ -273,7 +250,7 @@ impl<'a> Driver<'a> {
     /// A batch taken from the queue is written: its bytes leave the queue's count.
     fn release_written(&mut self) {
         if self.out.is_done() && self.pending.is_empty() {
-            self.finish_batch();
+            self.taken.finish(&self.conn.shared);
             // Give back what a burst grew; an idle connection holds no spare capacity.
             self.out.shrink_if_empty();
             if self.pending.capacity() > 16 {
@@ -350,7 +327,7 @@ impl<'a> Driver<'a> {
         }
         let written = self.out.poll_write(&mut self.io, self.stats, cx);
         if self.out.is_done() && self.pending.is_empty() {
-            self.finish_batch();
+            self.taken.finish(&self.conn.shared);
         }
         match written {
             Poll::Ready(Ok(true)) => return Poll::Ready(Wake::Io),

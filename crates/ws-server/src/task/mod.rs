@@ -9,6 +9,7 @@
 //! reader.rs  one read into a stack buffer
 //! writer.rs  WriteBuf: the encoded chunks and the vectored write that sends them
 //! stream.rs  run_stream(): an event stream on its own socket, the same turns without a core
+//! taken.rs   Taken: what the task took from its queue and owes back once written
 //! timers.rs  Timers: ping, pong and close deadlines
 //! ```
 //!
@@ -24,6 +25,7 @@ mod admit;
 mod driver;
 mod reader;
 mod stream;
+mod taken;
 mod timers;
 mod writer;
 

@@ -20,6 +20,7 @@ use ws_proto::Message;
 
 use super::admit::Admitted;
 use super::reader;
+use super::taken::Taken;
 use super::writer::WriteBuf;
 use crate::connection::{Control, Outbound, Shared};
 use crate::handler::{CloseInfo, Handler};
@@ -59,8 +60,7 @@ pub(crate) async fn run_stream<H: Handler>(
         stats: &inner.stats,
         out: WriteBuf::default(),
         pending: VecDeque::new(),
-        in_flight: 0,
-        writing: false,
+        taken: Taken::default(),
         attached: false,
     };
     task.out.push(head);
@@ -87,10 +87,8 @@ struct StreamTask<'a> {
     out: WriteBuf,
     /// Taken from the queue, not yet in `out`.
     pending: VecDeque<Outbound>,
-    /// Bytes taken from the queue and still counted there until written.
-    in_flight: usize,
-    /// Senders were told the task is writing.
-    writing: bool,
+    /// Taken from the queue and not yet written, and whether senders were told so.
+    taken: Taken,
     /// The head is out: senders may write to the socket directly.
     attached: bool,
 }
@@ -120,14 +118,8 @@ impl StreamTask<'_> {
             if woken {
                 woken = false;
                 shared.rearm();
-                let taken = shared.take_woken(&mut self.pending, self.attached);
-                self.in_flight += taken.bytes;
-                self.writing |= taken.writing;
-                if let Some(rest) = taken.partial {
-                    self.in_flight += rest.len();
-                    self.out.push_started_front(rest);
-                }
-                match taken.control {
+                let woken = shared.take_woken(&mut self.pending, self.attached);
+                match self.taken.absorb(woken, &mut self.out) {
                     Control::None => {}
                     Control::Abort => return Some("shutdown deadline passed"),
                     // The overflow policy: a stream has no close frame to wait for, and
@@ -145,7 +137,7 @@ impl StreamTask<'_> {
                 }
             }
             if self.out.is_done() && self.pending.is_empty() {
-                self.finish_batch();
+                self.taken.finish(&self.shared);
                 if closing {
                     return None;
                 }
@@ -233,15 +225,5 @@ impl StreamTask<'_> {
             moved = true;
         }
         moved
-    }
-
-    /// Everything taken is written: its bytes leave the queue's count and senders may write
-    /// directly again, under one lock.
-    fn finish_batch(&mut self) {
-        if self.writing || self.in_flight > 0 {
-            self.shared.finish_write(self.in_flight, self.writing);
-            self.writing = false;
-            self.in_flight = 0;
-        }
     }
 }
