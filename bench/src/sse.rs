@@ -11,7 +11,7 @@
 //!
 //! Cheap per connection, like the WebSocket subscriber: one small task, the read buffer per
 //! thread ([`read_some`]), the chunked decoder hands the parser slices of that buffer, and
-//! each event goes back to the parser ([`Parser::recycle`]) for the next one's buffers.
+//! each event is read in place there ([`Parser::feed`]): no copy of what a read holds whole.
 
 use std::time::Duration;
 
@@ -170,34 +170,35 @@ impl Reader {
         tally: &Tally,
         batch: &mut Batch,
     ) -> Result<(), SubError> {
+        let (parser, order) = (&mut self.parser, &mut self.order);
+        let mut counted = Ok(());
+        let mut on_event = |event: sse_proto::EventRef<'_>| {
+            if counted.is_err() {
+                return;
+            }
+            if event.event == GAP {
+                mark_bad(tally, order);
+            } else {
+                counted = batch.message(event.data.as_bytes(), now, spec, tally, order);
+            }
+        };
         let ended = match &mut self.framing {
             Framing::Chunked(decoder) => {
-                let parser = &mut self.parser;
                 let mut parsed = Ok(());
                 decoder.decode(input, |body| {
                     if parsed.is_ok() {
-                        parsed = parser.handle_input(body);
+                        parsed = parser.feed(body, &mut on_event);
                     }
                 })?;
                 parsed?;
                 decoder.is_done()
             }
             Framing::UntilClose => {
-                self.parser.handle_input(input)?;
+                parser.feed(input, &mut on_event)?;
                 false
             }
         };
-        while let Some(event) = self.parser.poll_event() {
-            let counted = if event.event == GAP {
-                mark_bad(tally, &mut self.order);
-                Ok(())
-            } else {
-                batch.message(event.data.as_bytes(), now, spec, tally, &mut self.order)
-            };
-            // The next events reuse its buffers: no allocation per event.
-            self.parser.recycle(event);
-            counted?;
-        }
+        counted?;
         if ended {
             return Err(SubError::Closed(None));
         }

@@ -14,20 +14,32 @@ fuzz_target!(|input: (&[u8], u8, &str)| {
     let (bytes, chunk, text) = input;
     let mut parser = Parser::new(4096);
     let mut oracle = reference::Parser::new(4096);
+    // The borrowing entry point must read the same events as the owning one.
+    let mut borrowing = Parser::new(4096);
     for part in bytes.chunks(usize::from(chunk.max(1))) {
         let (got, want) = (parser.handle_input(part), oracle.handle_input(part));
         assert_eq!(got, want);
+        let mut borrowed = Vec::new();
+        let fed = borrowing.feed(part, |e| {
+            borrowed.push((e.event.to_owned(), e.data.to_owned(), e.last_event_id.to_owned()))
+        });
+        assert_eq!(fed, want);
+        let mut borrowed = borrowed.into_iter();
         while let Some(event) = parser.poll_event() {
             assert!(event.data.len() <= 4096);
+            let same = (event.event.clone(), event.data.clone(), event.last_event_id.clone());
+            assert_eq!(borrowed.next(), Some(same));
             assert_eq!(Some(&event), oracle.poll_event().as_ref());
             parser.recycle(event);
         }
         assert_eq!(oracle.poll_event(), None);
+        assert_eq!(borrowed.next(), None);
         if got.is_err() {
             break;
         }
         assert_eq!(parser.last_event_id(), oracle.last_event_id());
         assert_eq!(parser.retry(), oracle.retry());
+        assert_eq!(borrowing.last_event_id(), oracle.last_event_id());
     }
     // Round trip: data lines keep their text, with every line end read back as LF.
     let mut out = BytesMut::new();

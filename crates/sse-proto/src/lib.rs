@@ -4,6 +4,7 @@
 //! ```text
 //! server: encode::{event, comment, retry} --> bytes --> (any transport) --> browser's EventSource
 //! client: bytes --> Parser::handle_input --> Parser::poll_event --> Event (--> Parser::recycle)
+//!         bytes --> Parser::feed --> callback(EventRef), read in place: no copy
 //! ```
 //!
 //! The encoder writes what every EventSource parses the same way: LF line ends, one
@@ -19,4 +20,4 @@ mod error;
 mod parser;
 
 pub use error::Error;
-pub use parser::{Event, Parser};
+pub use parser::{Event, EventRef, Parser};

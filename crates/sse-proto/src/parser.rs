@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
+use std::ops::Range;
 
 use crate::Error;
 
@@ -17,21 +18,43 @@ pub struct Event {
     pub last_event_id: String,
 }
 
+/// One dispatched event, borrowed: what [`Parser::feed`] hands its callback, read in place
+/// from the input where the event's lines were complete in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventRef<'a> {
+    /// The event type: the `event:` field, or `message` without one.
+    pub event: &'a str,
+    /// The data lines joined with LF.
+    pub data: &'a str,
+    /// The last event id seen on the stream so far (what `Last-Event-ID` would carry).
+    pub last_event_id: &'a str,
+}
+
 /// How many bytes of handed-back events ([`Parser::recycle`]) a parser keeps for reuse:
 /// about one 16 KiB read's worth of small events, so that a load generator's thousands of
 /// parsers stay small.
 const SPARE_BYTES: usize = 16 * 1024;
 
-/// An incremental parser: feed bytes with [`Parser::handle_input`], take events with
-/// [`Parser::poll_event`], and optionally hand them back with [`Parser::recycle`] so the next
-/// events reuse their buffers. Memory is bounded by the limit given to [`Parser::new`] (the
-/// pending line plus the pending event's data), the events not yet polled, and at most
-/// 16 KiB of recycled buffers.
+/// An incremental parser. Feed bytes with [`Parser::handle_input`] and take owned events
+/// with [`Parser::poll_event`] (optionally handing them back with [`Parser::recycle`] so the
+/// next events reuse their buffers); or, with no copy at all, [`Parser::feed`] hands each
+/// event to a callback as it completes. Memory is bounded by the limit given to
+/// [`Parser::new`] (the pending line plus the pending event's data), the events not yet
+/// polled, and at most 16 KiB of recycled buffers.
 ///
-/// Complete lines are read straight from the input; only a line that spans inputs is copied.
-/// After an error the stream is broken: drop the parser.
+/// Complete lines are read straight from the input, and a field whose line is complete in
+/// the input is only noted (where it lies) until the event is dispatched or the input ends;
+/// only what outlives the input is copied. After an error the stream is broken: drop the
+/// parser.
 #[derive(Debug)]
 pub struct Parser {
+    fields: Fields,
+    queue: Queue,
+}
+
+/// The interpretation state, kept between inputs.
+#[derive(Debug)]
+struct Fields {
     limit: usize,
     /// The start of a line begun in an earlier input (or the held bytes of a maybe-BOM).
     line: Vec<u8>,
@@ -39,13 +62,38 @@ pub struct Parser {
     after_cr: bool,
     /// Nothing read yet: a leading BOM is dropped.
     at_start: bool,
+    /// The data buffer, each line followed by LF, unless `data_at` holds it.
     data: String,
     event_type: String,
     id_buffer: String,
     last_event_id: String,
     retry: Option<u64>,
+    /// Fields whose value lies in the current input (valid UTF-8) and has not been copied;
+    /// each stands in for its buffer above. All `None` between inputs.
+    at: Noted,
+}
+
+/// A complete line: where it lies in the input, or assembled from a line begun in an
+/// earlier input (only ever the input's first line).
+enum Line<'a> {
+    In(Range<usize>),
+    Assembled(&'a [u8]),
+}
+
+/// Where in the current input a field's value lies.
+#[derive(Debug, Default, Clone)]
+struct Noted {
+    /// The event's only data line so far (the buffer is empty meanwhile).
+    data: Option<Range<usize>>,
+    event_type: Option<Range<usize>>,
+    id_buffer: Option<Range<usize>>,
+    last_event_id: Option<Range<usize>>,
+}
+
+/// Owned events not yet polled, and recycled ones whose buffers the next dispatches fill.
+#[derive(Debug, Default)]
+struct Queue {
     ready: VecDeque<Event>,
-    /// Recycled events whose buffers the next dispatches fill, and their bytes in all.
     spare: Vec<Event>,
     spare_bytes: usize,
 }
@@ -54,23 +102,92 @@ impl Parser {
     /// A parser that refuses events (or lines) of more than `limit` bytes.
     pub fn new(limit: usize) -> Self {
         Parser {
-            limit,
-            line: Vec::new(),
-            after_cr: false,
-            at_start: true,
-            data: String::new(),
-            event_type: String::new(),
-            id_buffer: String::new(),
-            last_event_id: String::new(),
-            retry: None,
-            ready: VecDeque::new(),
-            spare: Vec::new(),
-            spare_bytes: 0,
+            fields: Fields {
+                limit,
+                line: Vec::new(),
+                after_cr: false,
+                at_start: true,
+                data: String::new(),
+                event_type: String::new(),
+                id_buffer: String::new(),
+                last_event_id: String::new(),
+                retry: None,
+                at: Noted::default(),
+            },
+            queue: Queue::default(),
         }
     }
 
-    /// Reads more of the stream.
-    pub fn handle_input(&mut self, mut input: &[u8]) -> Result<(), Error> {
+    /// Reads more of the stream; its complete events wait for [`Parser::poll_event`].
+    pub fn handle_input(&mut self, input: &[u8]) -> Result<(), Error> {
+        let queue = &mut self.queue;
+        self.fields.feed(input, |event| queue.push(event))
+    }
+
+    /// Reads more of the stream and hands each event it completes to `on_event`, in order,
+    /// without copying it: the borrowed text lives in `input` or in the parser. Events of
+    /// earlier [`Parser::handle_input`] calls stay queued for [`Parser::poll_event`].
+    pub fn feed(&mut self, input: &[u8], on_event: impl FnMut(EventRef<'_>)) -> Result<(), Error> {
+        self.fields.feed(input, on_event)
+    }
+
+    /// The next dispatched event, if any.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.queue.ready.pop_front()
+    }
+
+    /// Hands back a polled event the caller is done with: the next events are written into
+    /// its buffers instead of new ones (no allocation per event once warm). Optional; beyond
+    /// 16 KiB of kept buffers, the event is dropped.
+    pub fn recycle(&mut self, event: Event) {
+        let q = &mut self.queue;
+        let bytes = footprint(&event);
+        if q.spare_bytes + bytes <= SPARE_BYTES {
+            q.spare_bytes += bytes;
+            q.spare.push(event);
+        }
+    }
+
+    /// The reconnection delay the stream asked for (`retry:`), in milliseconds.
+    pub fn retry(&self) -> Option<u64> {
+        self.fields.retry
+    }
+
+    /// The last event id so far.
+    pub fn last_event_id(&self) -> &str {
+        &self.fields.last_event_id
+    }
+}
+
+impl Queue {
+    fn push(&mut self, e: EventRef<'_>) {
+        let mut event = match self.spare.pop() {
+            Some(event) => {
+                self.spare_bytes -= footprint(&event);
+                event
+            }
+            None => Event {
+                event: String::new(),
+                // The next event's data likely has this one's size: one allocation, not a
+                // doubling series.
+                data: String::with_capacity((e.data.len() + 1).min(4096)),
+                last_event_id: String::new(),
+            },
+        };
+        replace(&mut event.event, e.event);
+        replace(&mut event.data, e.data);
+        replace(&mut event.last_event_id, e.last_event_id);
+        self.ready.push_back(event);
+    }
+}
+
+impl Fields {
+    fn feed(
+        &mut self,
+        mut input: &[u8],
+        mut on_event: impl FnMut(EventRef<'_>),
+    ) -> Result<(), Error> {
         if self.at_start {
             match self.skip_bom(input) {
                 Some(rest) => input = rest,
@@ -83,60 +200,45 @@ impl Parser {
                 input = &input[1..];
             }
         }
-        while let Some(end) = find_line_end(input) {
-            let content = &input[..end];
-            self.check_room(content.len())?;
+        let result = self.lines(input, &mut on_event);
+        // What was only noted is copied now: the input is gone after this call.
+        self.keep_noted(input);
+        result
+    }
+
+    fn lines(
+        &mut self,
+        input: &[u8],
+        on_event: &mut impl FnMut(EventRef<'_>),
+    ) -> Result<(), Error> {
+        let mut start = 0;
+        while let Some(len) = find_line_end(&input[start..]) {
+            let end = start + len;
+            self.check_room(len)?;
             if self.line.is_empty() {
-                self.handle_line(content)?;
+                self.handle_line(input, Line::In(start..end), on_event)?;
             } else {
                 let mut line = std::mem::take(&mut self.line);
-                line.extend_from_slice(content);
-                let handled = self.handle_line(&line);
+                line.extend_from_slice(&input[start..end]);
+                let handled = self.handle_line(input, Line::Assembled(&line), on_event);
                 line.clear();
                 self.line = line;
                 handled?;
             }
-            let cr = input[end] == b'\r';
-            input = &input[end + 1..];
-            if cr {
+            start = end + 1;
+            if input[end] == b'\r' {
                 // CRLF is one line end, its LF maybe in the next input.
-                match input.first() {
-                    Some(b'\n') => input = &input[1..],
+                match input.get(start) {
+                    Some(b'\n') => start += 1,
                     Some(_) => {}
                     None => self.after_cr = true,
                 }
             }
         }
-        self.check_room(input.len())?;
-        self.line.extend_from_slice(input);
+        let rest = &input[start..];
+        self.check_room(rest.len())?;
+        self.line.extend_from_slice(rest);
         Ok(())
-    }
-
-    /// The next dispatched event, if any.
-    #[must_use]
-    pub fn poll_event(&mut self) -> Option<Event> {
-        self.ready.pop_front()
-    }
-
-    /// Hands back a polled event the caller is done with: the next events are written into
-    /// its buffers instead of new ones (no allocation per event once warm). Optional; beyond
-    /// 16 KiB of kept buffers, the event is dropped.
-    pub fn recycle(&mut self, event: Event) {
-        let bytes = footprint(&event);
-        if self.spare_bytes + bytes <= SPARE_BYTES {
-            self.spare_bytes += bytes;
-            self.spare.push(event);
-        }
-    }
-
-    /// The reconnection delay the stream asked for (`retry:`), in milliseconds.
-    pub fn retry(&self) -> Option<u64> {
-        self.retry
-    }
-
-    /// The last event id so far.
-    pub fn last_event_id(&self) -> &str {
-        &self.last_event_id
     }
 
     /// Drops a leading BOM, which may arrive split: its first bytes are held in `line` until
@@ -162,41 +264,82 @@ impl Parser {
         Some(&input[take..])
     }
 
+    /// The pending event's data so far, in bytes (each line with its LF).
+    fn data_len(&self) -> usize {
+        self.data.len() + self.at.data.as_ref().map_or(0, |r| r.len() + 1)
+    }
+
     /// Refuses `more` bytes of the current line when the line and the pending data would pass
     /// the limit.
     fn check_room(&self, more: usize) -> Result<(), Error> {
-        if more > 0 && self.line.len() + more + self.data.len() > self.limit {
+        if more > 0 && self.line.len() + more + self.data_len() > self.limit {
             return Err(Error::TooLong(self.limit));
         }
         Ok(())
     }
 
-    fn handle_line(&mut self, line: &[u8]) -> Result<(), Error> {
+    /// One line of `input`, or assembled across inputs; noted ranges are in `input`.
+    fn handle_line(
+        &mut self,
+        input: &[u8],
+        line: Line<'_>,
+        on_event: &mut impl FnMut(EventRef<'_>),
+    ) -> Result<(), Error> {
+        let (offset, line) = match line {
+            Line::In(r) => (Some(r.start), &input[r]),
+            Line::Assembled(line) => (None, line),
+        };
         let Some(&first) = line.first() else {
-            self.dispatch();
+            self.dispatch(input, on_event);
             return Ok(());
         };
         if first == b':' {
             return Ok(());
         }
-        let (name, value) = match line.iter().position(|&b| b == b':') {
-            Some(i) => {
-                let value = &line[i + 1..];
-                (&line[..i], value.strip_prefix(b" ").unwrap_or(value))
-            }
-            None => (line, &b""[..]),
+        let (name, value_start) = match line.iter().position(|&b| b == b':') {
+            Some(i) => (
+                &line[..i],
+                i + 1 + usize::from(line.get(i + 1) == Some(&b' ')),
+            ),
+            None => (line, line.len()),
+        };
+        let value = &line[value_start..];
+        // Where the value lies in the input, if it does and needed no repair.
+        let noted = |text: &Cow<'_, str>| match (offset, text) {
+            (Some(offset), Cow::Borrowed(_)) => Some(offset + value_start..offset + line.len()),
+            _ => None,
         };
         match name {
-            b"event" => replace(&mut self.event_type, &text(value)),
+            b"event" => {
+                let value = text(value);
+                self.at.event_type = noted(&value);
+                if self.at.event_type.is_none() {
+                    replace(&mut self.event_type, &value);
+                }
+            }
             b"data" => {
                 let value = text(value);
-                if self.data.len() + value.len() + 1 > self.limit {
+                if self.data_len() + value.len() + 1 > self.limit {
                     return Err(Error::TooLong(self.limit));
                 }
-                self.data.push_str(&value);
-                self.data.push('\n');
+                match noted(&value) {
+                    Some(r) if self.data.is_empty() && self.at.data.is_none() => {
+                        self.at.data = Some(r);
+                    }
+                    _ => {
+                        self.keep_data(input);
+                        self.data.push_str(&value);
+                        self.data.push('\n');
+                    }
+                }
             }
-            b"id" if !value.contains(&0) => replace(&mut self.id_buffer, &text(value)),
+            b"id" if !value.contains(&0) => {
+                let value = text(value);
+                self.at.id_buffer = noted(&value);
+                if self.at.id_buffer.is_none() {
+                    replace(&mut self.id_buffer, &value);
+                }
+            }
             b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
                 self.retry = text(value).parse().ok();
             }
@@ -205,36 +348,70 @@ impl Parser {
         Ok(())
     }
 
-    fn dispatch(&mut self) {
-        self.last_event_id.clone_from(&self.id_buffer);
-        if self.data.is_empty() {
-            self.event_type.clear();
-            return;
+    /// Copies a noted data line into the buffer, before a line that is not noted joins it.
+    fn keep_data(&mut self, src: &[u8]) {
+        if let Some(r) = self.at.data.take() {
+            // Noted ranges are valid UTF-8 (checked when noted).
+            self.data.push_str(&text(&src[r]));
+            self.data.push('\n');
         }
-        self.data.pop();
-        let mut event = match self.spare.pop() {
-            Some(event) => {
-                self.spare_bytes -= footprint(&event);
-                event
+    }
+
+    fn dispatch(&mut self, src: &[u8], on_event: &mut impl FnMut(EventRef<'_>)) {
+        let at = &mut self.at;
+        match &at.id_buffer {
+            Some(r) => at.last_event_id = Some(r.clone()),
+            None => {
+                at.last_event_id = None;
+                if self.last_event_id != self.id_buffer {
+                    self.last_event_id.clone_from(&self.id_buffer);
+                }
             }
-            None => Event {
-                event: String::new(),
-                // The next event's data likely has this one's size: one allocation, not a
-                // doubling series.
-                data: String::with_capacity((self.data.len() + 1).min(4096)),
-                last_event_id: String::new(),
-            },
-        };
-        event.event.clear();
-        if self.event_type.is_empty() {
-            event.event.push_str("message");
-        } else {
-            std::mem::swap(&mut event.event, &mut self.event_type);
         }
-        event.data.clear();
-        std::mem::swap(&mut event.data, &mut self.data);
-        event.last_event_id.clone_from(&self.last_event_id);
-        self.ready.push_back(event);
+        let text_at = |r: &Range<usize>| std::str::from_utf8(&src[r.clone()]).unwrap_or_default();
+        let data = match &at.data {
+            Some(r) => text_at(r),
+            None if self.data.is_empty() => {
+                at.event_type = None;
+                self.event_type.clear();
+                return;
+            }
+            // Without its last LF.
+            None => &self.data[..self.data.len() - 1],
+        };
+        let event = match &at.event_type {
+            Some(r) => text_at(r),
+            None => &self.event_type,
+        };
+        let event = if event.is_empty() { "message" } else { event };
+        let last_event_id = match &at.last_event_id {
+            Some(r) => text_at(r),
+            None => &self.last_event_id,
+        };
+        on_event(EventRef {
+            event,
+            data,
+            last_event_id,
+        });
+        at.data = None;
+        at.event_type = None;
+        self.data.clear();
+        self.event_type.clear();
+    }
+
+    /// Copies every noted value into its buffer: the input they lie in is about to go.
+    fn keep_noted(&mut self, src: &[u8]) {
+        self.keep_data(src);
+        let at = std::mem::take(&mut self.at);
+        for (range, buffer) in [
+            (at.event_type, &mut self.event_type),
+            (at.id_buffer, &mut self.id_buffer),
+            (at.last_event_id, &mut self.last_event_id),
+        ] {
+            if let Some(r) = range {
+                replace(buffer, &text(&src[r]));
+            }
+        }
     }
 }
 

@@ -89,6 +89,24 @@ impl Feed for Fast {
     }
 }
 
+/// The parser's borrowing entry point ([`Parser::feed`]): events copied out of the callback.
+struct Borrowed(Parser);
+
+impl Feed for Borrowed {
+    fn feed(&mut self, part: &[u8], out: &mut Vec<Event>) -> Result<(), Error> {
+        self.0.feed(part, |e| {
+            out.push(Event {
+                event: e.event.to_owned(),
+                data: e.data.to_owned(),
+                last_event_id: e.last_event_id.to_owned(),
+            })
+        })
+    }
+    fn state(&self) -> (String, Option<u64>) {
+        (self.0.last_event_id().to_owned(), self.0.retry())
+    }
+}
+
 impl Feed for reference::Parser {
     fn feed(&mut self, part: &[u8], out: &mut Vec<Event>) -> Result<(), Error> {
         let fed = self.handle_input(part);
@@ -126,6 +144,10 @@ fn run(mut parser: impl Feed, stream: &[u8], cuts: &[usize]) -> Outcome {
 
 fn run_new(stream: &[u8], cuts: &[usize], limit: usize, recycle: bool) -> Outcome {
     run(Fast(Parser::new(limit), recycle), stream, cuts)
+}
+
+fn run_borrowed(stream: &[u8], cuts: &[usize], limit: usize) -> Outcome {
+    run(Borrowed(Parser::new(limit)), stream, cuts)
 }
 
 fn run_reference(stream: &[u8], cuts: &[usize], limit: usize) -> Outcome {
@@ -169,6 +191,12 @@ fn random_streams_read_as_the_reference_reads_them() {
                 String::from_utf8_lossy(&stream)
             );
         }
+        assert_eq!(
+            run_borrowed(&stream, &cuts, limit),
+            want,
+            "borrowed, case {case}: stream {:?}, cuts {cuts:?}, limit {limit}",
+            String::from_utf8_lossy(&stream)
+        );
     }
 }
 
@@ -183,6 +211,11 @@ fn every_limit_edge_reads_as_the_reference_reads_it() {
                     run_new(stream, &[i, j], limit, true),
                     want,
                     "{limit} {i} {j}"
+                );
+                assert_eq!(
+                    run_borrowed(stream, &[i, j], limit),
+                    want,
+                    "borrowed {limit} {i} {j}"
                 );
             }
         }

@@ -1,7 +1,7 @@
 //! Nanoseconds per event for the SSE parser, before and after: the byte-at-a-time parser it
 //! replaced (`tests/reference`) and this one, with events dropped or handed back
-//! ([`Parser::recycle`]). wspush-like events (`id: since=…:N`, 64 bytes of data) in 16 KiB
-//! reads, as the load generator receives them.
+//! ([`Parser::recycle`]), or borrowed in place ([`Parser::feed`]). wspush-like events
+//! (`id: since=…:N`, 64 bytes of data) in 16 KiB reads, as the load generator receives them.
 //!
 //! `cargo run --release -p sse-proto --example parse_bench [EVENTS]` (default 1,000,000).
 //! A measurement to read, not a test: nothing here asserts a time.
@@ -84,9 +84,20 @@ fn main() {
             }
             n
         });
+        let mut new = Parser::new(1 << 20);
+        let borrowed = time(&stream, events, |read| {
+            let mut n = 0;
+            new.feed(read, |e| {
+                black_box(e.data.len() + e.last_event_id.len() + e.event.len());
+                n += 1;
+            })
+            .expect("a valid stream");
+            n
+        });
         println!(
             "round {round}: before {before:.0} ns/event, after {dropped:.0} ns/event \
-             (events dropped), {recycled:.0} ns/event (events recycled)"
+             (events dropped), {recycled:.0} ns/event (events recycled), {borrowed:.0} \
+             ns/event (borrowed, `Parser::feed`)"
         );
     }
 }

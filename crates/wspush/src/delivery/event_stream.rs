@@ -72,11 +72,59 @@ fn single_line(name: &str) -> std::borrow::Cow<'_, str> {
 /// Locked while a frame is queued, so ids go out in the order the queue holds them.
 #[derive(Debug, Default)]
 pub struct Ids {
-    positions: Mutex<Vec<(Option<Arc<str>>, Position)>>,
+    positions: Mutex<Positions>,
+}
+
+/// A stream (`None`: the broadcast stream) and the connection's position in it.
+type Entry = (Option<Arc<str>>, Position);
+
+/// The positions, the first stream's inline: most connections join one stream, and a push
+/// to each of them then reads no other allocation than this one.
+#[derive(Debug, Default)]
+struct Positions {
+    first: Option<Entry>,
+    more: Vec<Entry>,
+}
+
+impl Positions {
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.more.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (Option<&str>, &Position)> {
+        self.first
+            .iter()
+            .chain(&self.more)
+            .map(|(s, p)| (s.as_deref(), p))
+    }
+
+    fn move_to(&mut self, stream: Option<&str>, pos: &Position) {
+        let found = self
+            .first
+            .iter_mut()
+            .chain(&mut self.more)
+            .find(|(s, _)| s.as_deref() == stream);
+        match found {
+            // Within an epoch only the number moves: no reference count touched.
+            Some((_, p)) if Arc::ptr_eq(&p.epoch, &pos.epoch) => p.seq = pos.seq,
+            Some((_, p)) => *p = pos.clone(),
+            None => {
+                let entry = (stream.map(Arc::from), pos.clone());
+                match self.first {
+                    None => self.first = Some(entry),
+                    Some(_) => self.more.push(entry),
+                }
+            }
+        }
+    }
+
+    fn id_line(&self) -> Bytes {
+        Bytes::from(id_text(self.iter()))
+    }
 }
 
 impl Ids {
-    fn lock(&self) -> MutexGuard<'_, Vec<(Option<Arc<str>>, Position)>> {
+    fn lock(&self) -> MutexGuard<'_, Positions> {
         self.positions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -89,8 +137,8 @@ impl Ids {
         queue: impl FnOnce(Bytes) -> T,
     ) -> T {
         let mut positions = self.lock();
-        move_to(&mut positions, stream, pos);
-        queue(id_line(&positions))
+        positions.move_to(stream, pos);
+        queue(positions.id_line())
     }
 
     /// Moves `stream` to `pos` and hands `queue` what to send, under the lock (as
@@ -105,28 +153,17 @@ impl Ids {
         queue: impl FnOnce(Bytes, &'b Bytes) -> T,
     ) -> T {
         let mut positions = self.lock();
-        move_to(&mut positions, stream, pos);
+        positions.move_to(stream, pos);
         match alone {
             Some(alone) if positions.len() == 1 => queue(Bytes::new(), alone),
-            _ => queue(id_line(&positions), body),
+            _ => queue(positions.id_line(), body),
         }
     }
 
     /// Hands `queue` the `id:` line of where the connection is now, under the lock.
     pub fn with_line<T>(&self, queue: impl FnOnce(Bytes) -> T) -> T {
         let positions = self.lock();
-        queue(id_line(&positions))
-    }
-}
-
-fn move_to(
-    positions: &mut Vec<(Option<Arc<str>>, Position)>,
-    stream: Option<&str>,
-    pos: &Position,
-) {
-    match positions.iter_mut().find(|(s, _)| s.as_deref() == stream) {
-        Some((_, p)) => *p = pos.clone(),
-        None => positions.push((stream.map(Arc::from), pos.clone())),
+        queue(positions.id_line())
     }
 }
 
@@ -137,10 +174,6 @@ pub fn with_own_id(stream: Option<&str>, pos: &Position, body: &Bytes) -> Bytes 
     out.extend_from_slice(id.as_bytes());
     out.extend_from_slice(body);
     out.freeze()
-}
-
-fn id_line(positions: &[(Option<Arc<str>>, Position)]) -> Bytes {
-    Bytes::from(id_text(positions.iter().map(|(s, p)| (s.as_deref(), p))))
 }
 
 /// `id: ` and the positions in the `since=` grammar, one line.
@@ -235,6 +268,43 @@ mod tests {
         assert!(
             gap(None, &Position::new("e", 1)).starts_with(b"event: gap\ndata: {\"channel\":null")
         );
+    }
+
+    #[test]
+    fn an_id_follows_its_stream_within_an_epoch_and_into_the_next() {
+        let ids = Ids::default();
+        let first = Position::new("e0", 1);
+        let line = |pos: &Position| ids.advance(None, pos, |l| l);
+        assert_eq!(&line(&first)[..], b"id: since=e0:1\n");
+        let same_epoch = Position {
+            epoch: first.epoch.clone(),
+            seq: 2,
+        };
+        assert_eq!(&line(&same_epoch)[..], b"id: since=e0:2\n");
+        assert_eq!(&line(&Position::new("e1", 1))[..], b"id: since=e1:1\n");
+        let alone = Bytes::from_static(b"shared");
+        let body = Bytes::from_static(b"body");
+        let sent = ids.advance_to(
+            None,
+            &Position::new("e1", 2),
+            Some(&alone),
+            &body,
+            |h, b| (h, b.clone()),
+        );
+        assert_eq!(
+            sent,
+            (Bytes::new(), alone.clone()),
+            "one stream: the shared event"
+        );
+        let sent = ids.advance_to(
+            Some("c"),
+            &Position::new("e2", 1),
+            Some(&alone),
+            &body,
+            |h, b| (h, b.clone()),
+        );
+        assert_eq!(&sent.0[..], b"id: since=e1:2&since=e2:1:c\n");
+        assert_eq!(sent.1, body, "two streams: its own id line and the body");
     }
 
     #[test]
