@@ -40,6 +40,8 @@ fn server_config(pki: &Pki, alpn: &[&[u8]]) -> Arc<rustls::ServerConfig> {
         .with_single_cert(vec![pki.cert.clone()], pki.key.clone_key())
         .unwrap();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    // As `TlsConfig` sets it: TLS 1.3 connections move to our record layer.
+    config.enable_secret_extraction = true;
     Arc::new(config)
 }
 
@@ -463,19 +465,20 @@ async fn resumed_handshakes_and_hello_retry() {
             let (mut s, mut c) = connect(Arc::clone(&server), Arc::clone(&client), 64 * 1024).await;
             // The client takes its tickets with the first record it reads.
             round_trip(&mut s, &mut c, b"hello", b"there").await;
-            assert_eq!(s.conn.handshake_kind(), Some(want), "{version:?}");
+            assert_eq!(s.handshake_kind(), Some(want), "{version:?}");
         }
     }
     // A client whose key share (P-384) the server does not take (X25519 only) is asked
     // again: a HelloRetryRequest, one more round trip in the handshake.
     let mut x25519_only = rustls::crypto::ring::default_provider();
     x25519_only.kx_groups = vec![rustls::crypto::ring::kx_group::X25519];
-    let server = rustls::ServerConfig::builder_with_provider(Arc::new(x25519_only))
+    let mut server = rustls::ServerConfig::builder_with_provider(Arc::new(x25519_only))
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
         .with_single_cert(vec![pki.cert.clone()], pki.key.clone_key())
         .unwrap();
+    server.enable_secret_extraction = true;
     let server = Arc::new(server);
     let mut roots = rustls::RootCertStore::empty();
     roots.add(pki.cert.clone()).unwrap();
@@ -492,7 +495,7 @@ async fn resumed_handshakes_and_hello_retry() {
     let (mut s, mut c) = connect(server, Arc::new(client), 64 * 1024).await;
     round_trip(&mut s, &mut c, b"again", b"yes").await;
     assert_eq!(
-        s.conn.handshake_kind(),
+        s.handshake_kind(),
         Some(HandshakeKind::FullWithHelloRetryRequest)
     );
 }
