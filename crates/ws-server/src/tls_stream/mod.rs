@@ -1,5 +1,7 @@
-//! [`TlsStream`]: server-side TLS over any byte stream, driven through rustls's unbuffered
-//! API (`UnbufferedServerConnection`), where the caller owns every buffer.
+//! [`TlsStream`]: server-side TLS over any byte stream, where the caller owns every buffer.
+//! rustls's unbuffered API (`UnbufferedServerConnection`) runs the handshake; a finished
+//! TLS 1.3 connection then moves to our own record layer (`record_layer.rs`), and TLS 1.2
+//! (or a config without `enable_secret_extraction`) stays on rustls for its whole life.
 //!
 //! Why: rustls's buffered `ServerConnection` keeps a 4 KiB deframer buffer per connection for
 //! its whole life, and `tokio-rustls` sits on it; at 10k idle `wss://` connections that buffer
@@ -7,26 +9,47 @@
 //! buffer at all:
 //!
 //! ```text
-//!  socket --read--> per-thread read buffer --process_tls_records--> reader's ReadBuf
-//!                   (lent for one call)      (decrypts)              `plain`: what it had no room for
+//!  socket --read--> per-thread read buffer --decrypt--> reader's ReadBuf
+//!                   (lent for one call)                 `plain`: what it had no room for
 //!                   `incoming`: a record still incomplete when the call ends
 //!  writer's slices --(made contiguous)--> encrypt --> per-thread ciphertext --write--> socket
 //!                                                     `outgoing`: what the socket did not take
+//!
+//!  decrypt/encrypt: rustls's `process_tls_records` / `WriteTraffic` (handshake, TLS 1.2),
+//!                   or our record layer over rustls's AEAD (TLS 1.3 after the handshake)
 //! ```
 //!
 //! `incoming`, `outgoing` and `plain` are allocated only while they hold something and are
-//! freed as soon as they are empty, so what stays per connection is rustls's own state
-//! (record layer keys, the TLS 1.3 traffic secrets kept for key updates, ALPN, SNI).
+//! freed as soon as they are empty, so what stays per connection is the record protection.
+//!
+//! Two modes, because rustls's connection keeps more than an idle TLS 1.3 connection needs
+//! (its handshake deframer's buffer, internal queues, handshake state: ~1.1 KiB inline and
+//! ~0.8 KiB on the heap). Once the handshake reaches `WriteTraffic` with nothing left to
+//! send, `dangerous_into_kernel_connection` hands over the traffic secrets, the sequence
+//! numbers and a `KernelConnection` (rustls's key schedule, for key updates); the
+//! `UnbufferedServerConnection` is dropped. What stays is the suite's encrypter and
+//! decrypter (rustls's own, built from those secrets), the `KernelConnection`, the ALPN
+//! protocol and the handshake kind. Our layer does only the framing (headers, limits,
+//! sequence numbers, content types after the handshake, KeyUpdate, the confidentiality
+//! limit), see `record_layer.rs`. What rustls had already decrypted when it handed over (the
+//! client's first request can come in the flight of its Finished) is in `plain`; what it had
+//! not looked at (a record not yet whole) stays in `incoming` for our layer.
 //!
 //! Order on the wire: every record rustls encodes itself (handshake, tickets, a key update
 //! answering the peer's, alerts, close_notify) is appended to `outgoing` in the order rustls
 //! hands it over, and application records are written only once `outgoing` is empty or are
 //! appended behind it. So `TransmitTlsData::done` is called as soon as bytes are in
-//! `outgoing`: they go out before anything encrypted after them.
+//! `outgoing`: they go out before anything encrypted after them. Our layer keeps the same
+//! rule: a KeyUpdate answering the peer's, an alert or our close_notify is appended to
+//! `outgoing`, so it follows everything queued before it (the answer sealed under the old
+//! key, as the peer expects), and our own rotation at the confidentiality limit is sealed in
+//! line with the application records.
 //!
 //! Ends: the peer's close_notify is end of file (`Ok(0)`); the TCP connection ending without
 //! one is an `UnexpectedEof` error ([`TlsStreamError::Truncated`]), as rustls's buffered
 //! reader reports it; `poll_shutdown` sends our close_notify, then shuts the socket down.
+//! Any other alert, or a record our layer refuses ([`TlsRecordError`](crate::TlsRecordError)),
+//! fails the connection (with an alert to the peer where one is due).
 //! Early data (0-RTT) is refused ([`TlsStreamError::EarlyData`]): leave
 //! `ServerConfig::max_early_data_size` at 0.
 
@@ -423,6 +446,11 @@ fn own_layer(conn: UnbufferedServerConnection) -> Result<Own, TlsStreamError> {
 }
 
 impl<IO> TlsStream<IO> {
+    /// Bytes of the box a connection on our record layer keeps (rustls's
+    /// `KernelConnection` is most of it), for tools that measure memory.
+    #[doc(hidden)]
+    pub const OWN_LAYER_SIZE: usize = std::mem::size_of::<Own>();
+
     /// The protocol the client and we agreed on through ALPN (`h2`, `http/1.1`), if any.
     pub fn alpn_protocol(&self) -> Option<&[u8]> {
         match &self.layer {
