@@ -143,7 +143,7 @@ impl<IO> std::fmt::Debug for TlsStream<IO> {
     }
 }
 
-/// What one `process_tls_records` call left to do.
+/// What one step (a `process_tls_records` call, or a record our layer opened) left to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
     /// Something was encoded or acknowledged: call again.
