@@ -81,8 +81,8 @@ use record_layer::{Content, RecordLayer};
 use records::{close_notify, deliver, encode, encrypt, handle};
 
 /// One server-side TLS connection over `IO` (a `TcpStream` in the server): [`AsyncRead`] and
-/// [`AsyncWrite`] of the plaintext, on rustls's unbuffered API, holding no buffer while idle
-/// (see the [module docs](self)). [`Server`](crate::Server) makes one per `wss://`
+/// [`AsyncWrite`] of the plaintext, on rustls's unbuffered API (TLS 1.3: on our own record
+/// layer after the handshake), holding no buffer while idle (see the [module docs](self)). [`Server`](crate::Server) makes one per `wss://`
 /// connection; it is public for tools that serve TLS themselves or measure it.
 pub struct TlsStream<IO> {
     io: IO,
