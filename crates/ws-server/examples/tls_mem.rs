@@ -1,13 +1,17 @@
 //! Measures what a TLS server connection keeps in memory, with no sockets:
-//! `cargo run --release -p ws-server --example tls_mem -- [N] [stream|buffered]`
+//! `cargo run --release -p ws-server --example tls_mem -- [N] [stream|stream-rustls|buffered]`
 //! (default 10000, both) completes N TLS 1.3 handshakes in memory (a generated P-256
 //! certificate), each followed by one application record each way (as an upgrade request
 //! and its answer), keeps the server sides (each client is dropped before the next starts,
 //! so its memory is reused) and prints the process's RSS growth per connection.
 //!
-//! - `stream`: the server's own [`ws_server::TlsStream`] (rustls's unbuffered API) over an
-//!   in-memory pipe that frees its bytes once read; what it keeps is rustls's state and the
-//!   stream's fields (the pipe's two empty halves, ~0.2 KiB, are counted too).
+//! - `stream`: the server's own [`ws_server::TlsStream`] over an in-memory pipe that frees
+//!   its bytes once read, as the server runs it: rustls's unbuffered API for the handshake,
+//!   then its own TLS 1.3 record layer; what it keeps is the stream's fields, rustls's AEAD
+//!   keys and its `KernelConnection` (key schedule) (the pipe's two empty halves, ~0.2 KiB,
+//!   are counted too).
+//! - `stream-rustls`: the same stream with a config that does not allow secret extraction,
+//!   so the connection stays on rustls's `UnbufferedServerConnection` (as TLS 1.2 does).
 //! - `buffered`: rustls's buffered `ServerConnection`, as tokio-rustls used it before.
 //!
 //! With no mode given, each runs in a child process of its own (a fresh heap each).
@@ -34,6 +38,8 @@ fn rss_kib() -> Result<u64, Error> {
 
 struct Configs {
     server: Arc<rustls::ServerConfig>,
+    /// The same without secret extraction: the stream stays on rustls.
+    server_rustls: Arc<rustls::ServerConfig>,
     client: Arc<rustls::ClientConfig>,
 }
 
@@ -45,8 +51,10 @@ fn configs() -> Result<Configs, Error> {
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(vec![cert.cert.der().clone()], key)?;
-    // As `TlsConfig::from_pem_files` sets it.
+    // As `TlsConfig::from_pem_files` sets them: the stream's TLS 1.3 connections move to
+    // its own record layer (the buffered mode is not affected).
     server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    server.enable_secret_extraction = true;
     let mut roots = RootCertStore::empty();
     roots.add(cert.cert.der().clone())?;
     let mut client = rustls::ClientConfig::builder_with_provider(provider)
@@ -54,8 +62,11 @@ fn configs() -> Result<Configs, Error> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     client.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let mut server_rustls = server.clone();
+    server_rustls.enable_secret_extraction = false;
     Ok(Configs {
         server: Arc::new(server),
+        server_rustls: Arc::new(server_rustls),
         client: Arc::new(client),
     })
 }
@@ -193,15 +204,21 @@ impl AsyncWrite for End {
 }
 
 /// One server-side stream after a handshake and one record each way.
-async fn one_stream(cfg: &Configs) -> Result<ws_server::TlsStream<End>, Error> {
+async fn one_stream(
+    cfg: &Configs,
+    server_cfg: &Arc<rustls::ServerConfig>,
+) -> Result<ws_server::TlsStream<End>, Error> {
     let name = rustls::pki_types::ServerName::try_from("localhost")?;
     let (c, s) = pipe();
     let connector = tokio_rustls::TlsConnector::from(cfg.client.clone());
     let (server, client) = tokio::join!(
-        ws_server::TlsStream::accept(s, cfg.server.clone()),
+        ws_server::TlsStream::accept(s, server_cfg.clone()),
         connector.connect(name, c)
     );
     let (mut server, mut client) = (server?, client?);
+    if server.is_compact() != server_cfg.enable_secret_extraction {
+        return Err("the stream is not on the record layer its config calls for".into());
+    }
     client.write_all(b"GET / HTTP/1.1").await?;
     client.flush().await?;
     let mut got = [0u8; 64];
@@ -212,15 +229,15 @@ async fn one_stream(cfg: &Configs) -> Result<ws_server::TlsStream<End>, Error> {
     Ok(server)
 }
 
-fn stream(n: usize, cfg: &Configs) -> Result<f64, Error> {
+fn stream(n: usize, cfg: &Configs, server_cfg: &Arc<rustls::ServerConfig>) -> Result<f64, Error> {
     let rt = tokio::runtime::Builder::new_current_thread().build()?;
     rt.block_on(async {
         // The per-thread scratch buffers are made by the first connection: not per connection.
-        drop(one_stream(cfg).await?);
+        drop(one_stream(cfg, server_cfg).await?);
         let start = rss_kib()?;
         let mut servers = Vec::with_capacity(n);
         for _ in 0..n {
-            servers.push(one_stream(cfg).await?);
+            servers.push(one_stream(cfg, server_cfg).await?);
         }
         let kept = rss_kib()?;
         drop(servers);
@@ -232,7 +249,7 @@ fn main() -> Result<(), Error> {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().map_or(Ok(10_000), |a| a.parse())?;
     let Some(mode) = args.next() else {
-        for mode in ["stream", "buffered"] {
+        for mode in ["stream", "stream-rustls", "buffered"] {
             let status = std::process::Command::new(std::env::current_exe()?)
                 .args([n.to_string(), mode.to_owned()])
                 .status()?;
@@ -244,20 +261,34 @@ fn main() -> Result<(), Error> {
     };
     let cfg = configs()?;
     let (per_conn, what) = match mode.as_str() {
-        "stream" => (stream(n, &cfg)?, "ws_server::TlsStream (rustls unbuffered)"),
+        "stream" => (
+            stream(n, &cfg, &cfg.server)?,
+            "ws_server::TlsStream (own TLS 1.3 record layer)",
+        ),
+        "stream-rustls" => (
+            stream(n, &cfg, &cfg.server_rustls)?,
+            "ws_server::TlsStream (kept on rustls unbuffered)",
+        ),
         "buffered" => (buffered(n, &cfg)?, "rustls buffered ServerConnection"),
-        other => return Err(format!("unknown mode {other}: stream or buffered").into()),
+        other => {
+            return Err(format!("unknown mode {other}: stream, stream-rustls or buffered").into());
+        }
     };
     println!(
         "{n} x {what}, after a TLS 1.3 handshake and one record each way: \
          {per_conn:.2} KiB of RSS each"
     );
-    if mode == "stream" {
+    if mode.starts_with("stream") {
         println!(
-            "  of which inline (the server boxes it): TlsStream<TcpStream> {} B, \
-             rustls UnbufferedServerConnection {} B",
+            "  of which inline (the server boxes it): TlsStream<TcpStream> {} B; boxed apart: \
+             rustls UnbufferedServerConnection {} B or our layer's {} B (rustls's \
+             KernelConnection {} B of it)",
             std::mem::size_of::<ws_server::TlsStream<tokio::net::TcpStream>>(),
             std::mem::size_of::<rustls::server::UnbufferedServerConnection>(),
+            ws_server::TlsStream::<tokio::net::TcpStream>::OWN_LAYER_SIZE,
+            std::mem::size_of::<
+                rustls::kernel::KernelConnection<rustls::server::ServerConnectionData>,
+            >(),
         );
     }
     Ok(())

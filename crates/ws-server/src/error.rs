@@ -87,6 +87,68 @@ pub enum TlsStreamError {
     /// An earlier error ended this connection (`BrokenPipe`).
     #[error("the TLS connection failed earlier")]
     Failed,
+    /// The peer broke the TLS 1.3 record protocol after the handshake, on our own record
+    /// layer (`InvalidData`).
+    #[error("TLS record: {0}")]
+    Record(#[from] TlsRecordError),
+}
+
+/// What the peer sent that our TLS 1.3 record layer refuses (after the handshake, once
+/// rustls handed the connection over); each but a peer's own alert is answered with one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsRecordError {
+    /// A record longer than 2^14 + 256 bytes of ciphertext (record_overflow).
+    #[error("a record of {0} bytes, more than TLS 1.3 allows")]
+    Overflow(usize),
+    /// A record whose header's content type is not application_data: after the handshake
+    /// every record is protected (unexpected_message).
+    #[error("an unprotected record of content type {0} after the handshake")]
+    OuterType(u8),
+    /// A record header's version is not 3.x (decode_error).
+    #[error("a record of version {0:#06x}")]
+    Version(u16),
+    /// A record did not decrypt (bad_record_mac).
+    #[error("a record failed to decrypt (bad record MAC)")]
+    BadMac,
+    /// A decrypted record of a content type not allowed after the handshake: 0 for none,
+    /// 20 for change_cipher_spec (unexpected_message).
+    #[error("a record of content type {0} after the handshake")]
+    ContentType(u8),
+    /// A handshake message other than KeyUpdate after the handshake (unexpected_message).
+    #[error("handshake message {0} after the handshake")]
+    Handshake(u8),
+    /// A KeyUpdate of the wrong length, split across records or not alone in its record
+    /// (decode_error).
+    #[error("a malformed or misaligned KeyUpdate")]
+    KeyUpdateLength,
+    /// A KeyUpdate whose value is neither 0 nor 1 (illegal_parameter).
+    #[error("a KeyUpdate with an unknown request value")]
+    KeyUpdateValue,
+    /// An alert that is not two bytes, or a warning TLS 1.3 does not have (decode_error).
+    #[error("a malformed alert")]
+    Alert,
+    /// An alert of an unknown level (illegal_parameter).
+    #[error("an alert of unknown level {0}")]
+    AlertLevel(u8),
+    /// The peer's fatal alert, of this description (nothing is sent back).
+    #[error("the peer sent fatal alert {0}")]
+    PeerAlert(u8),
+}
+
+impl TlsRecordError {
+    /// The alert that tells the peer (RFC 8446 §6.2), if one is sent.
+    pub fn alert(&self) -> Option<rustls::AlertDescription> {
+        use rustls::AlertDescription as A;
+        Some(match self {
+            Self::Overflow(_) => A::RecordOverflow,
+            Self::OuterType(_) | Self::ContentType(_) | Self::Handshake(_) => A::UnexpectedMessage,
+            Self::Version(_) | Self::KeyUpdateLength | Self::Alert => A::DecodeError,
+            Self::BadMac => A::BadRecordMac,
+            Self::KeyUpdateValue | Self::AlertLevel(_) => A::IllegalParameter,
+            Self::PeerAlert(_) => return None,
+        })
+    }
 }
 
 impl From<TlsStreamError> for io::Error {
@@ -95,7 +157,9 @@ impl From<TlsStreamError> for io::Error {
             return e;
         }
         let kind = match &e {
-            TlsStreamError::Rustls(_) | TlsStreamError::EarlyData => io::ErrorKind::InvalidData,
+            TlsStreamError::Rustls(_) | TlsStreamError::EarlyData | TlsStreamError::Record(_) => {
+                io::ErrorKind::InvalidData
+            }
             TlsStreamError::Truncated | TlsStreamError::HandshakeEof => {
                 io::ErrorKind::UnexpectedEof
             }

@@ -76,7 +76,7 @@ pub use client::{Client, ClientConfig};
 pub use config::{OverflowPolicy, ServerConfig};
 pub use connection::{Connection, SLOW_CONSUMER};
 pub use direct::{FanOut, Writers};
-pub use error::{ClientError, SendError, TlsError, TlsStreamError};
+pub use error::{ClientError, SendError, TlsError, TlsRecordError, TlsStreamError};
 pub use handler::{CloseInfo, Echo, Handler, Message, Request, StreamHead};
 pub use inner::GOING_AWAY;
 pub use server::Server;

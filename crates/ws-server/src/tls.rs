@@ -47,11 +47,20 @@ impl TlsConfig {
         // HTTP/2 for pages (more than six event streams to one origin); WebSocket clients
         // ask for http/1.1 (RFC 8441's WebSocket over HTTP/2 is not served).
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // TLS 1.3 connections leave rustls for our own record layer once the handshake is
+        // done (see `tls_stream`): rustls hands their secrets over only if allowed to.
+        config.enable_secret_extraction = true;
         Ok(Self::from_rustls(Arc::new(config)))
     }
 
     /// Uses a rustls configuration built by the caller (client authentication, resolvers, ...).
     /// Leave `max_early_data_size` at 0: a client's early data (0-RTT) ends its connection.
+    ///
+    /// Set `enable_secret_extraction` to keep idle `wss://` connections small: with it, a
+    /// TLS 1.3 connection is moved, once its handshake is done, from rustls onto our own
+    /// record layer (rustls's AEAD and key schedule, none of its buffers or handshake
+    /// state), about 1.7 KiB less per connection. Without it (and for TLS 1.2) rustls keeps
+    /// the whole connection, which works the same, only larger.
     pub fn from_rustls(config: Arc<rustls::ServerConfig>) -> Self {
         Self { config }
     }

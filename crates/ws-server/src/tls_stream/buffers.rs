@@ -19,7 +19,7 @@ pub(super) const MAX_WRITE: usize = 32 * 1024;
 
 /// Ciphertext room for `MAX_WRITE` of plaintext (record headers, tags, TLS 1.3's content
 /// type; grown if rustls ever asks for more).
-const CIPHER_BUF: usize = MAX_WRITE + 4 * 256;
+pub(super) const CIPHER_BUF: usize = MAX_WRITE + 4 * 256;
 
 /// One thread's scratch, lent to one call at a time.
 #[derive(Default)]
@@ -42,8 +42,9 @@ thread_local! {
 pub(super) fn with_write_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
     SCRATCH.with(|s| match s.try_borrow_mut() {
         Ok(mut s) => {
-            if s.cipher.len() < CIPHER_BUF {
-                s.cipher.resize(CIPHER_BUF, 0);
+            // `cipher` is sized by its user: rustls's encrypter writes into a zeroed
+            // buffer, our record layer appends to an empty one.
+            if s.plain.len() < MAX_WRITE {
                 s.plain.resize(MAX_WRITE, 0);
             }
             f(&mut s)
@@ -173,6 +174,11 @@ impl Outgoing {
     /// Appends bytes to write after everything already here.
     pub(super) fn extend(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
+    }
+
+    /// The buffer, for an encoder to append to (after everything already here).
+    pub(super) fn back(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
     }
 
     /// `len` zeroed bytes at the back for an encoder to fill; `truncate_to` undoes unused ones.

@@ -1,5 +1,7 @@
-//! [`TlsStream`]: server-side TLS over any byte stream, driven through rustls's unbuffered
-//! API (`UnbufferedServerConnection`), where the caller owns every buffer.
+//! [`TlsStream`]: server-side TLS over any byte stream, where the caller owns every buffer.
+//! rustls's unbuffered API (`UnbufferedServerConnection`) runs the handshake; a finished
+//! TLS 1.3 connection then moves to our own record layer (`record_layer.rs`), and TLS 1.2
+//! (or a config without `enable_secret_extraction`) stays on rustls for its whole life.
 //!
 //! Why: rustls's buffered `ServerConnection` keeps a 4 KiB deframer buffer per connection for
 //! its whole life, and `tokio-rustls` sits on it; at 10k idle `wss://` connections that buffer
@@ -7,33 +9,59 @@
 //! buffer at all:
 //!
 //! ```text
-//!  socket --read--> per-thread read buffer --process_tls_records--> reader's ReadBuf
-//!                   (lent for one call)      (decrypts)              `plain`: what it had no room for
+//!  socket --read--> per-thread read buffer --decrypt--> reader's ReadBuf
+//!                   (lent for one call)                 `plain`: what it had no room for
 //!                   `incoming`: a record still incomplete when the call ends
 //!  writer's slices --(made contiguous)--> encrypt --> per-thread ciphertext --write--> socket
 //!                                                     `outgoing`: what the socket did not take
+//!
+//!  decrypt/encrypt: rustls's `process_tls_records` / `WriteTraffic` (handshake, TLS 1.2),
+//!                   or our record layer over rustls's AEAD (TLS 1.3 after the handshake)
 //! ```
 //!
 //! `incoming`, `outgoing` and `plain` are allocated only while they hold something and are
-//! freed as soon as they are empty, so what stays per connection is rustls's own state
-//! (record layer keys, the TLS 1.3 traffic secrets kept for key updates, ALPN, SNI).
+//! freed as soon as they are empty, so what stays per connection is the record protection.
+//!
+//! Two modes, because rustls's connection keeps more than an idle TLS 1.3 connection needs
+//! (its handshake deframer's buffer, internal queues, handshake state: ~1.1 KiB inline and
+//! ~0.8 KiB on the heap). Once the handshake reaches `WriteTraffic` with nothing left to
+//! send, `dangerous_into_kernel_connection` hands over the traffic secrets, the sequence
+//! numbers and a `KernelConnection` (rustls's key schedule, for key updates); the
+//! `UnbufferedServerConnection` is dropped. What stays is the suite's encrypter and
+//! decrypter (rustls's own, built from those secrets), the `KernelConnection`, the ALPN
+//! protocol and the handshake kind. Our layer does only the framing (headers, limits,
+//! sequence numbers, content types after the handshake, KeyUpdate, the confidentiality
+//! limit), see `record_layer.rs`. What rustls had already decrypted when it handed over (the
+//! client's first request can come in the flight of its Finished) is in `plain`; what it had
+//! not looked at (a record not yet whole) stays in `incoming` for our layer.
 //!
 //! Order on the wire: every record rustls encodes itself (handshake, tickets, a key update
 //! answering the peer's, alerts, close_notify) is appended to `outgoing` in the order rustls
 //! hands it over, and application records are written only once `outgoing` is empty or are
 //! appended behind it. So `TransmitTlsData::done` is called as soon as bytes are in
-//! `outgoing`: they go out before anything encrypted after them.
+//! `outgoing`: they go out before anything encrypted after them. Our layer keeps the same
+//! rule: a KeyUpdate answering the peer's, an alert or our close_notify is appended to
+//! `outgoing`, so it follows everything queued before it (the answer sealed under the old
+//! key, as the peer expects), and our own rotation at the confidentiality limit is sealed in
+//! line with the application records.
 //!
 //! Ends: the peer's close_notify is end of file (`Ok(0)`); the TCP connection ending without
 //! one is an `UnexpectedEof` error ([`TlsStreamError::Truncated`]), as rustls's buffered
 //! reader reports it; `poll_shutdown` sends our close_notify, then shuts the socket down.
+//! Any other alert, or a record our layer refuses ([`TlsRecordError`](crate::TlsRecordError)),
+//! fails the connection (with an alert to the peer where one is due).
 //! Early data (0-RTT) is refused ([`TlsStreamError::EarlyData`]): leave
 //! `ServerConfig::max_early_data_size` at 0.
 
 mod buffers;
+mod record_layer;
 mod records;
 #[cfg(test)]
 mod tests;
+
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub use record_layer::fuzz_open;
 
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
@@ -41,21 +69,24 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
+use rustls::kernel::KernelConnection;
 use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
 use rustls::unbuffered::{ConnectionState, UnbufferedStatus, WriteTraffic};
+use rustls::{CipherSuite, HandshakeKind, ProtocolVersion};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::error::TlsStreamError;
 use buffers::{Incoming, MAX_WRITE, Outgoing, Plain, Scratch, with_write_scratch};
-use records::{close_notify, encode, encrypt, handle};
+use record_layer::{Content, RecordLayer};
+use records::{close_notify, deliver, encode, encrypt, handle};
 
 /// One server-side TLS connection over `IO` (a `TcpStream` in the server): [`AsyncRead`] and
-/// [`AsyncWrite`] of the plaintext, on rustls's unbuffered API, holding no buffer while idle
-/// (see the [module docs](self)). [`Server`](crate::Server) makes one per `wss://`
+/// [`AsyncWrite`] of the plaintext, on rustls's unbuffered API (TLS 1.3: on our own record
+/// layer after the handshake), holding no buffer while idle (see the [module docs](self)). [`Server`](crate::Server) makes one per `wss://`
 /// connection; it is public for tools that serve TLS themselves or measure it.
 pub struct TlsStream<IO> {
     io: IO,
-    conn: UnbufferedServerConnection,
+    layer: Layer,
     /// Ciphertext received and not processed when the last call ended (a record still
     /// incomplete, or whole records a full reader's buffer left); empty, unallocated, between.
     incoming: Vec<u8>,
@@ -71,11 +102,40 @@ pub struct TlsStream<IO> {
     failed: bool,
 }
 
+/// Who protects the records: rustls until a TLS 1.3 handshake is done, then (when the
+/// config allows secret extraction) our own record layer. Each is boxed: the idle
+/// footprint is what an idle connection keeps, and the two differ a lot in size.
+enum Layer {
+    /// The handshake, and the whole life of a TLS 1.2 connection.
+    Rustls(Box<UnbufferedServerConnection>),
+    /// After a TLS 1.3 handshake.
+    Own(Box<Own>),
+}
+
+/// A TLS 1.3 connection on our record layer: what rustls would still answer about it.
+struct Own {
+    /// rustls's `KernelConnection` inside: it derives the next traffic secrets.
+    records: RecordLayer<KernelConnection<ServerConnectionData>>,
+    alpn: Option<Box<[u8]>>,
+    kind: Option<HandshakeKind>,
+}
+
+/// The TLS 1.3 suites whose secrets rustls can hand over (`ConnectionTrafficSecrets`).
+fn extractable(suite: CipherSuite) -> bool {
+    matches!(
+        suite,
+        CipherSuite::TLS13_AES_128_GCM_SHA256
+            | CipherSuite::TLS13_AES_256_GCM_SHA384
+            | CipherSuite::TLS13_CHACHA20_POLY1305_SHA256
+    )
+}
+
 impl<IO> std::fmt::Debug for TlsStream<IO> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsStream")
-            .field("handshaking", &self.conn.is_handshaking())
-            .field("alpn", &self.conn.alpn_protocol())
+            .field("handshaking", &self.is_handshaking())
+            .field("own_record_layer", &self.is_compact())
+            .field("alpn", &self.alpn_protocol())
             .field("incoming", &self.incoming.len())
             .field("peer_closed", &self.peer_closed)
             .field("sent_close", &self.sent_close)
@@ -83,7 +143,7 @@ impl<IO> std::fmt::Debug for TlsStream<IO> {
     }
 }
 
-/// What one `process_tls_records` call left to do.
+/// What one step (a `process_tls_records` call, or a record our layer opened) left to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
     /// Something was encoded or acknowledged: call again.
@@ -101,7 +161,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
     pub async fn accept(io: IO, config: Arc<rustls::ServerConfig>) -> Result<Self, TlsStreamError> {
         let mut stream = Self {
             io,
-            conn: UnbufferedServerConnection::new(config)?,
+            layer: Layer::Rustls(Box::new(UnbufferedServerConnection::new(Arc::clone(
+                &config,
+            ))?)),
             incoming: Vec::new(),
             outgoing: Outgoing::default(),
             plain: Plain::default(),
@@ -110,22 +172,21 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
             failed: false,
         };
         poll_fn(|cx| stream.poll_handshake(cx)).await?;
-        Ok(stream)
+        stream.hand_over(&config)
     }
 
-    /// The protocol the client and we agreed on through ALPN (`h2`, `http/1.1`), if any.
-    pub fn alpn_protocol(&self) -> Option<&[u8]> {
-        self.conn.alpn_protocol()
-    }
-
-    /// The TLS version in use.
-    pub fn protocol_version(&self) -> Option<rustls::ProtocolVersion> {
-        self.conn.protocol_version()
-    }
-
-    /// The byte stream underneath.
-    pub fn get_ref(&self) -> &IO {
-        &self.io
+    /// Moves a finished TLS 1.3 connection onto our record layer (see the module docs);
+    /// anything else stays with rustls.
+    fn hand_over(self, config: &rustls::ServerConfig) -> Result<Self, TlsStreamError> {
+        let layer = match self.layer {
+            Layer::Rustls(conn)
+                if !self.failed && !self.peer_closed && can_hand_over(&conn, config) =>
+            {
+                Layer::Own(Box::new(own_layer(*conn)?))
+            }
+            other => other,
+        };
+        Ok(Self { layer, ..self })
     }
 
     fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), TlsStreamError>> {
@@ -152,7 +213,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
             match step {
                 Step::Again | Step::Data => {}
                 Step::PeerClosed => return Poll::Ready(Err(TlsStreamError::HandshakeEof)),
-                Step::NeedInput if !self.conn.is_handshaking() => {
+                Step::NeedInput if !self.is_handshaking() => {
                     return self.poll_write_outgoing(cx).map_err(TlsStreamError::Io);
                 }
                 Step::NeedInput => {
@@ -217,7 +278,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
                         return Poll::Ready(Err(e));
                     }
                     if ready!(self.poll_read_io(cx, incoming))? == 0 {
-                        let why = if self.conn.is_handshaking() {
+                        let why = if self.is_handshaking() {
                             TlsStreamError::HandshakeEof
                         } else {
                             TlsStreamError::Truncated
@@ -300,9 +361,17 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
                 &plain[..total]
             }
         };
-        let n = self
-            .with_write_traffic(|wt, _| encrypt(wt, data, cipher))
-            .map_err(io::Error::from)?;
+        let n = if let Layer::Own(own) = &mut self.layer {
+            cipher.clear();
+            if let Err(e) = own.records.seal(data, cipher) {
+                self.failed = true;
+                return Err(e.into());
+            }
+            cipher.len()
+        } else {
+            self.with_write_traffic(|wt, _| encrypt(wt, data, cipher))
+                .map_err(io::Error::from)?
+        };
         let mut written = 0;
         if self.outgoing.is_empty() {
             while written < n {
@@ -328,7 +397,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
     fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if !self.sent_close && !self.failed {
             ready!(self.poll_write_outgoing(cx))?;
-            match self.with_write_traffic(close_notify) {
+            let closed = if let Layer::Own(own) = &mut self.layer {
+                own.records.close_notify(self.outgoing.back())
+            } else {
+                self.with_write_traffic(close_notify)
+            };
+            match closed {
                 Ok(()) | Err(TlsStreamError::Closed) => {}
                 Err(e) => return Poll::Ready(Err(e.into())),
             }
@@ -339,15 +413,138 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
     }
 }
 
+/// Whether rustls can hand `conn` over to our record layer: a finished TLS 1.3 handshake
+/// (its last flight encoded: the handshake ended in `WriteTraffic`) under a config that
+/// allows secret extraction, on a suite whose secrets it can extract. Checked before, as
+/// the conversion consumes the connection.
+fn can_hand_over(conn: &UnbufferedServerConnection, config: &rustls::ServerConfig) -> bool {
+    config.enable_secret_extraction
+        && !conn.is_handshaking()
+        && conn.protocol_version() == Some(ProtocolVersion::TLSv1_3)
+        && conn
+            .negotiated_cipher_suite()
+            .and_then(|s| s.tls13())
+            .is_some_and(|s| extractable(s.common.suite))
+}
+
+/// rustls's secrets and sequence numbers, under our record layer. What rustls decrypted
+/// already is in `plain`; ciphertext it has not looked at (a record still incomplete) is in
+/// `incoming`, for our layer to open.
+fn own_layer(conn: UnbufferedServerConnection) -> Result<Own, TlsStreamError> {
+    let alpn = conn.alpn_protocol().map(Box::from);
+    let kind = conn.handshake_kind();
+    let suite = conn
+        .negotiated_cipher_suite()
+        .and_then(|s| s.tls13())
+        .ok_or(TlsStreamError::UnknownState)?;
+    let (secrets, kernel) = conn.dangerous_into_kernel_connection()?;
+    Ok(Own {
+        records: RecordLayer::new(kernel, suite, secrets.tx, secrets.rx)?,
+        alpn,
+        kind,
+    })
+}
+
 impl<IO> TlsStream<IO> {
-    /// One `process_tls_records` over what `incoming` holds, its state handled.
+    /// Bytes of the box a connection on our record layer keeps (rustls's
+    /// `KernelConnection` is most of it), for tools that measure memory.
+    #[doc(hidden)]
+    pub const OWN_LAYER_SIZE: usize = std::mem::size_of::<Own>();
+
+    /// The protocol the client and we agreed on through ALPN (`h2`, `http/1.1`), if any.
+    pub fn alpn_protocol(&self) -> Option<&[u8]> {
+        match &self.layer {
+            Layer::Rustls(conn) => conn.alpn_protocol(),
+            Layer::Own(own) => own.alpn.as_deref(),
+        }
+    }
+
+    /// The TLS version in use.
+    pub fn protocol_version(&self) -> Option<ProtocolVersion> {
+        match &self.layer {
+            Layer::Rustls(conn) => conn.protocol_version(),
+            Layer::Own(_) => Some(ProtocolVersion::TLSv1_3),
+        }
+    }
+
+    /// What kind of handshake this connection had (full, resumed, with a retry).
+    pub fn handshake_kind(&self) -> Option<HandshakeKind> {
+        match &self.layer {
+            Layer::Rustls(conn) => conn.handshake_kind(),
+            Layer::Own(own) => own.kind,
+        }
+    }
+
+    /// Whether the records are on our own TLS 1.3 record layer (rustls's state dropped)
+    /// rather than rustls's: true after a TLS 1.3 handshake when the config allows secret
+    /// extraction (as [`TlsConfig`](crate::TlsConfig) sets it).
+    pub fn is_compact(&self) -> bool {
+        matches!(self.layer, Layer::Own(_))
+    }
+
+    /// The byte stream underneath.
+    pub fn get_ref(&self) -> &IO {
+        &self.io
+    }
+
+    fn is_handshaking(&self) -> bool {
+        match &self.layer {
+            Layer::Rustls(conn) => conn.is_handshaking(),
+            Layer::Own(_) => false,
+        }
+    }
+
+    /// One step over what `incoming` holds: one `process_tls_records` and its state, or
+    /// one record opened by our layer.
     fn step(
         &mut self,
         incoming: &mut Incoming,
         out: Option<&mut ReadBuf<'_>>,
     ) -> Result<Step, TlsStreamError> {
+        let step = match &mut self.layer {
+            Layer::Rustls(_) => self.rustls_step(incoming, out),
+            Layer::Own(own) => match own
+                .records
+                .open(incoming.filled_mut(), self.outgoing.back())
+            {
+                Ok(None) => Ok(Step::NeedInput),
+                Ok(Some((used, content))) => {
+                    let step = match content {
+                        Content::Data(payload) => {
+                            deliver(payload, out, &mut self.plain);
+                            Step::Data
+                        }
+                        Content::CloseNotify => Step::PeerClosed,
+                        Content::Nothing => Step::Again,
+                    };
+                    incoming.discard(used);
+                    Ok(step)
+                }
+                Err(e) => {
+                    own.records.alert_for(&e, self.outgoing.back());
+                    Err(e)
+                }
+            },
+        };
+        match step {
+            Ok(Step::PeerClosed) => self.peer_closed = true,
+            Err(_) => self.fail(),
+            Ok(_) => {}
+        }
+        step
+    }
+
+    /// One `process_tls_records` over what `incoming` holds, its state handled.
+    fn rustls_step(
+        &mut self,
+        incoming: &mut Incoming,
+        out: Option<&mut ReadBuf<'_>>,
+    ) -> Result<Step, TlsStreamError> {
+        let Layer::Rustls(conn) = &mut self.layer else {
+            return Err(TlsStreamError::UnknownState);
+        };
         let UnbufferedStatus { mut discard, state } =
-            self.conn.process_tls_records(incoming.filled_mut());
+            conn.process_tls_records(incoming.filled_mut());
         let step = match state {
             Err(e) => Err(e.into()),
             Ok(state) => handle(
@@ -359,11 +556,6 @@ impl<IO> TlsStream<IO> {
             ),
         };
         incoming.discard(discard);
-        match step {
-            Ok(Step::PeerClosed) => self.peer_closed = true,
-            Err(_) => self.fail(),
-            Ok(_) => {}
-        }
         step
     }
 
@@ -378,7 +570,10 @@ impl<IO> TlsStream<IO> {
     ) -> Result<R, TlsStreamError> {
         let mut f = Some(f);
         loop {
-            let UnbufferedStatus { state, .. } = self.conn.process_tls_records(&mut []);
+            let Layer::Rustls(conn) = &mut self.layer else {
+                return Err(TlsStreamError::UnknownState);
+            };
+            let UnbufferedStatus { state, .. } = conn.process_tls_records(&mut []);
             let done = match state {
                 Err(e) => Err(e.into()),
                 Ok(ConnectionState::WriteTraffic(mut wt)) => match f.take() {
@@ -410,11 +605,15 @@ impl<IO> TlsStream<IO> {
         }
     }
 
-    /// Marks the connection failed and encodes the alert rustls queued for the peer.
+    /// Marks the connection failed and encodes the alert rustls queued for the peer (our
+    /// own layer encodes its alert where it finds the error).
     fn fail(&mut self) {
         self.failed = true;
+        let Layer::Rustls(conn) = &mut self.layer else {
+            return;
+        };
         for _ in 0..4 {
-            let UnbufferedStatus { state, .. } = self.conn.process_tls_records(&mut []);
+            let UnbufferedStatus { state, .. } = conn.process_tls_records(&mut []);
             match state {
                 Ok(ConnectionState::EncodeTlsData(mut enc)) => {
                     if encode(&mut enc, &mut self.outgoing).is_err() {

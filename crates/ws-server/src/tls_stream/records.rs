@@ -8,7 +8,7 @@ use rustls::unbuffered::{
 use tokio::io::ReadBuf;
 
 use super::Step;
-use super::buffers::{Outgoing, Plain};
+use super::buffers::{CIPHER_BUF, Outgoing, Plain};
 use crate::error::TlsStreamError;
 
 /// Handles one state that neither needs the socket nor a `WriteTraffic` caller.
@@ -45,7 +45,7 @@ pub(super) fn handle(
 }
 
 /// Copies a record's plaintext to the reader's buffer, the rest (in order) to `plain`.
-fn deliver(payload: &[u8], out: Option<&mut ReadBuf<'_>>, plain: &mut Plain) {
+pub(super) fn deliver(payload: &[u8], out: Option<&mut ReadBuf<'_>>, plain: &mut Plain) {
     let n = match out {
         Some(out) if plain.is_empty() => {
             let n = out.remaining().min(payload.len());
@@ -124,6 +124,9 @@ pub(super) fn encrypt(
     data: &[u8],
     cipher: &mut Vec<u8>,
 ) -> Result<usize, TlsStreamError> {
+    if cipher.len() < CIPHER_BUF {
+        cipher.resize(CIPHER_BUF, 0);
+    }
     loop {
         match wt.encrypt(data, cipher).map_err(encrypt_refused) {
             Ok(n) => return Ok(n),

@@ -40,6 +40,8 @@ fn server_config(pki: &Pki, alpn: &[&[u8]]) -> Arc<rustls::ServerConfig> {
         .with_single_cert(vec![pki.cert.clone()], pki.key.clone_key())
         .unwrap();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    // As `TlsConfig` sets it: TLS 1.3 connections move to our record layer.
+    config.enable_secret_extraction = true;
     Arc::new(config)
 }
 
@@ -141,6 +143,11 @@ async fn handshake_and_data_both_ways_tls13_and_tls12() {
         let client = client_config(&pki, &[version], &[]);
         let (mut server, mut client) = connect(server, client, 64 * 1024).await;
         assert_eq!(server.protocol_version(), Some(want));
+        // TLS 1.3 leaves rustls for our record layer; TLS 1.2 stays on rustls.
+        assert_eq!(
+            server.is_compact(),
+            want == rustls::ProtocolVersion::TLSv1_3
+        );
         assert!(holds_no_buffers(&server));
         let (up, down) = (b"GET / HTTP/1.1\r\n\r\n", b"HTTP/1.1 101\r\n\r\n");
         round_trip(&mut server, &mut client, up, down).await;
@@ -463,19 +470,20 @@ async fn resumed_handshakes_and_hello_retry() {
             let (mut s, mut c) = connect(Arc::clone(&server), Arc::clone(&client), 64 * 1024).await;
             // The client takes its tickets with the first record it reads.
             round_trip(&mut s, &mut c, b"hello", b"there").await;
-            assert_eq!(s.conn.handshake_kind(), Some(want), "{version:?}");
+            assert_eq!(s.handshake_kind(), Some(want), "{version:?}");
         }
     }
     // A client whose key share (P-384) the server does not take (X25519 only) is asked
     // again: a HelloRetryRequest, one more round trip in the handshake.
     let mut x25519_only = rustls::crypto::ring::default_provider();
     x25519_only.kx_groups = vec![rustls::crypto::ring::kx_group::X25519];
-    let server = rustls::ServerConfig::builder_with_provider(Arc::new(x25519_only))
+    let mut server = rustls::ServerConfig::builder_with_provider(Arc::new(x25519_only))
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
         .with_single_cert(vec![pki.cert.clone()], pki.key.clone_key())
         .unwrap();
+    server.enable_secret_extraction = true;
     let server = Arc::new(server);
     let mut roots = rustls::RootCertStore::empty();
     roots.add(pki.cert.clone()).unwrap();
@@ -492,7 +500,255 @@ async fn resumed_handshakes_and_hello_retry() {
     let (mut s, mut c) = connect(server, Arc::new(client), 64 * 1024).await;
     round_trip(&mut s, &mut c, b"again", b"yes").await;
     assert_eq!(
-        s.conn.handshake_kind(),
+        s.handshake_kind(),
         Some(HandshakeKind::FullWithHelloRetryRequest)
     );
+}
+
+/// Key updates our record layer sent (0 on rustls's).
+fn tx_updates(s: &TlsStream<impl Sized>) -> u32 {
+    match &s.layer {
+        super::Layer::Own(own) => own.records.tx_updates,
+        super::Layer::Rustls(_) => 0,
+    }
+}
+
+#[tokio::test]
+async fn without_secret_extraction_tls13_stays_on_rustls() {
+    let pki = pki();
+    let mut config = (*server_config(&pki, &[b"http/1.1"])).clone();
+    config.enable_secret_extraction = false;
+    let client = client_config(&pki, &[&rustls::version::TLS13], &[b"http/1.1"]);
+    // Room in the pipe for a whole round trip's message (it is written before it is read).
+    let (mut server, mut client) = connect(Arc::new(config), client, 1 << 20).await;
+    assert!(!server.is_compact());
+    assert_eq!(server.alpn_protocol(), Some(&b"http/1.1"[..]));
+    client.get_mut().1.refresh_traffic_keys().unwrap();
+    round_trip(&mut server, &mut client, &pattern(50_000), &pattern(70_000)).await;
+}
+
+#[tokio::test]
+async fn every_tls13_suite_on_our_record_layer() {
+    use rustls::crypto::ring::cipher_suite as cs;
+    let pki = pki();
+    let server = server_config(&pki, &[b"h2"]);
+    for suite in [
+        cs::TLS13_AES_128_GCM_SHA256,
+        cs::TLS13_AES_256_GCM_SHA384,
+        cs::TLS13_CHACHA20_POLY1305_SHA256,
+    ] {
+        let mut only = rustls::crypto::ring::default_provider();
+        only.cipher_suites = vec![suite];
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(pki.cert.clone()).unwrap();
+        let mut client = rustls::ClientConfig::builder_with_provider(Arc::new(only))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        client.alpn_protocols = vec![b"h2".to_vec()];
+        let (mut s, mut c) = connect(Arc::clone(&server), Arc::new(client), 1 << 20).await;
+        assert!(s.is_compact(), "{suite:?}");
+        assert_eq!(c.get_ref().1.negotiated_cipher_suite(), Some(suite));
+        assert_eq!(s.alpn_protocol(), Some(&b"h2"[..]));
+        assert_eq!(s.handshake_kind(), Some(rustls::HandshakeKind::Full));
+        // Several records each way, a client key update, records past our rotation.
+        let (up, down) = (pattern(100_000), pattern(60_000));
+        round_trip(&mut s, &mut c, &up, &down).await;
+        c.get_mut().1.refresh_traffic_keys().unwrap();
+        round_trip(&mut s, &mut c, b"after", b"update").await;
+        assert!(holds_no_buffers(&s));
+    }
+}
+
+#[tokio::test]
+async fn client_key_update_with_update_requested_is_answered() {
+    let (mut server, mut client) = pair(64 * 1024).await;
+    assert!(server.is_compact());
+    for i in 0..3u8 {
+        // rustls's client asks for ours each time (update_requested).
+        client.get_mut().1.refresh_traffic_keys().unwrap();
+        round_trip(&mut server, &mut client, &[i; 10], &[i; 20]).await;
+        assert_eq!(tx_updates(&server), u32::from(i) + 1);
+    }
+}
+
+#[tokio::test]
+async fn our_key_rotates_at_the_confidentiality_limit() {
+    let (mut server, mut client) = pair(1024 * 1024).await;
+    assert!(server.is_compact());
+    let n = super::record_layer::TEST_ROTATE_AT as usize * 4 + 3;
+    // One record per write.
+    for i in 0..n {
+        server.write_all(&[i as u8; 100]).await.unwrap();
+    }
+    server.flush().await.unwrap();
+    let got = read_n(&mut client, n * 100, 64 * 1024).await;
+    let want: Vec<u8> = (0..n).flat_map(|i| [i as u8; 100]).collect();
+    assert!(got == want);
+    assert_eq!(tx_updates(&server), 4);
+    // And the other way, the client's keys (rustls's own limit is far away).
+    round_trip(&mut server, &mut client, b"still", b"fine").await;
+}
+
+#[tokio::test]
+async fn garbage_after_the_handshake_is_fatal_with_an_alert() {
+    use crate::error::TlsRecordError;
+    let cases: [(&[u8], TlsRecordError, rustls::AlertDescription); 3] = [
+        // Application data that does not decrypt.
+        (
+            &[
+                23, 3, 3, 0, 20, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19,
+                20,
+            ],
+            TlsRecordError::BadMac,
+            rustls::AlertDescription::BadRecordMac,
+        ),
+        // A plaintext handshake record.
+        (
+            &[22, 3, 3, 0, 1, 0],
+            TlsRecordError::OuterType(22),
+            rustls::AlertDescription::UnexpectedMessage,
+        ),
+        // Longer than TLS 1.3 allows.
+        (
+            &[23, 3, 3, 0xff, 0xff],
+            TlsRecordError::Overflow(0xffff),
+            rustls::AlertDescription::RecordOverflow,
+        ),
+    ];
+    for (garbage, want, alert) in cases {
+        let (mut server, mut client) = pair(64 * 1024).await;
+        assert!(server.is_compact());
+        round_trip(&mut server, &mut client, b"before", b"ok").await;
+        // Around the client's record layer, straight onto the pipe.
+        client.get_mut().0.write_all(garbage).await.unwrap();
+        let mut buf = [0u8; 64];
+        let e = server.read(&mut buf).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+        let inner = e.get_ref().and_then(|e| e.downcast_ref::<TlsStreamError>());
+        assert!(
+            matches!(inner, Some(TlsStreamError::Record(got)) if *got == want),
+            "{e}"
+        );
+        // The client is told why, in a record under our key.
+        let e = client.read(&mut buf).await.unwrap_err();
+        let inner = e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>());
+        assert_eq!(inner, Some(&rustls::Error::AlertReceived(alert)), "{e}");
+        // The stream stays failed, both ways.
+        assert!(server.read(&mut buf).await.is_err());
+        assert!(server.write_all(b"x").await.is_err());
+    }
+}
+
+/// A rustls client that queues `data` before its handshake: it goes out right behind the
+/// client's Finished, in the same flight. Returns once the handshake is done and all sent.
+async fn coalescing_client(
+    mut io: DuplexStream,
+    config: Arc<rustls::ClientConfig>,
+    data: &[u8],
+) -> (rustls::ClientConnection, DuplexStream) {
+    use std::io::Write;
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut conn = rustls::ClientConnection::new(config, name).unwrap();
+    conn.writer().write_all(data).unwrap();
+    loop {
+        let mut out = Vec::new();
+        while conn.wants_write() {
+            conn.write_tls(&mut out).unwrap();
+        }
+        io.write_all(&out).await.unwrap();
+        if !conn.is_handshaking() {
+            return (conn, io);
+        }
+        read_tls(&mut conn, &mut io).await;
+    }
+}
+
+/// One read from the pipe into the rustls client.
+async fn read_tls(conn: &mut rustls::ClientConnection, io: &mut DuplexStream) {
+    let mut buf = vec![0u8; 16 * 1024];
+    let n = tokio::time::timeout(WAIT, io.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(n, 0);
+    conn.read_tls(&mut &buf[..n]).unwrap();
+    conn.process_new_packets().unwrap();
+}
+
+/// A handshake whose client sends `data` with its Finished; what the server held when
+/// rustls handed the connection over: (plaintext rustls decrypted, ciphertext left).
+async fn coalesced<IO>(
+    server_io: IO,
+    client_io: DuplexStream,
+    pki: &Pki,
+    data: &[u8],
+) -> (bool, bool)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use std::io::Read;
+    let accept = tokio::spawn(TlsStream::accept(server_io, server_config(pki, &[])));
+    let client = client_config(pki, &[&rustls::version::TLS13], &[]);
+    let (mut conn, mut io) = coalescing_client(client_io, client, data).await;
+    let mut server = tokio::time::timeout(WAIT, accept)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(server.is_compact());
+    let held = (!server.plain.is_empty(), !server.incoming.is_empty());
+    assert!(read_n(&mut server, data.len(), 4096).await == data);
+    server.write_all(b"answer").await.unwrap();
+    server.flush().await.unwrap();
+    let mut got = Vec::new();
+    while got.len() < 6 {
+        read_tls(&mut conn, &mut io).await;
+        let mut buf = [0u8; 64];
+        match conn.reader().read(&mut buf) {
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock),
+        }
+    }
+    assert_eq!(got, b"answer");
+    held
+}
+
+#[tokio::test]
+async fn data_coalesced_with_the_clients_finished() {
+    let pki = pki();
+    let data = pattern(50_000);
+    // Read whole, rustls decrypts what it has during the handshake (into `plain`).
+    let (c, s) = tokio::io::duplex(128 * 1024);
+    let (plain, _) = coalesced(s, c, &pki, &data).await;
+    assert!(plain);
+    // Chopped, a record is left half-read when rustls hands over, for our layer to finish.
+    let mut saw_incoming = false;
+    for seed in 1..=20u64 {
+        let (c, s) = tokio::io::duplex(128 * 1024);
+        let io = Chopped {
+            io: s,
+            sizes: choppy(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+        };
+        saw_incoming |= coalesced(io, c, &pki, &data).await.1;
+    }
+    assert!(saw_incoming);
+}
+
+#[test]
+fn the_layer_is_boxed_and_ours_is_the_smaller() {
+    use std::mem::size_of;
+    // Inline, the stream holds a pointer whichever layer it is on (measured: 152 B with a
+    // TcpStream, 16 B of it the layer).
+    assert_eq!(size_of::<super::Layer>(), 16);
+    assert!(size_of::<TlsStream<tokio::net::TcpStream>>() <= 160);
+    // Boxed: rustls's connection (1088 B) or ours (664 B, rustls's KernelConnection 560 B
+    // of it, most of that its QUIC state), before what each points to.
+    let own = size_of::<super::Own>();
+    assert!(
+        own < size_of::<rustls::server::UnbufferedServerConnection>(),
+        "{own}"
+    );
+    assert!(own <= 700, "{own}");
 }
