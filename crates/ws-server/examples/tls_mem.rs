@@ -16,16 +16,15 @@
 //!
 //! With no mode given, each runs in a child process of its own (a fresh heap each).
 
-use std::collections::VecDeque;
+mod common;
+
 use std::io::{Read, Write};
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
 
-use rustls::{ClientConnection, RootCertStore, ServerConnection};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use rustls::{ClientConnection, ServerConnection};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
+use common::{Configs, End, Error, configs};
 
 fn rss_kib() -> Result<u64, Error> {
     let status = std::fs::read_to_string("/proc/self/status")?;
@@ -34,41 +33,6 @@ fn rss_kib() -> Result<u64, Error> {
         .find(|l| l.starts_with("VmRSS:"))
         .ok_or("no VmRSS")?;
     Ok(line.split_whitespace().nth(1).ok_or("bad VmRSS")?.parse()?)
-}
-
-struct Configs {
-    server: Arc<rustls::ServerConfig>,
-    /// The same without secret extraction: the stream stays on rustls.
-    server_rustls: Arc<rustls::ServerConfig>,
-    client: Arc<rustls::ClientConfig>,
-}
-
-fn configs() -> Result<Configs, Error> {
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.key_pair.serialize_der())?;
-    let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.cert.der().clone()], key)?;
-    // As `TlsConfig::from_pem_files` sets them: the stream's TLS 1.3 connections move to
-    // its own record layer (the buffered mode is not affected).
-    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    server.enable_secret_extraction = true;
-    let mut roots = RootCertStore::empty();
-    roots.add(cert.cert.der().clone())?;
-    let mut client = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    client.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let mut server_rustls = server.clone();
-    server_rustls.enable_secret_extraction = false;
-    Ok(Configs {
-        server: Arc::new(server),
-        server_rustls: Arc::new(server_rustls),
-        client: Arc::new(client),
-    })
 }
 
 /// Moves TLS records between the two sides until neither has anything to send.
@@ -121,104 +85,12 @@ fn buffered(n: usize, cfg: &Configs) -> Result<f64, Error> {
     Ok((kept - start) as f64 / n as f64)
 }
 
-/// One direction of an in-memory pipe; its bytes are freed once read.
-#[derive(Default)]
-struct Half {
-    bytes: VecDeque<u8>,
-    reader: Option<Waker>,
-    closed: bool,
-}
-
-/// One end of an in-memory pipe.
-struct End {
-    rx: Arc<Mutex<Half>>,
-    tx: Arc<Mutex<Half>>,
-}
-
-fn pipe() -> (End, End) {
-    let (a, b) = (Arc::default(), Arc::default());
-    (
-        End {
-            rx: Arc::clone(&a),
-            tx: Arc::clone(&b),
-        },
-        End { rx: b, tx: a },
-    )
-}
-
-fn lock(half: &Mutex<Half>) -> std::sync::MutexGuard<'_, Half> {
-    half.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl AsyncRead for End {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let mut half = lock(&self.rx);
-        if half.bytes.is_empty() {
-            if half.closed {
-                return Poll::Ready(Ok(()));
-            }
-            half.reader = Some(cx.waker().clone());
-            return Poll::Pending;
-        }
-        let n = buf.remaining().min(half.bytes.len());
-        for b in half.bytes.drain(..n) {
-            buf.put_slice(&[b]);
-        }
-        if half.bytes.is_empty() {
-            half.bytes = VecDeque::new();
-        }
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl AsyncWrite for End {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let mut half = lock(&self.tx);
-        half.bytes.extend(buf);
-        if let Some(w) = half.reader.take() {
-            w.wake();
-        }
-        Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let mut half = lock(&self.tx);
-        half.closed = true;
-        if let Some(w) = half.reader.take() {
-            w.wake();
-        }
-        Poll::Ready(Ok(()))
-    }
-}
-
 /// One server-side stream after a handshake and one record each way.
 async fn one_stream(
     cfg: &Configs,
     server_cfg: &Arc<rustls::ServerConfig>,
 ) -> Result<ws_server::TlsStream<End>, Error> {
-    let name = rustls::pki_types::ServerName::try_from("localhost")?;
-    let (c, s) = pipe();
-    let connector = tokio_rustls::TlsConnector::from(cfg.client.clone());
-    let (server, client) = tokio::join!(
-        ws_server::TlsStream::accept(s, server_cfg.clone()),
-        connector.connect(name, c)
-    );
-    let (mut server, mut client) = (server?, client?);
-    if server.is_compact() != server_cfg.enable_secret_extraction {
-        return Err("the stream is not on the record layer its config calls for".into());
-    }
+    let (mut server, mut client) = common::handshake(cfg, server_cfg, true).await?;
     client.write_all(b"GET / HTTP/1.1").await?;
     client.flush().await?;
     let mut got = [0u8; 64];
