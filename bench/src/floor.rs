@@ -51,7 +51,18 @@ pub fn serve(listener: TcpListener, threads: usize) -> io::Result<()> {
     let shares = Arc::new(shares);
     let next = Arc::new(AtomicUsize::new(0));
     for stream in listener.incoming() {
-        let Ok(stream) = stream else { continue };
+        let stream = match stream {
+            Ok(stream) => stream,
+            Err(_) => {
+                // Most likely out of file descriptors: the subscribers of an earlier point
+                // that have gone are only noticed at the next write, and between points
+                // there is none. Drop them now, then accept again.
+                if prune_closed(&shares) == 0 {
+                    thread::sleep(std::time::Duration::from_millis(10));
+                }
+                continue;
+            }
+        };
         // Each handshake on a thread of its own, with a deadline: one client that connects
         // and sends nothing (or a writer holding a share's lock through a long fan-out)
         // must not hold up every connection behind it in the accept queue.
@@ -60,6 +71,31 @@ pub fn serve(listener: TcpListener, threads: usize) -> io::Result<()> {
         thread::spawn(move || admit(stream, &writers, &shares, &next));
     }
     Ok(())
+}
+
+/// Drops every subscriber socket whose client has closed it; returns how many.
+fn prune_closed(shares: &[Share]) -> usize {
+    let mut pruned = 0;
+    for share in shares {
+        let mut socks = share.lock().unwrap_or_else(PoisonError::into_inner);
+        let before = socks.len();
+        socks.retain(is_open);
+        pruned += before - socks.len();
+    }
+    pruned
+}
+
+/// Whether the client may still read: no end of stream or error is waiting on the socket.
+fn is_open(sock: &TcpStream) -> bool {
+    if sock.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let open = match sock.peek(&mut [0u8; 1]) {
+        Ok(0) => false,
+        Ok(_) => true,
+        Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+    };
+    open && sock.set_nonblocking(false).is_ok()
 }
 
 /// Reads one connection's request head: a publisher's POST, or a subscriber's upgrade.
@@ -171,6 +207,32 @@ fn content_length(head: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subscribers_that_closed_are_pruned_and_open_ones_kept() -> io::Result<()> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let (gone, kept) = (TcpStream::connect(addr)?, TcpStream::connect(addr)?);
+        let (first, _) = listener.accept()?;
+        let (second, _) = listener.accept()?;
+        drop(gone);
+        // Wait for the closed client's end of stream to reach its server side.
+        let mut probe = first.try_clone()?;
+        probe.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+        assert_eq!(probe.read(&mut [0u8; 1])?, 0);
+        let share = Share::default();
+        share
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend([first, second]);
+        assert_eq!(prune_closed(std::slice::from_ref(&share)), 1);
+        assert_eq!(
+            share.lock().unwrap_or_else(PoisonError::into_inner).len(),
+            1
+        );
+        drop(kept);
+        Ok(())
+    }
 
     #[test]
     fn content_length_is_found_case_insensitively() {
