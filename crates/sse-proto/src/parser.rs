@@ -3,7 +3,6 @@
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::ops::Range;
 
 use crate::Error;
 
@@ -62,32 +61,32 @@ struct Fields {
     after_cr: bool,
     /// Nothing read yet: a leading BOM is dropped.
     at_start: bool,
-    /// The data buffer, each line followed by LF, unless `data_at` holds it.
+    /// The data buffer, each line followed by LF (empty while the event's only data line
+    /// so far is noted instead, see [`Noted`]).
     data: String,
     event_type: String,
     id_buffer: String,
     last_event_id: String,
     retry: Option<u64>,
-    /// Fields whose value lies in the current input (valid UTF-8) and has not been copied;
-    /// each stands in for its buffer above. All `None` between inputs.
-    at: Noted,
 }
 
-/// A complete line: where it lies in the input, or assembled from a line begun in an
-/// earlier input (only ever the input's first line).
-enum Line<'a> {
-    In(Range<usize>),
-    Assembled(&'a [u8]),
+/// A complete line: in the input (its fields can be noted), or assembled from a line begun
+/// in an earlier input (only ever the input's first line).
+enum Line<'a, 'l> {
+    In(&'a [u8]),
+    Assembled(&'l [u8]),
 }
 
-/// Where in the current input a field's value lies.
-#[derive(Debug, Default, Clone)]
-struct Noted {
+/// Field values that lie in the current input `'a` (valid UTF-8) and have not been copied;
+/// each stands in for its buffer in [`Fields`]. Lives for one [`Fields::feed`] call, which
+/// copies what is left into the buffers before the input goes.
+#[derive(Debug, Default)]
+struct Noted<'a> {
     /// The event's only data line so far (the buffer is empty meanwhile).
-    data: Option<Range<usize>>,
-    event_type: Option<Range<usize>>,
-    id_buffer: Option<Range<usize>>,
-    last_event_id: Option<Range<usize>>,
+    data: Option<&'a str>,
+    event_type: Option<&'a str>,
+    id_buffer: Option<&'a str>,
+    last_event_id: Option<&'a str>,
 }
 
 /// Owned events not yet polled, and recycled ones whose buffers the next dispatches fill.
@@ -112,7 +111,6 @@ impl Parser {
                 id_buffer: String::new(),
                 last_event_id: String::new(),
                 retry: None,
-                at: Noted::default(),
             },
             queue: Queue::default(),
         }
@@ -200,27 +198,29 @@ impl Fields {
                 input = &input[1..];
             }
         }
-        let result = self.lines(input, &mut on_event);
+        let mut noted = Noted::default();
+        let result = self.lines(input, &mut noted, &mut on_event);
         // What was only noted is copied now: the input is gone after this call.
-        self.keep_noted(input);
+        self.keep_noted(noted);
         result
     }
 
-    fn lines(
+    fn lines<'a>(
         &mut self,
-        input: &[u8],
+        input: &'a [u8],
+        noted: &mut Noted<'a>,
         on_event: &mut impl FnMut(EventRef<'_>),
     ) -> Result<(), Error> {
         let mut start = 0;
         while let Some(len) = find_line_end(&input[start..]) {
             let end = start + len;
-            self.check_room(len)?;
+            self.check_room(noted, len)?;
             if self.line.is_empty() {
-                self.handle_line(input, Line::In(start..end), on_event)?;
+                self.handle_line(noted, Line::In(&input[start..end]), on_event)?;
             } else {
                 let mut line = std::mem::take(&mut self.line);
                 line.extend_from_slice(&input[start..end]);
-                let handled = self.handle_line(input, Line::Assembled(&line), on_event);
+                let handled = self.handle_line(noted, Line::Assembled(&line), on_event);
                 line.clear();
                 self.line = line;
                 handled?;
@@ -236,7 +236,7 @@ impl Fields {
             }
         }
         let rest = &input[start..];
-        self.check_room(rest.len())?;
+        self.check_room(noted, rest.len())?;
         self.line.extend_from_slice(rest);
         Ok(())
     }
@@ -265,32 +265,32 @@ impl Fields {
     }
 
     /// The pending event's data so far, in bytes (each line with its LF).
-    fn data_len(&self) -> usize {
-        self.data.len() + self.at.data.as_ref().map_or(0, |r| r.len() + 1)
+    fn data_len(&self, noted: &Noted<'_>) -> usize {
+        self.data.len() + noted.data.map_or(0, |d| d.len() + 1)
     }
 
     /// Refuses `more` bytes of the current line when the line and the pending data would pass
     /// the limit.
-    fn check_room(&self, more: usize) -> Result<(), Error> {
-        if more > 0 && self.line.len() + more + self.data_len() > self.limit {
+    fn check_room(&self, noted: &Noted<'_>, more: usize) -> Result<(), Error> {
+        if more > 0 && self.line.len() + more + self.data_len(noted) > self.limit {
             return Err(Error::TooLong(self.limit));
         }
         Ok(())
     }
 
-    /// One line of `input`, or assembled across inputs; noted ranges are in `input`.
-    fn handle_line(
+    /// One line; a field of a line in the input is noted rather than copied.
+    fn handle_line<'a>(
         &mut self,
-        input: &[u8],
-        line: Line<'_>,
+        noted: &mut Noted<'a>,
+        line: Line<'a, '_>,
         on_event: &mut impl FnMut(EventRef<'_>),
     ) -> Result<(), Error> {
-        let (offset, line) = match line {
-            Line::In(r) => (Some(r.start), &input[r]),
+        let (in_input, line) = match line {
+            Line::In(line) => (Some(line), line),
             Line::Assembled(line) => (None, line),
         };
         let Some(&first) = line.first() else {
-            self.dispatch(input, on_event);
+            self.dispatch(noted, on_event);
             return Ok(());
         };
         if first == b':' {
@@ -304,40 +304,39 @@ impl Fields {
             None => (line, line.len()),
         };
         let value = &line[value_start..];
-        // Where the value lies in the input, if it does and needed no repair.
-        let noted = |text: &Cow<'_, str>| match (offset, text) {
-            (Some(offset), Cow::Borrowed(_)) => Some(offset + value_start..offset + line.len()),
-            _ => None,
+        // The value as it lies in the input, if it does and needs no repair.
+        let in_place = || match text(&in_input?[value_start..]) {
+            Cow::Borrowed(value) => Some(value),
+            Cow::Owned(_) => None,
         };
         match name {
             b"event" => {
-                let value = text(value);
-                self.at.event_type = noted(&value);
-                if self.at.event_type.is_none() {
-                    replace(&mut self.event_type, &value);
+                noted.event_type = in_place();
+                if noted.event_type.is_none() {
+                    replace(&mut self.event_type, &text(value));
                 }
             }
             b"data" => {
-                let value = text(value);
-                if self.data_len() + value.len() + 1 > self.limit {
+                let noting = in_place();
+                let value = noting.map_or_else(|| text(value), Cow::Borrowed);
+                if self.data_len(noted) + value.len() + 1 > self.limit {
                     return Err(Error::TooLong(self.limit));
                 }
-                match noted(&value) {
-                    Some(r) if self.data.is_empty() && self.at.data.is_none() => {
-                        self.at.data = Some(r);
+                match noting {
+                    Some(data) if self.data.is_empty() && noted.data.is_none() => {
+                        noted.data = Some(data);
                     }
                     _ => {
-                        self.keep_data(input);
+                        self.keep_data(noted);
                         self.data.push_str(&value);
                         self.data.push('\n');
                     }
                 }
             }
             b"id" if !value.contains(&0) => {
-                let value = text(value);
-                self.at.id_buffer = noted(&value);
-                if self.at.id_buffer.is_none() {
-                    replace(&mut self.id_buffer, &value);
+                noted.id_buffer = in_place();
+                if noted.id_buffer.is_none() {
+                    replace(&mut self.id_buffer, &text(value));
                 }
             }
             b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
@@ -349,67 +348,49 @@ impl Fields {
     }
 
     /// Copies a noted data line into the buffer, before a line that is not noted joins it.
-    fn keep_data(&mut self, src: &[u8]) {
-        if let Some(r) = self.at.data.take() {
-            // Noted ranges are valid UTF-8 (checked when noted).
-            self.data.push_str(&text(&src[r]));
+    fn keep_data(&mut self, noted: &mut Noted<'_>) {
+        if let Some(data) = noted.data.take() {
+            self.data.push_str(data);
             self.data.push('\n');
         }
     }
 
-    fn dispatch(&mut self, src: &[u8], on_event: &mut impl FnMut(EventRef<'_>)) {
-        let at = &mut self.at;
-        match &at.id_buffer {
-            Some(r) => at.last_event_id = Some(r.clone()),
-            None => {
-                at.last_event_id = None;
-                if self.last_event_id != self.id_buffer {
-                    self.last_event_id.clone_from(&self.id_buffer);
-                }
-            }
+    fn dispatch(&mut self, noted: &mut Noted<'_>, on_event: &mut impl FnMut(EventRef<'_>)) {
+        noted.last_event_id = noted.id_buffer;
+        if noted.id_buffer.is_none() && self.last_event_id != self.id_buffer {
+            self.last_event_id.clone_from(&self.id_buffer);
         }
-        let text_at = |r: &Range<usize>| std::str::from_utf8(&src[r.clone()]).unwrap_or_default();
-        let data = match &at.data {
-            Some(r) => text_at(r),
+        let data = match noted.data.take() {
+            Some(data) => data,
             None if self.data.is_empty() => {
-                at.event_type = None;
+                noted.event_type = None;
                 self.event_type.clear();
                 return;
             }
             // Without its last LF.
             None => &self.data[..self.data.len() - 1],
         };
-        let event = match &at.event_type {
-            Some(r) => text_at(r),
-            None => &self.event_type,
-        };
+        let event = noted.event_type.take().unwrap_or(&self.event_type);
         let event = if event.is_empty() { "message" } else { event };
-        let last_event_id = match &at.last_event_id {
-            Some(r) => text_at(r),
-            None => &self.last_event_id,
-        };
         on_event(EventRef {
             event,
             data,
-            last_event_id,
+            last_event_id: noted.last_event_id.unwrap_or(&self.last_event_id),
         });
-        at.data = None;
-        at.event_type = None;
         self.data.clear();
         self.event_type.clear();
     }
 
     /// Copies every noted value into its buffer: the input they lie in is about to go.
-    fn keep_noted(&mut self, src: &[u8]) {
-        self.keep_data(src);
-        let at = std::mem::take(&mut self.at);
-        for (range, buffer) in [
-            (at.event_type, &mut self.event_type),
-            (at.id_buffer, &mut self.id_buffer),
-            (at.last_event_id, &mut self.last_event_id),
+    fn keep_noted(&mut self, mut noted: Noted<'_>) {
+        self.keep_data(&mut noted);
+        for (value, buffer) in [
+            (noted.event_type, &mut self.event_type),
+            (noted.id_buffer, &mut self.id_buffer),
+            (noted.last_event_id, &mut self.last_event_id),
         ] {
-            if let Some(r) = range {
-                replace(buffer, &text(&src[r]));
+            if let Some(value) = value {
+                replace(buffer, value);
             }
         }
     }
