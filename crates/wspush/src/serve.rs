@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -160,17 +160,30 @@ fn rpc_config(s: &Settings) -> Result<msgpack_rpc::ServerConfig, ServeError> {
     Ok(c)
 }
 
-/// Binds `addr` and reads back the address the kernel gave (port 0 picks one).
-async fn bind(
-    what: &'static str,
-    addr: SocketAddr,
-) -> Result<(TcpListener, SocketAddr), ServeError> {
+/// Connections the kernel completes and holds for us before they are accepted. A
+/// reconnect storm (every browser of a restarted node at once) must fit: with the 128 that
+/// `TcpListener::bind` asks for, the rest of the SYNs are dropped and those clients retry
+/// only after a second (then three, then seven). The kernel caps it at
+/// `net.core.somaxconn` (4096 by default).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `addr` (with `SO_REUSEADDR`, as `TcpListener::bind` does, so a restart need not
+/// wait for old connections' `TIME_WAIT`) and reads back the address the kernel gave (port
+/// 0 picks one).
+fn bind(what: &'static str, addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServeError> {
     let error = |source| ServeError::Bind {
         what,
         addr: addr.to_string(),
         source,
     };
-    let listener = TcpListener::bind(addr).await.map_err(error)?;
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4(),
+        SocketAddr::V6(_) => TcpSocket::new_v6(),
+    }
+    .map_err(error)?;
+    socket.set_reuseaddr(true).map_err(error)?;
+    socket.bind(addr).map_err(error)?;
+    let listener = socket.listen(LISTEN_BACKLOG).map_err(error)?;
     let bound = listener.local_addr().map_err(error)?;
     Ok((listener, bound))
 }
@@ -192,9 +205,9 @@ pub async fn start(settings: &Settings) -> Result<Running, ServeError> {
     let gate = crate::auth::Gate::from_settings(settings)?;
     let ws_config = ws_config(settings)?;
     let rpc_config = rpc_config(settings)?;
-    let (ws_listener, ws_addr) = bind("WebSocket", settings.ws).await?;
-    let (rpc_listener, rpc_addr) = bind("RPC", settings.rpc).await?;
-    let (api_listener, api_addr) = bind("API", settings.api).await?;
+    let (ws_listener, ws_addr) = bind("WebSocket", settings.ws)?;
+    let (rpc_listener, rpc_addr) = bind("RPC", settings.rpc)?;
+    let (api_listener, api_addr) = bind("API", settings.api)?;
     let unix_listener = match &settings.rpc_unix {
         Some(path) => Some((bind_unix(path)?, path.clone())),
         None => None,
@@ -351,5 +364,45 @@ async fn wait_for_signal() {
             tracing::warn!(error = %e, "cannot watch SIGTERM; only SIGINT stops the server");
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::net::TcpStream;
+
+    /// A connect storm larger than the 128 `TcpListener::bind` would queue completes at
+    /// once while the server is not yet accepting: no SYN waits for a retransmit.
+    #[tokio::test]
+    async fn listeners_queue_a_connect_storm() {
+        const STORM: usize = 400;
+        let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(4096);
+        if somaxconn <= STORM {
+            eprintln!(
+                "net.core.somaxconn is {somaxconn}: the kernel caps any backlog below the test"
+            );
+            return;
+        }
+        let (_listener, addr) = super::bind("test", "127.0.0.1:0".parse().unwrap()).unwrap();
+        let mut connects = tokio::task::JoinSet::new();
+        for _ in 0..STORM {
+            // A dropped SYN is retried after a second: well past this limit.
+            connects.spawn(tokio::time::timeout(
+                Duration::from_millis(700),
+                TcpStream::connect(addr),
+            ));
+        }
+        let mut streams = Vec::new();
+        while let Some(done) = connects.join_next().await {
+            let connected = done.unwrap().expect("connected without a SYN retransmit");
+            streams.push(connected.unwrap());
+        }
+        assert_eq!(streams.len(), STORM);
     }
 }
