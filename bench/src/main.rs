@@ -12,7 +12,7 @@ use wspush_bench::browser::ClientShape;
 use wspush_bench::publisher::Target;
 use wspush_bench::report::{self, PointResult};
 use wspush_bench::run::Bench;
-use wspush_bench::scenario::{PubMode, PubShape, Shape, Transport, parse_letters};
+use wspush_bench::scenario::{Point, PubMode, PubShape, Shape, Transport, parse_letters};
 use wspush_bench::server::Spawned;
 
 #[derive(Parser)]
@@ -126,6 +126,10 @@ struct RunArgs {
     /// Cap every point's connections.
     #[arg(long, default_value_t = usize::MAX, hide_default_value = true)]
     max_subscribers: usize,
+    /// Run only the points of these names (e.g. `a-10k-64B`), comma-separated; with a
+    /// pipelined run, both shapes of each.
+    #[arg(long = "point", value_name = "NAME", value_delimiter = ',')]
+    points: Vec<String>,
     /// Connection counts of scenario e, comma-separated.
     #[arg(long, default_value = "10000,50000", value_delimiter = ',')]
     idle_connections: Vec<usize>,
@@ -370,7 +374,8 @@ async fn run_points(args: &RunArgs, bench: &Bench, shape: &Shape) -> anyhow::Res
     let mut results = Vec::new();
     let mut dirty = Vec::new();
     for letter in parse_letters(&args.scenario).map_err(anyhow::Error::msg)? {
-        for point in shape.points(letter) {
+        let chosen = |p: &Point| args.points.is_empty() || args.points.contains(&p.name);
+        for point in shape.points(letter).into_iter().filter(chosen) {
             let shape = point.publisher.label();
             eprintln!("== {} {} {shape} ...", args.label, point.name);
             let r = match bench.run(&point).await {

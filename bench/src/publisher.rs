@@ -163,8 +163,16 @@ impl Flow {
             .sum()
     }
 
+    /// Deliveries counted before message `i` may go.
+    fn needed(&self, i: u64) -> u64 {
+        match i.checked_sub(self.lag) {
+            Some(behind) => self.expected_after(behind + 1),
+            None => 0,
+        }
+    }
+
     fn may_send(&self, i: u64) -> bool {
-        i < self.lag || self.tally.delivered.sum() >= self.expected_after(i - self.lag + 1)
+        self.tally.delivered.sum() >= self.needed(i)
     }
 }
 
@@ -418,7 +426,7 @@ async fn wait_flow(flow: Option<(&Flow, u64)>) {
         return std::future::pending().await;
     };
     f.tally
-        .wait_delivered(Duration::from_millis(2), || f.may_send(i))
+        .wait_delivered(Duration::from_millis(2), f.needed(i))
         .await;
 }
 

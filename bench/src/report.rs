@@ -61,6 +61,10 @@ pub struct PointResult {
     pub overflows: Option<u64>,
     /// wspush `stats()` after the point: connections closed by the overflow policy.
     pub overflow_closes: Option<u64>,
+    /// wspush `stats()` over publishing: frames written per write system call (direct
+    /// and by connection tasks), the batching that decides the server's CPU per delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages_per_write: Option<f64>,
     /// `/proc/loadavg` (1 min) when the point started: other work on the machine.
     pub loadavg: f64,
     /// Time to `101` of the point's newcomers (scenario d at 10k).

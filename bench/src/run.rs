@@ -336,6 +336,7 @@ impl Bench {
             // a single message in flight and no server could batch writes.
             lag: self.lag * channels.len().max(1) as u64,
         };
+        let counters0 = self.counters().await;
         let cpu0 = self.sample()?;
         let gen0 = procstat::self_cpu_secs();
         let t0 = Instant::now();
@@ -363,6 +364,7 @@ impl Bench {
         if let Some(c) = self.counters().await {
             r.overflows = Some(c.overflows);
             r.overflow_closes = Some(c.overflow_closes);
+            r.messages_per_write = counters0.and_then(|c0| c.messages_per_write(&c0));
         }
         Ok(r)
     }

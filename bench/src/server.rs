@@ -151,6 +151,19 @@ pub struct ServerCounters {
     pub overflow_closes: u64,
     /// Frames queued to browsers.
     pub deliveries: u64,
+    /// Frames written to sockets.
+    pub messages_written: u64,
+    /// Write system calls on sockets.
+    pub write_calls: u64,
+}
+
+impl ServerCounters {
+    /// Frames per write call from `before` to these.
+    pub fn messages_per_write(&self, before: &ServerCounters) -> Option<f64> {
+        let writes = self.write_calls.checked_sub(before.write_calls)?;
+        let messages = self.messages_written.checked_sub(before.messages_written)?;
+        (writes > 0).then(|| messages as f64 / writes as f64)
+    }
 }
 
 /// Calls `stats()`; `None` if the server does not answer in time.
@@ -172,6 +185,8 @@ pub async fn counters(rpc: SocketAddr) -> Option<ServerCounters> {
         overflows: get("overflows"),
         overflow_closes: get("overflow_closes"),
         deliveries: get("deliveries"),
+        messages_written: get("messages_written"),
+        write_calls: get("write_calls"),
     })
 }
 

@@ -5,7 +5,7 @@
 //! Subscribers write only atomics here, so the runner can abort their tasks at
 //! the end of a point and still read everything they saw.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -64,8 +64,9 @@ pub struct Tally {
     pub bad_clients: AtomicUsize,
     /// The first error a subscriber hit, for the report.
     pub first_error: std::sync::Mutex<Option<String>>,
-    /// A publisher waits for deliveries (see [`Tally::add_delivered`]).
-    delivery_waiter: AtomicBool,
+    /// The fewest deliveries a waiting publisher needs (`u64::MAX`: none waits; see
+    /// [`Tally::add_delivered`]).
+    wake_at: AtomicU64,
     delivery: Notify,
     /// Next expected sequence number, per subscriber.
     progress: Vec<AtomicU64>,
@@ -86,7 +87,7 @@ impl Tally {
             out_of_order: AtomicU64::new(0),
             bad_clients: AtomicUsize::new(0),
             first_error: std::sync::Mutex::new(None),
-            delivery_waiter: AtomicBool::new(false),
+            wake_at: AtomicU64::new(u64::MAX),
             delivery: Notify::new(),
             progress: (0..subscribers).map(|_| AtomicU64::new(0)).collect(),
             changed: Notify::new(),
@@ -99,28 +100,32 @@ impl Tally {
         self.changed.notify_waiters();
     }
 
-    /// Counts `n` deliveries; wakes the publishers only if one is waiting, so
-    /// the common case costs one uncontended add and one load.
+    /// Counts `n` deliveries; wakes the publishers only once the total reaches what one
+    /// of them waits for. A publisher woken for nothing costs the generator a task switch
+    /// and a check, at every read of every subscriber while the brake holds, and that CPU
+    /// is taken from the server under test; with several publishers, several times over.
     pub fn add_delivered(&self, n: u64) {
         self.delivered.add(n);
-        if self.delivery_waiter.load(Ordering::Relaxed)
-            && self.delivery_waiter.swap(false, Ordering::Relaxed)
+        let wake_at = self.wake_at.load(Ordering::Relaxed);
+        if wake_at != u64::MAX
+            && self.delivered.sum() >= wake_at
+            && self.wake_at.swap(u64::MAX, Ordering::Relaxed) != u64::MAX
         {
-            // Every waiter: several publishers may wait on the same brake.
+            // Every waiter: those still short of their need wait again.
             self.delivery.notify_waiters();
         }
     }
 
-    /// Returns once `cond` holds after a delivery, or after `limit` (the
-    /// wake-up is best effort: the caller re-checks and waits again).
-    pub async fn wait_delivered(&self, limit: Duration, cond: impl Fn() -> bool) {
+    /// Returns once `needed` deliveries have been counted, or after `limit` (the wake-up
+    /// is best effort: the caller re-checks and waits again).
+    pub async fn wait_delivered(&self, limit: Duration, needed: u64) {
         let woken = self.delivery.notified();
         tokio::pin!(woken);
-        // Registered before the flag is raised and the condition checked, so
-        // a delivery after the check wakes it.
+        // Registered before the need is posted and the count checked, so a delivery after
+        // the check wakes it.
         woken.as_mut().enable();
-        self.delivery_waiter.store(true, Ordering::Relaxed);
-        if cond() {
+        self.wake_at.fetch_min(needed, Ordering::Relaxed);
+        if self.delivered.sum() >= needed {
             return;
         }
         let _ = tokio::time::timeout(limit, woken).await;
@@ -169,5 +174,45 @@ impl Tally {
                 return cond();
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::Tally;
+
+    /// A publisher waiting for deliveries is woken when they reach its need, and not by
+    /// every delivery before (each wake-up would cost the generator CPU the server needs).
+    #[tokio::test]
+    async fn a_waiting_publisher_wakes_once_its_need_is_met() {
+        let tally = Arc::new(Tally::new(0));
+        let waiter = {
+            let tally = Arc::clone(&tally);
+            tokio::spawn(async move { tally.wait_delivered(Duration::from_secs(60), 10).await })
+        };
+        // Until it has posted its need nothing can be checked; it posts it at its first poll.
+        while tally.wake_at.load(std::sync::atomic::Ordering::Relaxed) != 10 {
+            tokio::task::yield_now().await;
+        }
+        tally.add_delivered(9);
+        assert_eq!(tally.wake_at.load(std::sync::atomic::Ordering::Relaxed), 10);
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "woken short of its need");
+        tally.add_delivered(1);
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            tally.wake_at.load(std::sync::atomic::Ordering::Relaxed),
+            u64::MAX,
+            "nobody waits any more"
+        );
+        // A need already met returns at once.
+        tally.wait_delivered(Duration::from_secs(60), 10).await;
     }
 }
