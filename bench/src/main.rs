@@ -373,41 +373,49 @@ async fn run_points(args: &RunArgs, bench: &Bench, shape: &Shape) -> anyhow::Res
     };
     let mut results = Vec::new();
     let mut dirty = Vec::new();
-    for letter in parse_letters(&args.scenario).map_err(anyhow::Error::msg)? {
-        let chosen = |p: &Point| args.points.is_empty() || args.points.contains(&p.name);
-        for point in shape.points(letter).into_iter().filter(chosen) {
-            let shape = point.publisher.label();
-            eprintln!("== {} {} {shape} ...", args.label, point.name);
-            let r = match bench.run(&point).await {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("!! {} {} {shape}: {e}", args.label, point.name);
-                    dirty.push(format!("{} {shape}: {e}", point.name));
-                    continue;
-                }
-            };
-            println!("{}", r.json());
-            if let Some(f) = json.as_mut() {
-                writeln!(f, "{}", r.json())?;
+    let letters = parse_letters(&args.scenario).map_err(anyhow::Error::msg)?;
+    let points: Vec<Point> = letters.iter().flat_map(|l| shape.points(*l)).collect();
+    // A misspelt --point would otherwise run nothing and end as a clean run.
+    if let Some(unknown) = args
+        .points
+        .iter()
+        .find(|name| !points.iter().any(|p| &p.name == *name))
+    {
+        bail!("no point {unknown} in scenario(s) {}", args.scenario);
+    }
+    let chosen = |p: &Point| args.points.is_empty() || args.points.contains(&p.name);
+    for point in points.into_iter().filter(chosen) {
+        let shape = point.publisher.label();
+        eprintln!("== {} {} {shape} ...", args.label, point.name);
+        let r = match bench.run(&point).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("!! {} {} {shape}: {e}", args.label, point.name);
+                dirty.push(format!("{} {shape}: {e}", point.name));
+                continue;
             }
-            if !r.is_clean() {
-                eprintln!(
-                    "!! {} {}: LOST {} OUT-OF-ORDER {} in {} clients, {} failed ({:?})",
-                    args.label,
-                    point.name,
-                    r.lost,
-                    r.out_of_order,
-                    r.bad_clients,
-                    r.failed,
-                    r.first_error
-                );
-                dirty.push(format!(
-                    "{} {shape}: lost {} out of order {}",
-                    point.name, r.lost, r.out_of_order
-                ));
-            }
-            results.push(r);
+        };
+        println!("{}", r.json());
+        if let Some(f) = json.as_mut() {
+            writeln!(f, "{}", r.json())?;
         }
+        if !r.is_clean() {
+            eprintln!(
+                "!! {} {}: LOST {} OUT-OF-ORDER {} in {} clients, {} failed ({:?})",
+                args.label,
+                point.name,
+                r.lost,
+                r.out_of_order,
+                r.bad_clients,
+                r.failed,
+                r.first_error
+            );
+            dirty.push(format!(
+                "{} {shape}: lost {} out of order {}",
+                point.name, r.lost, r.out_of_order
+            ));
+        }
+        results.push(r);
     }
     eprint!("\n{}", report::table(&results));
     eprint!("{}", wspush_bench::handshake::summary(&results));

@@ -181,6 +181,7 @@ impl Tally {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use std::sync::Arc;
+    use std::sync::atomic::Ordering;
     use std::time::Duration;
 
     use super::Tally;
@@ -195,11 +196,11 @@ mod tests {
             tokio::spawn(async move { tally.wait_delivered(Duration::from_secs(60), 10).await })
         };
         // Until it has posted its need nothing can be checked; it posts it at its first poll.
-        while tally.wake_at.load(std::sync::atomic::Ordering::Relaxed) != 10 {
+        while tally.wake_at.load(Ordering::Relaxed) != 10 {
             tokio::task::yield_now().await;
         }
         tally.add_delivered(9);
-        assert_eq!(tally.wake_at.load(std::sync::atomic::Ordering::Relaxed), 10);
+        assert_eq!(tally.wake_at.load(Ordering::Relaxed), 10);
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished(), "woken short of its need");
         tally.add_delivered(1);
@@ -208,7 +209,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(
-            tally.wake_at.load(std::sync::atomic::Ordering::Relaxed),
+            tally.wake_at.load(Ordering::Relaxed),
             u64::MAX,
             "nobody waits any more"
         );
