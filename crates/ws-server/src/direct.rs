@@ -369,6 +369,19 @@ impl FanOut<'_> {
         Ok(())
     }
 
+    /// Queues each of `msgs` to `conn`, in order and under one lock of its queue (several
+    /// pushes met in one fan-out), reporting each outcome to `sent` as [`FanOut::send`]
+    /// would return it. An idle connection is handed to a writer once, for them all.
+    pub fn send_all<'m>(
+        &mut self,
+        conn: &Connection,
+        msgs: impl IntoIterator<Item = &'m Arc<PreparedMessage>>,
+        sent: impl FnMut(Result<(), SendError>),
+    ) {
+        let handed = conn.shared.push_all(msgs, !self.burst, sent);
+        self.collect(conn, handed);
+    }
+
     /// Event streams: queues `head` then `body` to `conn` as [`Connection::send_chunk`]
     /// does; a stream served on its own socket (not through hyper) is written as
     /// [`FanOut::send`] writes a WebSocket.

@@ -192,3 +192,31 @@ async fn sends_after_a_close_request_are_refused_and_the_close_comes_last() {
     assert_eq!(close.code, 4000);
     assert_eq!(srv.close_of(conn.id()).await.code, 4000);
 }
+
+/// Frames a fan-out queues to one idle connection together are handed to a writer once and
+/// leave in one write, in order.
+#[tokio::test]
+async fn frames_sent_together_leave_in_one_write_in_order() {
+    let mut srv = TestServer::start(config()).await;
+    let mut ws = client::connect(&srv.url("/")).await.unwrap();
+    let conn = srv.next_open().await;
+    let frames: Vec<_> = ["a", "b", "c"]
+        .into_iter()
+        .map(|t| prepared(Message::text(t)))
+        .collect();
+    let writers = ws_server::Writers::new(1);
+    let mut outcomes = Vec::new();
+    let mut out = writers.fan_out();
+    out.send_all(&conn, &frames, |r| outcomes.push(r));
+    // A fan-out to so few connections writes them here, as it ends: the counts are final.
+    drop(out);
+    assert_eq!(outcomes, [Ok(()), Ok(()), Ok(())]);
+    for text in ["a", "b", "c"] {
+        assert_eq!(
+            within(ws.recv_message()).await.unwrap(),
+            Some(Message::text(text))
+        );
+    }
+    let stats = srv.server.stats().snapshot();
+    assert_eq!((stats.direct_writes, stats.messages_sent), (1, 3));
+}

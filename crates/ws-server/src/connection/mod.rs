@@ -237,6 +237,31 @@ mod tests {
         assert!(!c.shared.is_notified());
     }
 
+    /// Several frames queued under one lock: each is refused or taken as it would be alone,
+    /// and the task is woken once for them all.
+    #[test]
+    fn frames_queued_together_meet_the_limit_one_by_one() {
+        let frame = |text: &str| Arc::new(PreparedMessage::new(Message::text(text.to_owned())));
+        let frames = [frame("abcd"), frame("efgh"), frame("ij"), frame("k")];
+        let c = conn(10, OverflowPolicy::Drop);
+        let mut outcomes = Vec::new();
+        assert!(!c.shared.push_all(&frames, true, |r| outcomes.push(r)));
+        // A frame takes its text and 2 header bytes: 6 + 6 overflows 10, 6 + 4 fits, then 3 not.
+        let full = Err(SendError::Full);
+        assert_eq!(outcomes, [Ok(()), full.clone(), Ok(()), full]);
+        assert_eq!(c.queued_bytes(), 10);
+        assert_eq!(c.dropped_messages(), 2);
+        assert!(c.shared.is_notified());
+
+        let c = conn(10, OverflowPolicy::Close);
+        outcomes.clear();
+        c.shared.push_all(&frames, true, |r| outcomes.push(r));
+        let closed = Err(SendError::Closed);
+        assert_eq!(outcomes, [Ok(()), Err(SendError::Full), closed.clone(), closed]);
+        assert_eq!(c.queued_bytes(), 0);
+        assert_eq!(c.shared.take_control(), Control::DiscardAndClose);
+    }
+
     #[test]
     fn close_after_close_and_after_end_are_ignored() {
         let c = conn(100, OverflowPolicy::Drop);

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use ws_proto::{CloseFrame, FrameChoice};
+use ws_proto::{CloseFrame, FrameChoice, PreparedMessage};
 
 use super::close::{CloseState, Control};
 use super::queue::{Direct, Outbound, Queue};
@@ -92,6 +92,50 @@ impl Shared {
         item: Outbound,
         may_go_direct: bool,
     ) -> Result<bool, SendError> {
+        let mut then = Then::default();
+        let queued = self.enqueue_locked(&mut q, head, item, may_go_direct, &mut then);
+        drop(q);
+        then.run(self);
+        queued
+    }
+
+    /// Queues each of `msgs` in order under one lock, as [`Self::enqueue`] would one by one
+    /// (a refused frame does not stop the next), reporting each outcome to `sent`. Returns
+    /// whether the connection was handed to a direct writer: one hand-over for them all.
+    pub(crate) fn push_all<'m>(
+        &self,
+        msgs: impl IntoIterator<Item = &'m Arc<PreparedMessage>>,
+        may_go_direct: bool,
+        mut sent: impl FnMut(Result<(), SendError>),
+    ) -> bool {
+        let mut q = self.lock();
+        let mut then = Then::default();
+        let mut handed = false;
+        for msg in msgs {
+            if !q.close.accepts_sends() {
+                sent(Err(SendError::Closed));
+                continue;
+            }
+            let item = Outbound::Prepared(Arc::clone(msg));
+            let queued = self.enqueue_locked(&mut q, None, item, may_go_direct, &mut then);
+            handed |= queued == Ok(true);
+            sent(queued.map(drop));
+        }
+        drop(q);
+        then.run(self);
+        handed
+    }
+
+    /// The enqueue itself, under the lock: what must happen once it is released (a wake-up,
+    /// an event stream's kill) is added to `then`.
+    fn enqueue_locked(
+        &self,
+        q: &mut Queue,
+        head: Option<Bytes>,
+        item: Outbound,
+        may_go_direct: bool,
+        then: &mut Then,
+    ) -> Result<bool, SendError> {
         let size = item.size() + head.as_ref().map_or(0, Bytes::len);
         if q.bytes > 0 && q.bytes + size > self.limit + q.allowance {
             self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -110,11 +154,8 @@ impl Shared {
                     q.allowance = 0;
                     q.close.overflow();
                     q.direct_pending = false;
-                    drop(q);
-                    self.wake();
-                    if let Some(kill) = &self.kill {
-                        kill.cancel();
-                    }
+                    then.wake = true;
+                    then.kill = true;
                 }
             }
             return Err(SendError::Full);
@@ -136,8 +177,7 @@ impl Shared {
         }
         // The task takes over everything queued, in order.
         q.direct_pending = false;
-        drop(q);
-        self.wake();
+        then.wake = true;
         Ok(false)
     }
 
@@ -307,6 +347,26 @@ impl Shared {
         q.direct = None;
         q.direct_pending = false;
         std::mem::replace(&mut q.close, CloseState::Closed)
+    }
+}
+
+/// What an enqueue left to do once the queue lock is released.
+#[derive(Default)]
+struct Then {
+    /// Wake the task.
+    wake: bool,
+    /// Drop an event stream's HTTP connection (its queue overflowed under the close policy).
+    kill: bool,
+}
+
+impl Then {
+    fn run(self, shared: &Shared) {
+        if self.wake {
+            shared.wake();
+        }
+        if let (true, Some(kill)) = (self.kill, &shared.kill) {
+            kill.cancel();
+        }
     }
 }
 
