@@ -92,7 +92,7 @@ pub use client::{CallError, Client, ClientConfig, Notification};
 #[cfg(feature = "tokio")]
 pub use server::context::{Context, Notifier, NotifyError};
 #[cfg(feature = "tokio")]
-pub use server::methods::Arity;
+pub use server::methods::{Arity, Outcome};
 #[cfg(feature = "tokio")]
 pub use server::stats::{ServerStats, StatsHandle};
 #[cfg(feature = "tokio")]

@@ -430,3 +430,63 @@ async fn handlers_tell_notifications_from_requests() {
     let second = timeout(WAIT, rx.recv()).await.unwrap().unwrap();
     assert_eq!((first, second), (true, false));
 }
+
+/// An ordered method whose reply waits holds back its connection's later messages (their
+/// handlers run after it answered), never another connection's.
+#[tokio::test]
+async fn an_ordered_call_that_waits_holds_back_only_its_own_connection() {
+    use msgpack_rpc::Outcome;
+    use std::sync::{Arc, Mutex};
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (entered_tx, mut entered) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let (gate_tx, gate) = tokio::sync::oneshot::channel::<()>();
+    let gate = Mutex::new(Some(gate));
+    let record = Arc::clone(&seen);
+    let server = msgpack_rpc::Server::builder()
+        .method_ordered("wait", 0, move |_, _| {
+            let _ = entered_tx.send(());
+            let gate = gate.lock().unwrap().take();
+            Outcome::Wait(Box::pin(async move {
+                if let Some(gate) = gate {
+                    let _ = gate.await;
+                }
+                Ok(Value::from("waited"))
+            }))
+        })
+        .method_ordered("now", 0, |_, _| Outcome::Ready(Ok(Value::from("now"))))
+        .method_sync("seen", 1, move |_, params| {
+            let tag = params[0].as_str().unwrap_or_default().to_owned();
+            record.lock().unwrap().push(tag);
+            Ok(Value::Nil)
+        })
+        .build();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { server.serve_tcp(listener, std::future::pending()).await });
+
+    let mut raw = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // [0, 1, "wait", []] and [0, 2, "seen", ["first"]] in one write.
+    let mut two = vec![0x94, 0x00, 1, 0xa4, b'w', b'a', b'i', b't', 0x90];
+    two.extend_from_slice(&[0x94, 0x00, 2, 0xa4, b's', b'e', b'e', b'n', 0x91, 0xa5]);
+    two.extend_from_slice(b"first");
+    raw.write_all(&two).await.unwrap();
+    timeout(WAIT, entered.recv()).await.unwrap().unwrap();
+
+    let other = Client::connect_tcp(addr).await.unwrap();
+    assert_eq!(other.call("now", vec![]).await.unwrap(), Value::from("now"));
+    other.call("seen", vec![Value::from("other")]).await.unwrap();
+    assert_eq!(*seen.lock().unwrap(), ["other"]);
+
+    gate_tx.send(()).unwrap();
+    // [1, 1, nil, "waited"] then [1, 2, nil, nil].
+    let mut reply = vec![0u8; 4 + 7 + 5];
+    timeout(WAIT, raw.read_exact(&mut reply))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut want = vec![0x94, 0x01, 1, 0xc0, 0xa6];
+    want.extend_from_slice(b"waited");
+    want.extend_from_slice(&[0x94, 0x01, 2, 0xc0, 0xc0]);
+    assert_eq!(reply, want);
+    assert_eq!(*seen.lock().unwrap(), ["other", "first"]);
+}

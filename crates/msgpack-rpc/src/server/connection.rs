@@ -69,6 +69,9 @@ pub(crate) struct Connection<R, W> {
     rbuf: BytesMut,
     out: BytesMut,
     inflight: FuturesUnordered<CallFuture>,
+    /// An ordered call's reply still to come: nothing more is dispatched (or read) until it
+    /// is in.
+    barrier: Option<CallFuture>,
     notes: mpsc::Receiver<Bytes>,
     stop: Pin<Box<dyn Future<Output = ()> + Send>>,
     /// False after EOF or once graceful shutdown began.
@@ -114,6 +117,7 @@ where
             rbuf: BytesMut::with_capacity(READ_CHUNK),
             out: BytesMut::new(),
             inflight: FuturesUnordered::new(),
+            barrier: None,
             notes,
             stop,
             reading: true,
@@ -143,7 +147,8 @@ where
             progress |= self.poll_handlers(cx);
             progress |= self.poll_requests(cx)?;
             progress |= self.poll_flush(cx)?;
-            if !self.reading && self.inflight.is_empty() && self.out.is_empty() {
+            if !self.reading && self.inflight.is_empty() && self.barrier.is_none() && self.out.is_empty()
+            {
                 // A peer that already left may refuse the FIN; nothing is lost.
                 return Pin::new(&mut self.write).poll_shutdown(cx).map(|_| Ok(()));
             }
@@ -225,6 +230,13 @@ where
 
     fn poll_handlers(&mut self, cx: &mut TaskContext<'_>) -> bool {
         let mut progress = false;
+        if let Some(call) = &mut self.barrier {
+            if let Poll::Ready(reply) = call.as_mut().poll(cx) {
+                self.barrier = None;
+                self.handle_reply(reply);
+                progress = true;
+            }
+        }
         while let Poll::Ready(Some(reply)) = self.inflight.poll_next_unpin(cx) {
             self.handle_reply(reply);
             progress = true;
@@ -235,6 +247,10 @@ where
     /// Dispatches buffered requests, then reads once more if there is room.
     fn poll_requests(&mut self, cx: &mut TaskContext<'_>) -> Result<bool, ConnError> {
         let mut progress = self.handle_buffered(cx)?;
+        if self.barrier.is_some() {
+            // What comes next waits in the socket until the ordered call's reply is in.
+            return Ok(progress);
+        }
         if !self.reading || self.is_full() {
             // Backpressure: a flooding client waits in its own send buffer.
             if self.reading && !self.paused {
@@ -289,7 +305,7 @@ where
 
     fn handle_buffered(&mut self, cx: &mut TaskContext<'_>) -> Result<bool, ConnError> {
         let mut progress = false;
-        while self.reading && !self.is_full() {
+        while self.reading && !self.is_full() && self.barrier.is_none() {
             // Before each message: `auth` may have been the one before.
             self.refresh_auth();
             let Some(msg) = self.decoder.decode(&mut self.rbuf)? else {
@@ -345,6 +361,10 @@ where
             Dispatch::Running(mut call) => match call.as_mut().poll(cx) {
                 Poll::Ready(reply) => self.handle_reply(reply),
                 Poll::Pending => self.inflight.push(call),
+            },
+            Dispatch::Barrier(mut call) => match call.as_mut().poll(cx) {
+                Poll::Ready(reply) => self.handle_reply(reply),
+                Poll::Pending => self.barrier = Some(call),
             },
         }
     }

@@ -81,10 +81,21 @@ pub(crate) struct Reply {
 pub(crate) type CallFuture = Pin<Box<dyn Future<Output = Reply> + Send>>;
 type AsyncFn = Box<dyn Fn(Context, Vec<Value>, Option<u32>) -> CallFuture + Send + Sync>;
 type SyncFn = Box<dyn Fn(&Context, Vec<Value>) -> Result<Value, RpcError> + Send + Sync>;
+type OrderedFn = Box<dyn Fn(&Context, Vec<Value>) -> Outcome + Send + Sync>;
 
 enum Handler {
     Async(AsyncFn),
     Sync(SyncFn),
+    Ordered(OrderedFn),
+}
+
+/// What an ordered method's handler returns (see
+/// [`ServerBuilder::method_ordered`](super::ServerBuilder::method_ordered)).
+pub enum Outcome {
+    /// The reply, known now.
+    Ready(Result<Value, RpcError>),
+    /// The reply once this future ends; the connection dispatches nothing else until then.
+    Wait(Pin<Box<dyn Future<Output = Result<Value, RpcError>> + Send>>),
 }
 
 struct Method {
@@ -98,6 +109,8 @@ pub(crate) enum Dispatch {
     Done(Result<Value, RpcError>),
     /// An async handler is running.
     Running(CallFuture),
+    /// An ordered handler waits: the connection's next message is dispatched after it.
+    Barrier(CallFuture),
 }
 
 /// Methods by name (raw bytes, as they arrive).
@@ -145,6 +158,14 @@ impl Registry {
         self.methods.insert(name.into(), Method { arity, handler });
     }
 
+    pub(crate) fn add_ordered<F>(&mut self, name: &[u8], arity: Arity, handler: F)
+    where
+        F: Fn(&Context, Vec<Value>) -> Outcome + Send + Sync + 'static,
+    {
+        let handler = Handler::Ordered(Box::new(handler));
+        self.methods.insert(name.into(), Method { arity, handler });
+    }
+
     /// Runs `method`, or answers why not with the reference server's strings.
     pub(crate) fn dispatch(
         &self,
@@ -171,6 +192,17 @@ impl Registry {
                 Dispatch::Done(result.unwrap_or_else(|p| Err(panic_error(p.as_ref()))))
             }
             Handler::Async(f) => Dispatch::Running(f(ctx.clone(), params, msgid)),
+            Handler::Ordered(f) => match catch_unwind(AssertUnwindSafe(|| f(ctx, params))) {
+                Ok(Outcome::Ready(result)) => Dispatch::Done(result),
+                Ok(Outcome::Wait(fut)) => Dispatch::Barrier(Box::pin(async move {
+                    let result = AssertUnwindSafe(fut).catch_unwind().await;
+                    Reply {
+                        msgid,
+                        result: result.unwrap_or_else(|p| Err(panic_error(p.as_ref()))),
+                    }
+                })),
+                Err(p) => Dispatch::Done(Err(panic_error(p.as_ref()))),
+            },
         }
     }
 }

@@ -42,6 +42,7 @@ pub(crate) mod methods;
 pub(crate) mod stats;
 
 pub use config::{AuthLimits, DEFAULT_TCP_ADDR, ServerConfig};
+pub use methods::Outcome;
 
 use admission::{Admission, Slot};
 use connection::{ConnError, Connection};
@@ -84,6 +85,20 @@ impl ServerBuilder {
     {
         self.registry
             .add_sync(name.as_bytes(), arity.into(), handler);
+        self
+    }
+
+    /// Registers a method that runs inline as [`Self::method_sync`] does, and may leave its
+    /// reply to a future ([`Outcome::Wait`]): the connection then dispatches none of its
+    /// later messages until that future ends, so their effects still follow this call's
+    /// (its work may finish elsewhere, in a batch with other connections' calls, say).
+    /// Other connections go on meanwhile.
+    pub fn method_ordered<F>(mut self, name: &str, arity: impl Into<Arity>, handler: F) -> Self
+    where
+        F: Fn(&Context, Vec<Value>) -> Outcome + Send + Sync + 'static,
+    {
+        self.registry
+            .add_ordered(name.as_bytes(), arity.into(), handler);
         self
     }
 
