@@ -474,7 +474,10 @@ async fn an_ordered_call_that_waits_holds_back_only_its_own_connection() {
 
     let other = Client::connect_tcp(addr).await.unwrap();
     assert_eq!(other.call("now", vec![]).await.unwrap(), Value::from("now"));
-    other.call("seen", vec![Value::from("other")]).await.unwrap();
+    other
+        .call("seen", vec![Value::from("other")])
+        .await
+        .unwrap();
     assert_eq!(*seen.lock().unwrap(), ["other"]);
 
     gate_tx.send(()).unwrap();

@@ -610,3 +610,72 @@ async fn a_synchronous_caller_is_coalesced_like_a_pipelining_one() {
         "a synchronous caller's pushes were not coalesced: {writes} writes for {written} frames"
     );
 }
+
+/// Several programs push to the same browsers at once. A push that meets a fan-out in
+/// progress joins the next pass rather than waiting for it: every browser still gets every
+/// push exactly once, each program's in its call order, and each program's next call
+/// follows its push's effects (a `publish` sent right behind a `push_data` notification,
+/// before that push went out, never overtakes it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_synchronous_programs_join_one_anothers_fan_outs() {
+    const BROWSERS: usize = 1000;
+    const PROGRAMS: usize = 8;
+    const PUSHES: usize = 60;
+    let mut h = Harness::start(settings()).await;
+    let mut browsers = Vec::new();
+    for _ in 0..BROWSERS {
+        browsers.push(h.open("/?channel=news").await.0);
+    }
+    let rpc_addr = h.server.rpc_addr;
+    let programs: Vec<_> = (0..PROGRAMS)
+        .map(|p| {
+            tokio::spawn(async move {
+                let program = Rpc::connect_tcp(rpc_addr).await.unwrap();
+                for i in 0..PUSHES {
+                    // Not awaited: the publish right behind it must not overtake it.
+                    program
+                        .notify("push_data", vec![Value::from(format!("{p} {i} all"))])
+                        .unwrap();
+                    let news = vec![Value::from("news"), Value::from(format!("{p} {i} news"))];
+                    let queued = program.call("publish", news).await.unwrap();
+                    assert_eq!(queued.as_u64(), Some(BROWSERS as u64));
+                }
+            })
+        })
+        .collect();
+    let readers: Vec<_> = browsers
+        .into_iter()
+        .map(|mut b| {
+            tokio::spawn(async move {
+                let mut next = [0usize; PROGRAMS];
+                let mut news = [false; PROGRAMS];
+                for _ in 0..PROGRAMS * PUSHES * 2 {
+                    let text = recv_text(&mut b).await;
+                    let mut parts = text.split(' ');
+                    let p: usize = parts.next().unwrap().parse().unwrap();
+                    let i: usize = parts.next().unwrap().parse().unwrap();
+                    let stream = parts.next().unwrap();
+                    assert_eq!(i, next[p], "program {p}: {text} out of order");
+                    // Each program's push_data i, then its publish i, then i + 1.
+                    assert_eq!(stream == "news", news[p], "program {p}: {text}");
+                    if news[p] {
+                        next[p] += 1;
+                    }
+                    news[p] = !news[p];
+                }
+            })
+        })
+        .collect();
+    for p in programs {
+        p.await.unwrap();
+    }
+    for r in readers {
+        r.await.unwrap();
+    }
+    let stats = h.call("stats", vec![]).await;
+    let joined = map_get(&stats, "joined_pushes").as_u64().unwrap();
+    let pushes = map_get(&stats, "pushes").as_u64().unwrap();
+    assert_eq!(pushes, (PROGRAMS * PUSHES * 2) as u64);
+    eprintln!("joined {joined} of {pushes}");
+    assert!(joined > 0, "no push met another's fan-out among {pushes}");
+}

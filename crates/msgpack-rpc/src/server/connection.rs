@@ -147,7 +147,10 @@ where
             progress |= self.poll_handlers(cx);
             progress |= self.poll_requests(cx)?;
             progress |= self.poll_flush(cx)?;
-            if !self.reading && self.inflight.is_empty() && self.barrier.is_none() && self.out.is_empty()
+            if !self.reading
+                && self.inflight.is_empty()
+                && self.barrier.is_none()
+                && self.out.is_empty()
             {
                 // A peer that already left may refuse the FIN; nothing is lost.
                 return Pin::new(&mut self.write).poll_shutdown(cx).map(|_| Ok(()));

@@ -248,7 +248,7 @@ mod tests {
         assert!(!c.shared.push_all(&frames, true, |r| outcomes.push(r)));
         // A frame takes its text and 2 header bytes: 6 + 6 overflows 10, 6 + 4 fits, then 3 not.
         let full = Err(SendError::Full);
-        assert_eq!(outcomes, [Ok(()), full.clone(), Ok(()), full]);
+        assert_eq!(outcomes, [Ok(()), full, Ok(()), full]);
         assert_eq!(c.queued_bytes(), 10);
         assert_eq!(c.dropped_messages(), 2);
         assert!(c.shared.is_notified());
@@ -257,7 +257,7 @@ mod tests {
         outcomes.clear();
         c.shared.push_all(&frames, true, |r| outcomes.push(r));
         let closed = Err(SendError::Closed);
-        assert_eq!(outcomes, [Ok(()), Err(SendError::Full), closed.clone(), closed]);
+        assert_eq!(outcomes, [Ok(()), Err(SendError::Full), closed, closed]);
         assert_eq!(c.queued_bytes(), 0);
         assert_eq!(c.shared.take_control(), Control::DiscardAndClose);
     }

@@ -1,15 +1,18 @@
 //! The embedded broker: this node numbers, keeps and fans out every push itself, inline,
-//! so every answer is known at once.
+//! so an answer is known at once, except for a push that met a fan-out of its stream in
+//! progress: it is answered when the next pass has queued it (`delivery::joining`).
 
 use std::sync::Arc;
 
+use super::BrokerError;
 use super::bus::NodeCommand;
 use super::control::{Query, UserCommand};
 use super::interface::{Answer, Broker, Done, Survey};
 use super::survey::{self, Identity};
 use crate::delivery::flush::Flush;
-use crate::delivery::hub::Hub;
+use crate::delivery::hub::{Hub, Published};
 use crate::delivery::payload::Payload;
+use crate::delivery::position::Position;
 
 /// The embedded broker over this node's hub.
 pub struct Embedded {
@@ -34,14 +37,17 @@ impl Broker for Embedded {
     }
 
     fn publish(&self, stream: Option<&str>, payload: Payload, flush: Flush) -> Answer {
-        let (queued, position) = match stream {
-            None => self.hub.broadcast(payload, flush),
-            Some(channel) => self.hub.publish(channel, payload, flush),
-        };
-        Answer::now(Ok(Done {
+        let done = |(queued, position): (usize, Position)| Done {
             count: queued as u64,
             position: Some(position),
-        }))
+        };
+        match self.hub.publish(stream, payload, flush) {
+            Published::Now(queued, position) => Answer::now(Ok(done((queued, position)))),
+            // Joined a fan-out in progress: answered when its pass has queued it.
+            Published::Later(answered) => Answer::Later(Box::pin(async move {
+                answered.await.map(done).map_err(|_| BrokerError::Closed)
+            })),
+        }
     }
 
     fn publish_live(&self, channel: &str, payload: Payload, flush: Flush) -> Answer {

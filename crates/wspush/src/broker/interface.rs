@@ -35,12 +35,12 @@ impl Done {
     }
 }
 
-/// A broker's answer: known at once (the embedded broker queues inline) or once Redis
-/// answered.
+/// A broker's answer: known at once (the embedded broker queues inline) or later: once
+/// Redis answered, or once the embedded broker's pass that a push joined has queued it.
 pub enum Answer {
     /// Answered already; taken by the first poll.
     Now(Option<Result<Done, BrokerError>>),
-    /// Redis has yet to answer.
+    /// Redis has yet to answer, or a joined push's pass has yet to run.
     Later(Pin<Box<dyn Future<Output = Result<Done, BrokerError>> + Send>>),
 }
 
@@ -67,8 +67,12 @@ pub type Survey = Pin<Box<dyn Future<Output = Result<Vec<Report>, BrokerError>> 
 
 /// How a push or a command for a connection reaches the node that holds its browsers.
 ///
-/// Each call queues its work before it returns (in call order: one program's pushes reach
-/// each browser in the order it made them); only the answer may come later. `flush` is
+/// Each call takes its work before it returns, in call order: queued, or (a push that met a
+/// fan-out of its stream in progress) joined to that stream's next pass, behind the pushes
+/// before it. One program's pushes to a stream reach each browser in the order it made
+/// them; a door whose caller's next call must follow this one's effects on other streams
+/// and connections awaits the answer first (every door does). Only the answer may come
+/// later. `flush` is
 /// the caller's hint of what follows (see [`Flush`]); a broker that does not fan out
 /// itself ignores it.
 pub trait Broker: Send + Sync {
@@ -97,8 +101,9 @@ pub trait Broker: Send + Sync {
     /// or the nodes that listen (Redis).
     fn send_user(&self, user: &str, payload: Payload, flush: Flush) -> Answer;
 
-    /// Whether every answer is [`Answer::Now`] (the work is done inline), so doors may call
-    /// it without making a future.
+    /// Whether answers are [`Answer::Now`] but for pushes that joined a pass in progress
+    /// (the work is done inline), so doors may take the answer without making a future
+    /// and make one only for [`Answer::Later`].
     fn answers_inline(&self) -> bool {
         false
     }

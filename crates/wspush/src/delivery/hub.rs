@@ -6,9 +6,10 @@
 //! connection's overflow policy inside `ws-server`; the hub only counts.
 //!
 //! Order: a push is numbered and queued to every recipient under its stream's
-//! order lock before the call returns, and each connection's queue is FIFO, so
-//! pushes from one caller reach each browser in call order, with increasing
-//! positions. The hub's own lock guards only who exists and subscribes to what:
+//! order lock, and each connection's queue is FIFO, so pushes from one caller
+//! reach each browser in call order, with increasing positions. A push that
+//! meets a fan-out of its stream in progress joins the stream's next pass
+//! ([`super::joining`]), behind every push that came before it. The hub's own lock guards only who exists and subscribes to what:
 //! a fan-out clones its stream's [`Subs`] out of it and queues without it (see
 //! [`super::subscribers`] for the stream's locks).
 
@@ -19,12 +20,13 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 use ws_server::{Connection, FanOut, Writers};
 
 use super::event_stream::Ids;
 use super::flush::Flush;
 use super::history::{MemoryHistory, Replay};
+use super::joining::JoinedPush;
 use super::outlet::{Encoded, Format, Outlet};
 use super::payload::Payload;
 use super::position::Position;
@@ -127,6 +129,8 @@ pub struct Counters {
     pub resumes: AtomicU64,
     /// Gap notices queued to browsers.
     pub gap_notices: AtomicU64,
+    /// Pushes that met a fan-out of their stream in progress and went out in its next pass.
+    pub joined: AtomicU64,
 }
 
 /// The hub. Cheap to share: wrap it in an `Arc`.
@@ -291,40 +295,107 @@ impl Hub {
             .fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
-    /// Embedded broker: numbers `payload` in the broadcast stream, keeps it
-    /// and queues it to every connection. Returns how many it was queued to, and
-    /// its position.
-    pub fn broadcast(&self, payload: Payload, flush: Flush) -> (usize, Position) {
-        let mut out = self.fan_out(flush);
-        let mut at = Position::new("", 0);
-        let number = || {
-            let mut ring = self.history.broadcast();
-            at = ring.append(&payload, self.history.retention(), Instant::now());
-            Some(at.clone())
+    /// Embedded broker: numbers `payload` in `stream` (`None`: the broadcast stream), keeps
+    /// it and queues it to the stream's subscribers. Answers now (how many it was queued
+    /// to, and its position) when no fan-out of the stream was in progress; otherwise the
+    /// push joined the stream's next pass ([`super::joining`]) and is answered once that
+    /// pass has queued it. Either way it is numbered and queued after every push of the
+    /// stream that came before it.
+    pub fn publish(
+        self: &Arc<Self>,
+        stream: Option<&str>,
+        payload: Payload,
+        flush: Flush,
+    ) -> Published {
+        let Some(subs) = self.stream(stream) else {
+            let at = self.number(stream, &payload);
+            return Published::Now(self.push_done(Tally::default()), at);
         };
-        let tally = self.all.fan_out(None, number, &payload, false, &mut out);
-        (self.push_done(tally), at)
+        let (answer, mut answered) = oneshot::channel();
+        let Some(job) = subs.joining.join(JoinedPush {
+            payload,
+            flush,
+            answer,
+        }) else {
+            self.counters.joined.fetch_add(1, Ordering::Relaxed);
+            return Published::Later(answered);
+        };
+        self.pass(&subs, stream, vec![job]);
+        if let Some(jobs) = subs.joining.next() {
+            self.drain(subs, stream.map(Arc::from), jobs);
+        }
+        match answered.try_recv() {
+            Ok((count, at)) => Published::Now(count, at),
+            // Not reached (the pass answers every job it takes); awaiting it fails cleanly.
+            Err(_) => Published::Later(answered),
+        }
     }
 
-    /// Embedded broker: numbers `payload` in `channel`, keeps it and queues it
-    /// to the channel's subscribers; returns how many, and its position.
-    pub fn publish(&self, channel: &str, payload: Payload, flush: Flush) -> (usize, Position) {
-        let mut out = self.fan_out(flush);
-        let mut at = Position::new("", 0);
-        let mut number = || {
-            let ring = self.history.channel(channel);
-            let mut ring = ring.lock().unwrap_or_else(|e| e.into_inner());
-            at = ring.append(&payload, self.history.retention(), Instant::now());
-            Some(at.clone())
-        };
-        let tally = match self.stream(Some(channel)) {
-            Some(subs) => subs.fan_out(Some(channel), &mut number, &payload, false, &mut out),
-            None => {
-                number();
-                Tally::default()
+    /// The leader of `subs`'s passes hands on the pushes that joined during its own: a task
+    /// runs passes until none wait, yielding between them (the callers it answered push
+    /// again meanwhile), so the leader's caller is answered now.
+    fn drain(self: &Arc<Self>, subs: Arc<Subs>, stream: Option<Arc<str>>, jobs: Vec<JoinedPush>) {
+        let hub = Arc::clone(self);
+        let mut jobs = Some(jobs);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // No runtime (a test calling in directly): the leader runs them itself.
+            while let Some(now) = jobs {
+                jobs = hub.pass_then_next(&subs, stream.as_deref(), now);
             }
+            return;
         };
-        (self.push_done(tally), at)
+        runtime.spawn(async move {
+            while let Some(now) = jobs {
+                jobs = hub.pass_then_next(&subs, stream.as_deref(), now);
+                tokio::task::yield_now().await;
+            }
+        });
+    }
+
+    /// A leader's pass, then the jobs that joined meanwhile (`None`: it leads no more).
+    fn pass_then_next(
+        &self,
+        subs: &Subs,
+        stream: Option<&str>,
+        jobs: Vec<JoinedPush>,
+    ) -> Option<Vec<JoinedPush>> {
+        self.pass(subs, stream, jobs);
+        subs.joining.next()
+    }
+
+    /// One pass over `subs`: numbers and queues `jobs` in order, every subscriber's queue
+    /// touched once for all of them, and answers each. The writers take over idle browsers
+    /// unless every push of the pass said more follow at once.
+    fn pass(&self, subs: &Subs, stream: Option<&str>, jobs: Vec<JoinedPush>) {
+        let burst = jobs.iter().all(|j| j.flush == Flush::Burst);
+        let mut out = self.fan_out(if burst { Flush::Burst } else { Flush::Now });
+        let (payloads, answers): (Vec<Payload>, Vec<_>) =
+            jobs.into_iter().map(|j| (j.payload, j.answer)).unzip();
+        let done = subs.fan_out_all(
+            stream,
+            &payloads,
+            |p| Some(self.number(stream, p)),
+            &mut out,
+        );
+        drop(out);
+        for (answer, (tally, at)) in answers.into_iter().zip(done) {
+            let count = self.push_done(tally);
+            // A caller that left does not take its answer; its push went out all the same.
+            let _ = answer.send((count, at.unwrap_or_else(|| Position::new("", 0))));
+        }
+    }
+
+    /// Embedded broker: the next position of `stream`, `payload` kept there.
+    fn number(&self, stream: Option<&str>, payload: &Payload) -> Position {
+        let (retention, now) = (self.history.retention(), Instant::now());
+        match stream {
+            None => self.history.broadcast().append(payload, retention, now),
+            Some(channel) => {
+                let ring = self.history.channel(channel);
+                let mut ring = ring.lock().unwrap_or_else(|e| e.into_inner());
+                ring.append(payload, retention, now)
+            }
+        }
     }
 
     /// Broker mode: queues a message numbered by the broker to this node's
@@ -504,6 +575,16 @@ impl Hub {
     }
 }
 
+/// What [`Hub::publish`] answers.
+#[derive(Debug)]
+pub enum Published {
+    /// Queued: to how many connections, at which position.
+    Now(usize, Position),
+    /// Joined a pass in progress: answered the same once that pass has queued it (an error
+    /// only if the node shut down first).
+    Later(oneshot::Receiver<(usize, Position)>),
+}
+
 /// A stream a new connection resumes, from `since` (`None`: from where the stream is now).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resume {
@@ -558,6 +639,94 @@ fn unsubscribe_from(state: &mut State, id: u64, channel: &str) {
         subs.remove(id);
         if subs.is_empty() {
             state.channels.remove(channel);
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use ws_server::test_util::{detached, drain};
+    use ws_server::{Message, OverflowPolicy};
+
+    use super::*;
+
+    fn browser(hub: &Hub, id: u64) -> Connection {
+        let conn = detached(id, 1 << 20, OverflowPolicy::Close);
+        let info = ConnInfo {
+            id,
+            peer: SocketAddr::from(([127, 0, 0, 1], 1)),
+            path: "/".into(),
+            query: String::new(),
+            opened: SystemTime::now(),
+            user: None,
+            transport: "websocket",
+        };
+        hub.add(
+            conn.clone(),
+            info,
+            &ClientOptions::default(),
+            Transport::WebSocket,
+        );
+        conn
+    }
+
+    fn text(s: &'static str) -> Payload {
+        Payload::Text(Bytes::from_static(s.as_bytes()))
+    }
+
+    fn texts(conn: &Connection) -> Vec<String> {
+        drain(conn)
+            .into_iter()
+            .map(|m| match m {
+                Message::Text(b) => String::from_utf8(b.to_vec()).unwrap(),
+                Message::Binary(b) => format!("binary {b:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_push_that_meets_a_pass_in_progress_is_answered_by_the_next_pass() {
+        let hub = Arc::new(Hub::default());
+        let (a, b) = (browser(&hub, 1), browser(&hub, 2));
+        // A pass of the broadcast stream is in progress: this test leads it.
+        let (answer, mut first) = oneshot::channel();
+        let lead = JoinedPush {
+            payload: text("0"),
+            flush: Flush::Burst,
+            answer,
+        };
+        let lead = hub.all.joining.join(lead).unwrap();
+        let mut later = Vec::new();
+        for payload in [text("1"), text("2")] {
+            match hub.publish(None, payload, Flush::Burst) {
+                Published::Later(answered) => later.push(answered),
+                Published::Now(..) => panic!("a pass is in progress: the push must join it"),
+            }
+        }
+        assert!(texts(&a).is_empty(), "joined, not queued yet");
+        assert!(later[0].try_recv().is_err(), "not answered before its pass");
+        hub.pass(&hub.all, None, vec![lead]);
+        assert_eq!(first.try_recv().unwrap().1.seq, 1);
+        let joined = hub.all.joining.next().unwrap();
+        hub.pass(&hub.all, None, joined);
+        assert!(
+            hub.all.joining.next().is_none(),
+            "the lead ends with none waiting"
+        );
+        let answers: Vec<(usize, u64)> = later
+            .iter_mut()
+            .map(|r| r.try_recv().map(|(n, at)| (n, at.seq)).unwrap())
+            .collect();
+        assert_eq!(answers, [(2, 2), (2, 3)]);
+        for conn in [&a, &b] {
+            assert_eq!(texts(conn), ["0", "1", "2"]);
+        }
+        assert_eq!(hub.counters().joined.load(Ordering::Relaxed), 2);
+        // No pass in progress: the next push leads its own and is answered at once.
+        match hub.publish(None, text("3"), Flush::Burst) {
+            Published::Now(n, at) => assert_eq!((n, at.seq), (2, 4)),
+            Published::Later(_) => panic!("nothing in progress: answered now"),
         }
     }
 }

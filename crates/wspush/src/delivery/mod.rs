@@ -4,6 +4,8 @@
 //! - [`hub`]: connections, channels, fan-out.
 //! - [`subscribers`]: one stream's subscribers and its fan-out, outside the hub's lock.
 //! - [`outlet`]: a subscriber and its wire format; each push encoded once per format.
+//! - [`joining`]: pushes that meet a fan-out of their stream in progress go out in its
+//!   next pass.
 //! - [`tally`]: what a fan-out did, for the counters.
 //! - [`flush`]: the caller's hint of what follows a push (who writes it).
 //! - [`payload`]: what a pushed value becomes on the wire.
@@ -20,6 +22,7 @@ pub mod events;
 pub mod flush;
 pub mod history;
 pub mod hub;
+pub mod joining;
 pub mod outlet;
 pub mod payload;
 pub mod position;

@@ -169,6 +169,34 @@ impl Outlet {
         }
     }
 
+    /// Queues `frames` (of pushes in order, `at[i]` moving an SSE connection's id for
+    /// `frames[i]`) through `out`, reporting each outcome with its index to `sent`. The
+    /// WebSocket frames of one push after another go in under one lock of the queue.
+    pub fn queue_all(
+        &self,
+        frames: &[Frame],
+        at: &[At<'_>],
+        out: &mut FanOut<'_>,
+        mut sent: impl FnMut(usize, Result<(), SendError>),
+    ) {
+        if frames.iter().all(|f| matches!(f, Frame::Ws(_))) {
+            let msgs = frames.iter().filter_map(|f| match f {
+                Frame::Ws(p) => Some(p),
+                Frame::Sse(_) | Frame::Wake => None,
+            });
+            let mut i = 0;
+            out.send_all(&self.conn, msgs, |result| {
+                sent(i, result);
+                i += 1;
+            });
+            return;
+        }
+        for (i, frame) in frames.iter().enumerate() {
+            let at = at.get(i).copied().flatten();
+            sent(i, self.queue(frame, at, out));
+        }
+    }
+
     /// Queues `frame` as part of a backlog the subscriber asked for (a replay), beyond
     /// its queue's limit (see `Connection::send_backlog`).
     pub fn queue_backlog(&self, frame: &Frame, at: At<'_>) -> Result<(), SendError> {

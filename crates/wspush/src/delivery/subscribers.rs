@@ -20,10 +20,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use ws_server::{Connection, FanOut};
 
 use super::history::Replay;
-use super::outlet::{Encoded, FORMATS, Format, Frame, Outlet};
+use super::joining::{JoinedPush, Joining};
+use super::outlet::{At, Encoded, FORMATS, Format, Frame, Outlet};
 use super::payload::Payload;
 use super::position::Position;
-use super::tally::Tally;
+use super::tally::{self, Tally};
 
 /// Live messages buffered for one resuming connection while its history is read, at most
 /// this many frame bytes and this many messages: beyond either the connection is closed
@@ -59,6 +60,8 @@ pub struct Subs {
     /// missed messages).
     order: Mutex<Option<Position>>,
     pending: Mutex<HashMap<u64, Buffered>>,
+    /// Pushes that arrived while a pass of this stream was in progress (the hub's).
+    pub(super) joining: Joining<JoinedPush>,
     /// Positioned subscribers that resumed up to a position the live stream may not have
     /// reached yet (a node lagging its broker): live messages they already have are skipped
     /// for them, until the stream passes their floor. Usually empty.
@@ -137,10 +140,98 @@ impl Subs {
         check_order: bool,
         out: &mut FanOut<'_>,
     ) -> Tally {
-        let mut tally = Tally::default();
         let mut last = lock(&self.order);
         let recipients = self.recipients();
         let pos = number();
+        self.fan_out_locked(
+            &mut last,
+            &recipients,
+            stream,
+            pos,
+            payload,
+            check_order,
+            out,
+        )
+    }
+
+    /// Numbers each of `payloads` in order with `number` and queues them all, as
+    /// [`Subs::fan_out`] would one by one (without `check_order`), but touching each
+    /// subscriber's queue once for all of them: pushes that met while this stream's
+    /// previous fan-out was in progress. Returns each push's tally and position.
+    pub fn fan_out_all(
+        &self,
+        stream: Option<&str>,
+        payloads: &[Payload],
+        mut number: impl FnMut(&Payload) -> Option<Position>,
+        out: &mut FanOut<'_>,
+    ) -> Vec<(Tally, Option<Position>)> {
+        let mut last = lock(&self.order);
+        let recipients = self.recipients();
+        let positions: Vec<Option<Position>> = payloads.iter().map(&mut number).collect();
+        // A resumed subscriber may need a gap notice or a skip between two of them: each
+        // push on its own then (rare: only until the stream passes its floor).
+        if payloads.len() == 1 || !lock(&self.floors).is_empty() {
+            return payloads
+                .iter()
+                .zip(positions)
+                .map(|(payload, pos)| {
+                    let at = pos.clone();
+                    let tally = self.fan_out_locked(
+                        &mut last,
+                        &recipients,
+                        stream,
+                        pos,
+                        payload,
+                        false,
+                        out,
+                    );
+                    (tally, at)
+                })
+                .collect();
+        }
+        let mut tallies = vec![Tally::default(); payloads.len()];
+        let mut encoded: Vec<Encoded<'_>> = payloads
+            .iter()
+            .zip(&positions)
+            .map(|(payload, pos)| Encoded::new(payload, stream, pos.as_ref()))
+            .collect();
+        let at: Vec<At<'_>> = positions
+            .iter()
+            .map(|p| p.as_ref().map(|p| (stream, p)))
+            .collect();
+        for format in Format::ALL {
+            let outlets = &recipients.by_format[format.index()];
+            if outlets.is_empty() {
+                continue;
+            }
+            let frames: Vec<Frame> = encoded
+                .iter_mut()
+                .map(|e| e.frame(format).clone())
+                .collect();
+            tally::send_each_to(&mut tallies, &frames, &at, outlets.iter(), out);
+        }
+        for ((tally, encoded), pos) in tallies.iter_mut().zip(&mut encoded).zip(&positions) {
+            if let Some(pos) = pos {
+                self.buffer_pending(pos, encoded);
+            }
+            tally.encodes = encoded.encodes();
+        }
+        tallies.into_iter().zip(positions).collect()
+    }
+
+    /// [`Subs::fan_out`] of one numbered push, under the order lock (`last`).
+    #[allow(clippy::too_many_arguments)]
+    fn fan_out_locked(
+        &self,
+        last: &mut Option<Position>,
+        recipients: &Recipients,
+        stream: Option<&str>,
+        pos: Option<Position>,
+        payload: &Payload,
+        check_order: bool,
+        out: &mut FanOut<'_>,
+    ) -> Tally {
+        let mut tally = Tally::default();
         let mut skip_positioned = false;
         let mut node_gap = false;
         if let (true, Some(pos)) = (check_order, &pos) {
@@ -156,7 +247,7 @@ impl Subs {
         // Resumed subscribers that already have `pos` (they get nothing now).
         let mut have = Vec::new();
         if let (false, Some(pos)) = (skip_positioned, &pos) {
-            have = self.notify_gaps(&recipients, stream, pos, node_gap, &mut tally, out);
+            have = self.notify_gaps(recipients, stream, pos, node_gap, &mut tally, out);
         }
         let mut encoded = Encoded::new(payload, stream, pos.as_ref());
         for format in Format::ALL {

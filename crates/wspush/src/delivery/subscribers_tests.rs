@@ -311,3 +311,120 @@ fn an_sse_resume_replays_with_ids_and_gaps_as_events() {
         ]
     );
 }
+
+/// `fan_out_all` of several payloads: numbered in order, and every member of every format
+/// gets them in that order, with each push's tally of its own.
+fn push_all(subs: &Subs, seqs: &[u64]) -> Vec<(Tally, Option<Position>)> {
+    let writers = Writers::default();
+    let mut out = writers.burst();
+    let payloads: Vec<Payload> = seqs.iter().map(|s| text(&s.to_string())).collect();
+    let mut next = seqs.iter();
+    subs.fan_out_all(
+        Some("c"),
+        &payloads,
+        |_| next.next().map(|s| pos(*s)),
+        &mut out,
+    )
+}
+
+#[test]
+fn pushes_that_met_go_out_together_in_order_to_every_format() {
+    let subs = Subs::default();
+    let (raw, positioned, sse) = (
+        outlet(1, Format::Raw),
+        outlet(2, Format::Positioned),
+        outlet(3, Format::Sse),
+    );
+    for o in [&raw, &positioned, &sse] {
+        subs.insert(o.clone(), false);
+    }
+    let done = push_all(&subs, &[4, 5, 6]);
+    let positions: Vec<u64> = done.iter().map(|(_, p)| p.as_ref().unwrap().seq).collect();
+    assert_eq!(positions, [4, 5, 6]);
+    for (tally, _) in &done {
+        assert_eq!((tally.queued, tally.encodes, tally.full), (3, 3, 0));
+    }
+    assert_eq!(received(&raw), ["4", "5", "6"]);
+    let tails: Vec<String> = received(&positioned)
+        .iter()
+        .map(|m| m.rsplit('\n').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(tails, ["4", "5", "6"]);
+    assert_eq!(
+        received(&sse),
+        [
+            "id: since=e:4:c\nevent: c\ndata: 4\n\n",
+            "id: since=e:5:c\nevent: c\ndata: 5\n\n",
+            "id: since=e:6:c\nevent: c\ndata: 6\n\n",
+        ]
+    );
+}
+
+#[test]
+fn pushes_that_met_count_a_full_queue_against_the_push_it_refused() {
+    let subs = Subs::default();
+    // Room for one 64 KiB frame: the second of the batch overflows and closes it (1008).
+    let small = Outlet {
+        conn: detached(1, 64 << 10, OverflowPolicy::Close),
+        ..outlet(1, Format::Raw)
+    };
+    let roomy = outlet(2, Format::Raw);
+    subs.insert(small.clone(), false);
+    subs.insert(roomy.clone(), false);
+    let writers = Writers::default();
+    let mut out = writers.burst();
+    let big = text(&"x".repeat(64 << 10));
+    let payloads = [big.clone(), big.clone(), big];
+    let mut seq = 0;
+    let done = subs.fan_out_all(
+        None,
+        &payloads,
+        |_| {
+            seq += 1;
+            Some(pos(seq))
+        },
+        &mut out,
+    );
+    let counts: Vec<(u64, u64, u64)> = done
+        .iter()
+        .map(|(t, _)| (t.queued, t.full, t.closed))
+        .collect();
+    assert_eq!(counts, [(2, 0, 0), (1, 1, 0), (1, 0, 1)]);
+    assert!(close_requested(&small.conn).is_some());
+    assert_eq!(received(&roomy).len(), 3);
+}
+
+#[test]
+fn pushes_that_met_reach_a_resuming_member_after_its_replay_and_a_resumed_one_once() {
+    let subs = Subs::default();
+    let resuming = outlet(5, Format::Positioned);
+    subs.insert(resuming.clone(), true);
+    push_all(&subs, &[3, 4]);
+    assert!(received(&resuming).is_empty(), "buffered, not queued");
+    let replay = Replay {
+        gap: None,
+        entries: vec![(2, text("2")), (3, text("3"))],
+        last: pos(3),
+    };
+    subs.finish_resume(5, &resuming.conn, Some("c"), replay);
+    let tails = |o: &Outlet| -> Vec<String> {
+        received(o)
+            .iter()
+            .map(|m| m.rsplit('\n').next().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(tails(&resuming), ["2", "3", "4"]);
+    // Resumed up to 6, ahead of the live stream: of 5..=7 it gets only 7.
+    let ahead = outlet(6, Format::Positioned);
+    subs.insert(ahead.clone(), true);
+    let replay = Replay {
+        gap: None,
+        entries: vec![(5, text("5")), (6, text("6"))],
+        last: pos(6),
+    };
+    subs.finish_resume(6, &ahead.conn, Some("c"), replay);
+    assert_eq!(tails(&ahead), ["5", "6"]);
+    push_all(&subs, &[5, 6, 7]);
+    assert_eq!(tails(&ahead), ["7"]);
+    assert_eq!(tails(&resuming), ["5", "6", "7"]);
+}

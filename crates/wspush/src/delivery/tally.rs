@@ -55,3 +55,22 @@ impl Tally {
         }
     }
 }
+
+/// Queues the frames of several pushes (`frames[i]` is push `i`'s, at `at[i]` in its
+/// stream), in push order, to each of `outlets`, each outlet's queue taken once for all of
+/// them; push `i`'s outcomes are counted in `tallies[i]`.
+pub fn send_each_to<'a>(
+    tallies: &mut [Tally],
+    frames: &[Frame],
+    at: &[At<'_>],
+    outlets: impl Iterator<Item = &'a Outlet>,
+    out: &mut FanOut<'_>,
+) {
+    for outlet in outlets {
+        outlet.queue_all(frames, at, out, |i, sent| {
+            if let (Some(tally), Some(frame)) = (tallies.get_mut(i), frames.get(i)) {
+                tally.count(sent, frame);
+            }
+        });
+    }
+}

@@ -8,7 +8,7 @@
 //! ```
 //!
 //! msgpack-rpc has no per-call hook, so every method is wrapped where it is
-//! registered ([`GuardedBuilder`] mirrors `ServerBuilder::method{,_sync}`).
+//! registered ([`GuardedBuilder`] mirrors `ServerBuilder::method{,_sync,_ordered}`).
 //! A successful `auth` also tells msgpack-rpc (`Context::set_authenticated`),
 //! which then lifts its pre-authentication limits for that connection: the
 //! small message size limit and the auth timeout (`rpc_auth_*` settings).
@@ -18,7 +18,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use msgpack_rpc::{Arity, Context, RpcError, ServerBuilder, Value};
+use msgpack_rpc::{Arity, Context, Outcome, RpcError, ServerBuilder, Value};
 
 use crate::auth::secret::constant_time_eq;
 
@@ -123,6 +123,21 @@ impl GuardedBuilder {
         let builder = self.builder.method_sync(name, arity, move |ctx, p| {
             auth.check(ctx.connection_id())?;
             f(ctx, p)
+        });
+        GuardedBuilder { builder, ..self }
+    }
+
+    /// `ServerBuilder::method_ordered`, behind the check.
+    pub fn method_ordered<F>(self, name: &str, arity: impl Into<Arity>, f: F) -> Self
+    where
+        F: Fn(&Context, Vec<Value>) -> Outcome + Send + Sync + 'static,
+    {
+        let auth = Arc::clone(&self.auth);
+        let builder = self.builder.method_ordered(name, arity, move |ctx, p| {
+            match auth.check(ctx.connection_id()) {
+                Ok(()) => f(ctx, p),
+                Err(e) => Outcome::Ready(Err(e)),
+            }
         });
         GuardedBuilder { builder, ..self }
     }

@@ -3,8 +3,10 @@
 //! Each pushing method's body runs inline at arrival (the RPC server calls the handler
 //! before it reads the next message) and queues its work on the [`Broker`] there, so one
 //! program's pushes reach every browser in call order; only the wait for the answer may
-//! be asynchronous. With the embedded broker the answer is known at once (the methods are
-//! registered sync) and a push returns as soon as its frame is queued everywhere. With Redis, a push fails with an
+//! be asynchronous. With the embedded broker a push returns as soon as its frame is queued
+//! everywhere: at once, or (when it met a fan-out of its stream in progress and joined the
+//! next pass) once that pass has queued it, the connection taking its next call only then
+//! (the methods are registered ordered). With Redis, a push fails with an
 //! RPC error (`broker unavailable: …`) when Redis is down, never silently; one that this
 //! node receives itself also fails while this node's subscription is down (`subscription
 //! not ready`) and succeeds only once it came back on that subscription (see
@@ -19,7 +21,7 @@
 
 use std::sync::Arc;
 
-use msgpack_rpc::{Arity, Context, RpcError, Server, Value};
+use msgpack_rpc::{Arity, Context, Outcome, RpcError, Server, Value};
 
 use crate::broker::Answer;
 use crate::broker::bus::NodeCommand;
@@ -73,8 +75,11 @@ fn command(
 /// One row of the method table: reads the arguments and queues the work on the broker.
 type Call = fn(&Shared, &Context, Vec<Value>) -> Result<Answer, RpcError>;
 
-/// Registers one row. A broker that answers inline (the embedded one) gets a sync method:
-/// its answer is ready when the call returns, so no future is made per call.
+/// Registers one row. A broker that answers inline (the embedded one) gets an ordered
+/// method: its answer is usually ready when the call returns, so no future is made per
+/// call; a push that joined a fan-out in progress is answered when its pass queued it,
+/// and the connection's next call waits for that (order is kept across streams and
+/// methods).
 fn add(
     builder: GuardedBuilder,
     shared: &Arc<Shared>,
@@ -85,12 +90,11 @@ fn add(
 ) -> GuardedBuilder {
     let s = Arc::clone(shared);
     if shared.broker.answers_inline() {
-        return builder.method_sync(name, arity, move |ctx, p| match call(&s, ctx, p)? {
-            Answer::Now(Some(Ok(done))) => Ok(render(done.count)),
-            Answer::Now(Some(Err(e))) => Err(RpcError::message(e.to_string())),
-            Answer::Now(None) | Answer::Later(_) => Err(RpcError::message(
-                "internal error: an inline broker answered later",
-            )),
+        return builder.method_ordered(name, arity, move |ctx, p| match call(&s, ctx, p) {
+            Err(e) => Outcome::Ready(Err(e)),
+            Ok(Answer::Now(Some(Ok(done)))) => Outcome::Ready(Ok(render(done.count))),
+            Ok(Answer::Now(Some(Err(e)))) => Outcome::Ready(Err(RpcError::message(e.to_string()))),
+            Ok(answer) => Outcome::Wait(Box::pin(reply(Ok(answer), render))),
         });
     }
     builder.method(name, arity, move |ctx, p| {

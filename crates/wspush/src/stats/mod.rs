@@ -152,6 +152,9 @@ counters! {
     delivery {
         /// Pushes accepted (each `push_data`/`publish`/`send` counts once).
         pushes: counter wspush_pushes_total;
+        /// Pushes that met a fan-out of their stream in progress and went out in its next
+        /// pass, sharing its touch of every queue (embedded broker).
+        joined_pushes: counter wspush_joined_pushes_total;
         /// Frames queued to browsers.
         deliveries: counter wspush_deliveries_total;
         /// Frame bytes queued to browsers.
@@ -335,6 +338,7 @@ impl Stats {
             events_dropped: listeners.dropped(),
             resumes: get(&c.resumes),
             gap_notices: get(&c.gap_notices),
+            joined_pushes: get(&c.joined),
             history_bytes: history.bytes,
             history_channels: history.channels,
             history_trimmed_stream: history.trimmed_stream,
