@@ -9,8 +9,9 @@
 //! order lock, and each connection's queue is FIFO, so pushes from one caller
 //! reach each browser in call order, with increasing positions. A push that
 //! meets a fan-out of its stream in progress joins the stream's next pass
-//! ([`super::joining`]), behind every push that came before it. The hub's own lock guards only who exists and subscribes to what:
-//! a fan-out clones its stream's [`Subs`] out of it and queues without it (see
+//! ([`super::joining`]), behind every push that came before it. The hub's own
+//! lock guards only who exists and subscribes to what: a fan-out clones its
+//! stream's [`Subs`] out of it and queues without it (see
 //! [`super::subscribers`] for the stream's locks).
 
 use std::collections::{HashMap, HashSet};
@@ -320,7 +321,9 @@ impl Hub {
             self.counters.joined.fetch_add(1, Ordering::Relaxed);
             return Published::Later(answered);
         };
+        let lead = subs.joining.lead();
         self.pass(&subs, stream, vec![job]);
+        drop(lead);
         if let Some(jobs) = subs.joining.next() {
             self.drain(subs, stream.map(Arc::from), jobs);
         }
@@ -359,7 +362,9 @@ impl Hub {
         stream: Option<&str>,
         jobs: Vec<JoinedPush>,
     ) -> Option<Vec<JoinedPush>> {
+        let lead = subs.joining.lead();
         self.pass(subs, stream, jobs);
+        drop(lead);
         subs.joining.next()
     }
 

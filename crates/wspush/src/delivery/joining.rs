@@ -74,6 +74,13 @@ impl<J> Joining<J> {
         Some(job)
     }
 
+    /// Held by the leader through each pass: should the pass panic, the lead is given up and
+    /// the pushes waiting for it are dropped (their callers are answered with an error),
+    /// so the stream's later pushes do not join a pass that never comes.
+    pub fn lead(&self) -> Lead<'_, J> {
+        Lead { joining: self }
+    }
+
     /// The leader, after a pass: the jobs that joined meanwhile, in arrival order, for its
     /// next pass; or `None`, and it leads no more.
     pub fn next(&self) -> Option<Vec<J>> {
@@ -86,9 +93,39 @@ impl<J> Joining<J> {
     }
 }
 
+/// See [`Joining::lead`].
+#[derive(Debug)]
+pub struct Lead<'a, J> {
+    joining: &'a Joining<J>,
+}
+
+impl<J> Drop for Lead<'_, J> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let mut state = self.joining.lock();
+            state.leading = false;
+            state.waiting.clear();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Joining;
+
+    #[test]
+    fn a_pass_that_panics_gives_up_the_lead_and_fails_those_waiting() {
+        let j = Joining::default();
+        assert_eq!(j.join(1), Some(1));
+        assert_eq!(j.join(2), None);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _lead = j.lead();
+            panic!("a pass went wrong");
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(j.next(), None, "nothing waits any more");
+        assert_eq!(j.join(3), Some(3), "the next push leads");
+    }
 
     #[test]
     fn the_first_leads_the_rest_wait_in_order_and_the_lead_ends_when_none_wait() {
