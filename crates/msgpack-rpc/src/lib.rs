@@ -7,7 +7,7 @@
 //!
 //! ```text
 //!            sans-IO (always built)                 tokio (feature "tokio", default)
-//! bytes --> Decoder::decode --> Message --> Server: Registry --> handler (sync inline | async)
+//! bytes --> Decoder::decode --> Message --> Server: Registry --> handler (sync inline | ordered | async)
 //!                                                   replies + Notifier frames --> one buffer --> one write
 //! Message --> encode --> BytesMut (append, batch)   Client: call() --> msgid map <-- reader task
 //! ```
@@ -19,7 +19,9 @@
 //!   and keeps invalid UTF-8 as bytes. Malformed input is a [`DecodeError`].
 //! * [`encode`] appends a message to a `BytesMut`; strings never use str8,
 //!   which pre-2013 decoders do not know.
-//! * [`Server`] (tokio): async and sync methods with an [`Arity`], the
+//! * [`Server`] (tokio): async, sync and ordered methods (inline, and a reply
+//!   that may wait for a future, holding back the connection's next call: an
+//!   [`Outcome`]) with an [`Arity`], the
 //!   reference Ruby server's error strings, per-connection in-flight cap,
 //!   connection caps (total and per IP), a timeout for half-sent messages,
 //!   optional pre-authentication limits ([`AuthLimits`]),
