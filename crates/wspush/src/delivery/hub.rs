@@ -321,9 +321,7 @@ impl Hub {
             self.counters.joined.fetch_add(1, Ordering::Relaxed);
             return Published::Later(answered);
         };
-        let lead = subs.joining.lead();
         self.pass(&subs, stream, vec![job]);
-        drop(lead);
         if let Some(jobs) = subs.joining.next() {
             self.drain(subs, stream.map(Arc::from), jobs);
         }
@@ -362,16 +360,16 @@ impl Hub {
         stream: Option<&str>,
         jobs: Vec<JoinedPush>,
     ) -> Option<Vec<JoinedPush>> {
-        let lead = subs.joining.lead();
         self.pass(subs, stream, jobs);
-        drop(lead);
         subs.joining.next()
     }
 
     /// One pass over `subs`: numbers and queues `jobs` in order, every subscriber's queue
     /// touched once for all of them, and answers each. The writers take over idle browsers
-    /// unless every push of the pass said more follow at once.
+    /// unless every push of the pass said more follow at once. It holds the stream's lead
+    /// guard ([`super::joining::Joining::lead`]) throughout.
     fn pass(&self, subs: &Subs, stream: Option<&str>, jobs: Vec<JoinedPush>) {
+        let _lead = subs.joining.lead();
         let burst = jobs.iter().all(|j| j.flush == Flush::Burst);
         let mut out = self.fan_out(if burst { Flush::Burst } else { Flush::Now });
         let (payloads, answers): (Vec<Payload>, Vec<_>) =

@@ -181,7 +181,8 @@ impl Outlet {
         out: &mut FanOut<'_>,
         mut sent: impl FnMut(usize, Result<(), SendError>),
     ) {
-        if frames.iter().all(|f| matches!(f, Frame::Ws(_))) {
+        // A WebSocket format's frames are all `Frame::Ws` (see `Format::encode`).
+        if matches!(self.format, Format::Raw | Format::Positioned) {
             let msgs = frames.iter().filter_map(|f| match f {
                 Frame::Ws(p) => Some(p),
                 Frame::Sse(_) | Frame::Wake => None,
