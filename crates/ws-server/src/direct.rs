@@ -20,8 +20,8 @@
 //!
 //! # Why
 //! A fan-out to N idle browsers costs N system calls wherever it happens; done by the
-//! connection tasks it also costs N wake-ups. Writer threads made once, one per core, take a
-//! fan-out in chunks while it is still being queued, so the first browsers are written at
+//! connection tasks it also costs N wake-ups. Writer threads made once (see [`Writers`] for
+//! their two pools and priorities), one per core, take a fan-out in chunks while it is still being queued, so the first browsers are written at
 //! once and the caller (an RPC request) answers as soon as everything is queued. A push that
 //! arrives while a writer is still busy with a connection joins that connection's next write:
 //! coalescing follows what the sockets have not yet taken, not how the caller pipelines.
@@ -51,12 +51,12 @@ const CHUNK: usize = 256;
 /// A fan-out handing at most this many connections to direct writing writes them on the
 /// caller's thread: a hand-off to a writer thread costs about as much as a few writes.
 const INLINE_MAX: usize = 4;
-/// Writer threads run at a lower priority than the event loop (on Linux niceness 10: the
+/// Burst writers run at a lower priority than the event loop (on Linux niceness 10: the
 /// crate's cross-platform scale 0..=99 maps 22 to it): when the cores are busy, the
 /// runtime, which reads the next push, goes first, so that push is queued while earlier
 /// writes are still in progress and shares their `writev` instead of costing its own. A
 /// synchronous publisher's pushes then coalesce as a pipelining one's do; on idle cores
-/// the writers run at full speed anyway.
+/// the writers run at full speed anyway. See [`Writers`] for why lone fan-outs do not.
 const WRITER_PRIORITY: u8 = 22;
 
 impl Connection {
@@ -151,9 +151,16 @@ fn write_queued(q: &mut Queue, tally: &mut WriteTally) -> bool {
     if tried == 0 {
         return false;
     }
-    // WouldBlock: the task waits for the socket. Any other error the task meets on its own
-    // I/O and reports as the connection's end.
-    let Ok(written) = direct.socket.try_write_vectored(&slices[..tried]) else {
+    // Written past tokio's readiness (see `crate::transport`): its state lives in an
+    // allocation of its own, a cache miss per browser of a fan-out. WouldBlock: the task
+    // waits for the socket. Any other error the task meets on its own I/O and reports as
+    // the connection's end.
+    let socket = socket2::SockRef::from(&*direct.socket);
+    let sent = match &slices[..tried] {
+        [one] => socket.send(one),
+        many => socket.send_vectored(many),
+    };
+    let Ok(written) = sent else {
         return false;
     };
     tally.writes += 1;
@@ -180,12 +187,31 @@ fn write_queued(q: &mut Queue, tally: &mut WriteTally) -> bool {
     q.partial.is_none() && sent == tried && !q.items.is_empty()
 }
 
-/// Writer threads made once (lazily, at the first fan-out that needs them), one per core,
-/// each taking chunks of connections in order. Dropping it lets the threads finish what
-/// they hold and end.
+/// Writer threads made once (lazily, at the first fan-out that needs them), one per core
+/// in each of two pools, each thread taking chunks of connections in order. Dropping it lets
+/// the threads finish what they hold and end.
+///
+/// A fan-out that starts while none handed over earlier is still being written is *lone*
+/// (a paced push): nothing waits to join its writes, so its writers run at the process's
+/// own priority. At a lower one, every browser its writes wake (or any other busy process)
+/// would preempt them: a context switch per socket, paid in the fan-out's latency. A fan-out
+/// that starts while earlier writes are in hand is part of a *burst* (a synchronous
+/// publisher's next push arrives in the previous one's writes): its writers yield to the
+/// event loop ([`WRITER_PRIORITY`]), so the push after it is read and queued while they are
+/// still writing, and shares their writes. Which pool writes a connection does not touch
+/// the order: a connection is handed over only when idle, to one writer at a time.
 #[derive(Debug)]
 pub struct Writers {
     threads: usize,
+    own_priority: Pool,
+    yielding: Pool,
+    /// Chunks handed to either pool and not yet written.
+    in_hand: Arc<AtomicUsize>,
+}
+
+/// One pool of writer threads.
+#[derive(Debug, Default)]
+struct Pool {
     lanes: OnceLock<Vec<Arc<Lane>>>,
     next: AtomicUsize,
 }
@@ -207,7 +233,7 @@ impl Lane {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn run(&self) {
+    fn run(&self, in_hand: &AtomicUsize) {
         loop {
             let mut q = self.lock();
             let chunk = loop {
@@ -221,6 +247,7 @@ impl Lane {
             };
             drop(q);
             write_chunk(chunk);
+            in_hand.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
@@ -233,19 +260,23 @@ impl Default for Writers {
 }
 
 impl Writers {
-    /// `threads` writer threads, started at the first fan-out that needs them.
+    /// `threads` writer threads per pool, started at the first fan-out that needs them.
     pub fn new(threads: usize) -> Self {
         Writers {
             threads: threads.max(1),
-            lanes: OnceLock::new(),
-            next: AtomicUsize::new(0),
+            own_priority: Pool::default(),
+            yielding: Pool::default(),
+            in_hand: Arc::default(),
         }
     }
 
-    /// Starts a fan-out: frames sent through it are queued now and written by these writers.
+    /// Starts a fan-out: frames sent through it are queued now and written by these writers,
+    /// by the burst pool when earlier writes are still in hand (see [`Writers`]).
     pub fn fan_out(&self) -> FanOut<'_> {
+        let yielding = self.in_hand.load(Ordering::Relaxed) > 0;
         FanOut {
             writers: self,
+            yielding,
             chunk: Vec::new(),
             handed_off: false,
             burst: false,
@@ -263,17 +294,26 @@ impl Writers {
         fan_out
     }
 
-    fn lanes(&self) -> &[Arc<Lane>] {
-        self.lanes.get_or_init(|| {
+    fn lanes(&self, yielding: bool) -> &[Arc<Lane>] {
+        let pool = if yielding {
+            &self.yielding
+        } else {
+            &self.own_priority
+        };
+        pool.lanes.get_or_init(|| {
             (0..self.threads)
                 .filter_map(|i| {
                     let lane = Arc::new(Lane::default());
                     let runner = Arc::clone(&lane);
+                    let in_hand = Arc::clone(&self.in_hand);
+                    let name = if yielding { "ws-burst" } else { "ws-writer" };
                     let spawned = std::thread::Builder::new()
-                        .name(format!("ws-writer-{i}"))
+                        .name(format!("{name}-{i}"))
                         .spawn(move || {
-                            lower_priority();
-                            runner.run()
+                            if yielding {
+                                lower_priority();
+                            }
+                            runner.run(&in_hand)
                         });
                     match spawned {
                         Ok(_) => Some(lane),
@@ -287,14 +327,20 @@ impl Writers {
         })
     }
 
-    fn hand_off(&self, chunk: Vec<Connection>) {
-        let lanes = self.lanes();
+    fn hand_off(&self, chunk: Vec<Connection>, yielding: bool) {
+        let lanes = self.lanes(yielding);
         if lanes.is_empty() {
             // No thread could be started: the caller writes, only later than it could have.
             write_chunk(chunk);
             return;
         }
-        let lane = &lanes[self.next.fetch_add(1, Ordering::Relaxed) % lanes.len()];
+        let pool = if yielding {
+            &self.yielding
+        } else {
+            &self.own_priority
+        };
+        let lane = &lanes[pool.next.fetch_add(1, Ordering::Relaxed) % lanes.len()];
+        self.in_hand.fetch_add(1, Ordering::Relaxed);
         lane.lock().chunks.push_back(chunk);
         lane.ready.notify_one();
     }
@@ -334,7 +380,8 @@ fn lower_priority() {
 
 impl Drop for Writers {
     fn drop(&mut self) {
-        for lane in self.lanes.get().into_iter().flatten() {
+        let pools = [&self.own_priority, &self.yielding];
+        for lane in pools.into_iter().flat_map(|p| p.lanes.get()).flatten() {
             lane.lock().closed = true;
             lane.ready.notify_one();
         }
@@ -351,6 +398,8 @@ impl Drop for Writers {
 #[derive(Debug)]
 pub struct FanOut<'w> {
     writers: &'w Writers,
+    /// Earlier writes were in hand when it started: the pool that yields writes it.
+    yielding: bool,
     chunk: Vec<Connection>,
     handed_off: bool,
     /// More fan-outs follow at once: leave the writes to the connection tasks.
@@ -409,7 +458,7 @@ impl FanOut<'_> {
     fn hand_off(&mut self) {
         self.handed_off = true;
         let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
-        self.writers.hand_off(chunk);
+        self.writers.hand_off(chunk, self.yielding);
     }
 }
 
@@ -422,7 +471,7 @@ impl Drop for FanOut<'_> {
             write_chunk(std::mem::take(&mut self.chunk));
         } else {
             let chunk = std::mem::take(&mut self.chunk);
-            self.writers.hand_off(chunk);
+            self.writers.hand_off(chunk, self.yielding);
         }
     }
 }
@@ -448,5 +497,22 @@ mod tests {
         .join()
         .unwrap();
         assert_eq!(after, before.max(10), "niceness {before} -> {after}");
+    }
+
+    #[test]
+    fn a_fan_out_that_starts_in_earlier_writes_goes_to_the_writers_that_yield() {
+        use std::sync::atomic::Ordering;
+        let writers = super::Writers::new(1);
+        assert!(
+            !writers.fan_out().yielding,
+            "nothing in hand: a lone fan-out"
+        );
+        writers.in_hand.fetch_add(1, Ordering::Relaxed);
+        assert!(
+            writers.fan_out().yielding,
+            "a chunk in hand: part of a burst"
+        );
+        writers.in_hand.fetch_sub(1, Ordering::Relaxed);
+        assert!(!writers.fan_out().yielding);
     }
 }

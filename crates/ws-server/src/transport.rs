@@ -6,8 +6,11 @@
 //!
 //! After the upgrade a plain socket becomes [`Transport::Shared`]: the connection task still
 //! reads and writes it, and senders may write a whole frame to it directly when the task has
-//! nothing to write (see `Connection::send_prepared_now`). Both go through tokio's
-//! `&self` readiness API, so readiness stays coherent whoever writes.
+//! nothing to write (see `Connection::send_prepared_now`). The task goes through tokio's
+//! `&self` readiness API; a direct writer writes the socket without it (one cache miss less
+//! per browser of a fan-out) and only while the task is not writing. A full socket it meets
+//! goes back to the task, which meets it again on its own `try_write` and waits for
+//! writability then, so readiness stays coherent whoever writes.
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;

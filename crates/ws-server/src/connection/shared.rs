@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use ws_proto::{CloseFrame, FrameChoice, PreparedMessage};
 
 use super::close::{CloseState, Control};
-use super::queue::{Direct, Outbound, Queue};
+use super::queue::{Direct, Items, Outbound, Queue};
 use crate::config::OverflowPolicy;
 use crate::error::SendError;
 use crate::stats::Stats;
@@ -151,7 +151,7 @@ impl Shared {
                         limit = self.limit,
                         "outbound queue full: closing 1008"
                     );
-                    let freed: usize = q.items.drain(..).map(|i| i.size()).sum();
+                    let freed = q.items.clear();
                     q.bytes -= freed;
                     q.allowance = 0;
                     q.close.overflow();
@@ -342,7 +342,7 @@ impl Shared {
     /// return how far the close got.
     pub(crate) fn mark_closed(&self) -> CloseState {
         let mut q = self.lock();
-        q.items = VecDeque::new();
+        q.items = Items::default();
         q.bytes = 0;
         q.allowance = 0;
         q.partial = None;
@@ -377,11 +377,7 @@ fn take_locked(q: &mut Queue, into: &mut VecDeque<Outbound>) -> (usize, Option<B
     q.direct_pending = false;
     let partial = q.partial.take();
     let taken: usize = q.items.iter().map(Outbound::size).sum();
-    if into.is_empty() {
-        std::mem::swap(into, &mut q.items);
-    } else {
-        into.extend(q.items.drain(..));
-    }
+    q.items.move_into(into);
     (taken, partial)
 }
 
