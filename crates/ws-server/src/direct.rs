@@ -33,8 +33,9 @@
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ws_proto::PreparedMessage;
@@ -58,6 +59,10 @@ const INLINE_MAX: usize = 4;
 /// synchronous publisher's pushes then coalesce as a pipelining one's do; on idle cores
 /// the writers run at full speed anyway. See [`Writers`] for why lone fan-outs do not.
 const WRITER_PRIORITY: u8 = 22;
+/// A fan-out that starts within this long of the writers running out of work is part of a
+/// burst too (a synchronous publisher's next push, or several publishers', often arrives just
+/// after the last write): far above a loopback round trip, far below a paced push's interval.
+const BURST_GAP: Duration = Duration::from_millis(2);
 
 impl Connection {
     /// Like [`send_prepared`](Self::send_prepared), but when nothing is queued and the
@@ -191,8 +196,8 @@ fn write_queued(q: &mut Queue, tally: &mut WriteTally) -> bool {
 /// in each of two pools, each thread taking chunks of connections in order. Dropping it lets
 /// the threads finish what they hold and end.
 ///
-/// A fan-out that starts while none handed over earlier is still being written is *lone*
-/// (a paced push): nothing waits to join its writes, so its writers run at the process's
+/// A fan-out that starts while none handed over earlier is still being written, nor was a
+/// moment ago ([`BURST_GAP`]), is *lone* (a paced push): nothing waits to join its writes, so its writers run at the process's
 /// own priority. At a lower one, every browser its writes wake (or any other busy process)
 /// would preempt them: a context switch per socket, paid in the fan-out's latency. A fan-out
 /// that starts while earlier writes are in hand is part of a *burst* (a synchronous
@@ -205,9 +210,53 @@ pub struct Writers {
     threads: usize,
     own_priority: Pool,
     yielding: Pool,
-    /// Chunks handed to either pool and not yet written.
-    in_hand: Arc<AtomicUsize>,
+    /// Chunks handed to either pool and not yet written, and when that last fell to zero.
+    in_hand: Arc<InHand>,
 }
+
+#[derive(Debug)]
+struct InHand {
+    chunks: AtomicUsize,
+    since: Instant,
+    /// Nanoseconds from `since` to when `chunks` last fell to zero.
+    drained_at: AtomicU64,
+}
+
+impl InHand {
+    fn new() -> Self {
+        InHand {
+            chunks: AtomicUsize::new(0),
+            since: Instant::now(),
+            drained_at: AtomicU64::new(0),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.since.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn handed(&self) {
+        self.chunks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn written(&self) {
+        if self.chunks.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.drained_at.store(self.now().max(1), Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a fan-out starting now is part of a burst (see [`Writers`]).
+    fn in_burst(&self) -> bool {
+        if self.chunks.load(Ordering::Relaxed) > 0 {
+            return true;
+        }
+        // 0: nothing was ever written.
+        let drained_at = self.drained_at.load(Ordering::Relaxed);
+        drained_at > 0 && self.now().saturating_sub(drained_at) < BURST_GAP_NANOS
+    }
+}
+
+const BURST_GAP_NANOS: u64 = BURST_GAP.as_nanos() as u64;
 
 /// One pool of writer threads.
 #[derive(Debug, Default)]
@@ -233,7 +282,7 @@ impl Lane {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn run(&self, in_hand: &AtomicUsize) {
+    fn run(&self, in_hand: &InHand) {
         loop {
             let mut q = self.lock();
             let chunk = loop {
@@ -247,7 +296,7 @@ impl Lane {
             };
             drop(q);
             write_chunk(chunk);
-            in_hand.fetch_sub(1, Ordering::Relaxed);
+            in_hand.written();
         }
     }
 }
@@ -266,14 +315,14 @@ impl Writers {
             threads: threads.max(1),
             own_priority: Pool::default(),
             yielding: Pool::default(),
-            in_hand: Arc::default(),
+            in_hand: Arc::new(InHand::new()),
         }
     }
 
     /// Starts a fan-out: frames sent through it are queued now and written by these writers,
     /// by the burst pool when earlier writes are still in hand (see [`Writers`]).
     pub fn fan_out(&self) -> FanOut<'_> {
-        let yielding = self.in_hand.load(Ordering::Relaxed) > 0;
+        let yielding = self.in_hand.in_burst();
         FanOut {
             writers: self,
             yielding,
@@ -340,7 +389,7 @@ impl Writers {
             &self.own_priority
         };
         let lane = &lanes[pool.next.fetch_add(1, Ordering::Relaxed) % lanes.len()];
-        self.in_hand.fetch_add(1, Ordering::Relaxed);
+        self.in_hand.handed();
         lane.lock().chunks.push_back(chunk);
         lane.ready.notify_one();
     }
@@ -500,19 +549,39 @@ mod tests {
     }
 
     #[test]
-    fn a_fan_out_that_starts_in_earlier_writes_goes_to_the_writers_that_yield() {
+    fn a_fan_out_that_starts_in_or_just_after_earlier_writes_goes_to_the_writers_that_yield() {
         use std::sync::atomic::Ordering;
-        let writers = super::Writers::new(1);
+        use std::time::Duration;
+        let mut writers = super::Writers::new(1);
+        // A clock that started a second ago, so "long ago" exists at once.
+        let in_hand = std::sync::Arc::get_mut(&mut writers.in_hand).unwrap();
+        in_hand.since = in_hand.since.checked_sub(Duration::from_secs(1)).unwrap();
         assert!(
             !writers.fan_out().yielding,
-            "nothing in hand: a lone fan-out"
+            "nothing written yet: a lone fan-out"
         );
-        writers.in_hand.fetch_add(1, Ordering::Relaxed);
+        writers.in_hand.handed();
         assert!(
             writers.fan_out().yielding,
             "a chunk in hand: part of a burst"
         );
-        writers.in_hand.fetch_sub(1, Ordering::Relaxed);
-        assert!(!writers.fan_out().yielding);
+        writers.in_hand.written();
+        assert!(
+            writers.fan_out().yielding,
+            "drained a moment ago: still the burst"
+        );
+        // Drained longer ago than the gap: the next fan-out is lone again.
+        let long_ago = writers
+            .in_hand
+            .now()
+            .saturating_sub(super::BURST_GAP_NANOS + 1);
+        writers
+            .in_hand
+            .drained_at
+            .store(long_ago.max(1), Ordering::Relaxed);
+        assert!(
+            !writers.fan_out().yielding,
+            "drained long ago: a lone fan-out"
+        );
     }
 }
