@@ -20,9 +20,9 @@
 //!
 //! # Why
 //! A fan-out to N idle browsers costs N system calls wherever it happens; done by the
-//! connection tasks it also costs N wake-ups. Writer threads made once (see [`Writers`] for
-//! their two pools and priorities), one per core, take a fan-out in chunks while it is still being queued, so the first browsers are written at
-//! once and the caller (an RPC request) answers as soon as everything is queued. A push that
+//! connection tasks it also costs N wake-ups. Writer threads made once, one per core (see
+//! [`Writers`] for their two pools and priorities), take a fan-out in chunks while it is
+//! still being queued, so the first browsers are written at once and the caller (an RPC request) answers as soon as everything is queued. A push that
 //! arrives while a writer is still busy with a connection joins that connection's next write:
 //! coalescing follows what the sockets have not yet taken, not how the caller pipelines.
 //!
@@ -63,6 +63,7 @@ const WRITER_PRIORITY: u8 = 22;
 /// burst too (a synchronous publisher's next push, or several publishers', often arrives just
 /// after the last write): far above a loopback round trip, far below a paced push's interval.
 const BURST_GAP: Duration = Duration::from_millis(2);
+const BURST_GAP_NANOS: u64 = BURST_GAP.as_nanos() as u64;
 
 impl Connection {
     /// Like [`send_prepared`](Self::send_prepared), but when nothing is queued and the
@@ -197,10 +198,10 @@ fn write_queued(q: &mut Queue, tally: &mut WriteTally) -> bool {
 /// the threads finish what they hold and end.
 ///
 /// A fan-out that starts while none handed over earlier is still being written, nor was a
-/// moment ago ([`BURST_GAP`]), is *lone* (a paced push): nothing waits to join its writes, so its writers run at the process's
-/// own priority. At a lower one, every browser its writes wake (or any other busy process)
+/// moment ago ([`BURST_GAP`]), is *lone* (a paced push): nothing waits to join its writes,
+/// so its writers run at the process's own priority. At a lower one, every browser its writes wake (or any other busy process)
 /// would preempt them: a context switch per socket, paid in the fan-out's latency. A fan-out
-/// that starts while earlier writes are in hand is part of a *burst* (a synchronous
+/// that starts while earlier writes are in hand (or just were) is part of a *burst* (a synchronous
 /// publisher's next push arrives in the previous one's writes): its writers yield to the
 /// event loop ([`WRITER_PRIORITY`]), so the push after it is read and queued while they are
 /// still writing, and shares their writes. Which pool writes a connection does not touch
@@ -255,8 +256,6 @@ impl InHand {
         drained_at > 0 && self.now().saturating_sub(drained_at) < BURST_GAP_NANOS
     }
 }
-
-const BURST_GAP_NANOS: u64 = BURST_GAP.as_nanos() as u64;
 
 /// One pool of writer threads.
 #[derive(Debug, Default)]
@@ -320,7 +319,7 @@ impl Writers {
     }
 
     /// Starts a fan-out: frames sent through it are queued now and written by these writers,
-    /// by the burst pool when earlier writes are still in hand (see [`Writers`]).
+    /// by the pool that yields when it is part of a burst (see [`Writers`]).
     pub fn fan_out(&self) -> FanOut<'_> {
         let yielding = self.in_hand.in_burst();
         FanOut {
@@ -343,13 +342,16 @@ impl Writers {
         fan_out
     }
 
-    fn lanes(&self, yielding: bool) -> &[Arc<Lane>] {
-        let pool = if yielding {
+    fn pool(&self, yielding: bool) -> &Pool {
+        if yielding {
             &self.yielding
         } else {
             &self.own_priority
-        };
-        pool.lanes.get_or_init(|| {
+        }
+    }
+
+    fn lanes(&self, yielding: bool) -> &[Arc<Lane>] {
+        self.pool(yielding).lanes.get_or_init(|| {
             (0..self.threads)
                 .filter_map(|i| {
                     let lane = Arc::new(Lane::default());
@@ -383,12 +385,8 @@ impl Writers {
             write_chunk(chunk);
             return;
         }
-        let pool = if yielding {
-            &self.yielding
-        } else {
-            &self.own_priority
-        };
-        let lane = &lanes[pool.next.fetch_add(1, Ordering::Relaxed) % lanes.len()];
+        let next = &self.pool(yielding).next;
+        let lane = &lanes[next.fetch_add(1, Ordering::Relaxed) % lanes.len()];
         self.in_hand.handed();
         lane.lock().chunks.push_back(chunk);
         lane.ready.notify_one();
@@ -429,7 +427,7 @@ fn lower_priority() {
 
 impl Drop for Writers {
     fn drop(&mut self) {
-        let pools = [&self.own_priority, &self.yielding];
+        let pools = [self.pool(false), self.pool(true)];
         for lane in pools.into_iter().flat_map(|p| p.lanes.get()).flatten() {
             lane.lock().closed = true;
             lane.ready.notify_one();
@@ -447,7 +445,7 @@ impl Drop for Writers {
 #[derive(Debug)]
 pub struct FanOut<'w> {
     writers: &'w Writers,
-    /// Earlier writes were in hand when it started: the pool that yields writes it.
+    /// Part of a burst (see [`Writers`]): the pool that yields writes it.
     yielding: bool,
     chunk: Vec<Connection>,
     handed_off: bool,
