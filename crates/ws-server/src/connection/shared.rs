@@ -33,18 +33,22 @@ pub(crate) struct Woken {
 }
 
 /// State shared by the handles of one connection and its task.
+///
+/// In `repr(C)`, with the queue and the counters first: they are all a fan-out's writers
+/// read of it, for every recipient in turn (see [`Queue`]'s order).
 #[derive(Debug)]
+#[repr(C)]
 pub(crate) struct Shared {
-    pub(super) id: u64,
-    pub(super) peer_addr: SocketAddr,
-    pub(super) limit: usize,
-    pub(super) policy: OverflowPolicy,
     pub(super) queue: Mutex<Queue>,
+    pub(crate) stats: Arc<Stats>,
     /// Set by the first sender of a batch, cleared by the task before it drains the queue.
     pub(super) notified: AtomicBool,
+    pub(super) policy: OverflowPolicy,
+    pub(super) limit: usize,
+    pub(super) id: u64,
+    pub(super) peer_addr: SocketAddr,
     pub(super) notify: Notify,
     pub(super) dropped: AtomicU64,
-    pub(crate) stats: Arc<Stats>,
     /// Event streams only (a plain HTTP response fed by this queue): drops the HTTP
     /// connection that carries it. hyper polls the body only when the socket takes more, so
     /// a stalled client is cut off from here (overflow, shutdown deadline), not by the body.
