@@ -114,14 +114,20 @@ impl Shared {
     }
 }
 
-/// What direct writes did, added to the server's counters once per batch of connections:
-/// the counters are shared by every writer thread, and one atomic add per counter per
-/// socket would make the threads contend for their cache lines on every write.
+/// What direct writes did (and the items they wrote), added to the server's counters once
+/// per batch of connections: the counters are shared by every writer thread, and one atomic
+/// add per counter per socket would make the threads contend for their cache lines on
+/// every write.
 #[derive(Debug, Default)]
 pub(crate) struct WriteTally {
     writes: u64,
     bytes: u64,
     messages: u64,
+    /// The items written, dropped together with the counts: each holds a reference to a
+    /// message the whole fan-out shares, whose count the sender raises on another core
+    /// while the writers work; one decrement per socket would pull that cache line across
+    /// at every write.
+    spent: Vec<Outbound>,
 }
 
 impl WriteTally {
@@ -182,6 +188,7 @@ fn write_queued(q: &mut Queue, tally: &mut WriteTally) -> bool {
         if let Some(item) = q.items.pop_front() {
             q.bytes = q.bytes.saturating_sub(item.size());
             q.allowance = q.allowance.saturating_sub(item.size());
+            tally.spent.push(item);
         }
         sent += 1;
         if let Some(rest) = rest {
