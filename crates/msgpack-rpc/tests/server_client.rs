@@ -410,6 +410,38 @@ async fn handlers_see_whether_more_requests_are_buffered() {
     assert_eq!(reply, [0x94, 0x01, 3, 0xc0, 0xc2]);
 }
 
+/// A caller that sends one request at a time never pipelines; one that sent two in one
+/// write still does on its next lone request (the last of a pipelined batch has nothing
+/// behind it, but the next batch follows).
+#[tokio::test]
+async fn handlers_see_whether_the_caller_pipelines() {
+    let srv = start().await;
+    let mut raw = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    // [0, msgid, "pipelines", []]; the answer [1, msgid, nil, bool] (0xc3 true, 0xc2 false).
+    let request = |id: u8| {
+        let mut r = vec![0x94, 0x00, id, 0xa9];
+        r.extend_from_slice(b"pipelines");
+        r.push(0x90);
+        r
+    };
+    let answer = |id: u8, pipelines: bool| [0x94, 0x01, id, 0xc0, 0xc2 | u8::from(pipelines)];
+    let mut ask = async |requests: Vec<u8>, answers: Vec<u8>| {
+        raw.write_all(&requests).await.unwrap();
+        let mut reply = vec![0u8; answers.len()];
+        timeout(WAIT, raw.read_exact(&mut reply))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(reply, answers);
+    };
+    for id in 1..=3 {
+        ask(request(id), answer(id, false).to_vec()).await;
+    }
+    let two = [request(4), request(5)].concat();
+    ask(two, [answer(4, true), answer(5, true)].concat()).await;
+    ask(request(6), answer(6, true).to_vec()).await;
+}
+
 /// A handler knows whether its call is a notification (no reply awaited) or a request.
 #[tokio::test]
 async fn handlers_tell_notifications_from_requests() {

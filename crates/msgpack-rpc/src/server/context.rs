@@ -79,11 +79,18 @@ impl Notifier {
     }
 }
 
+/// Calls a connection counts as pipelining after the last one that had more buffered
+/// behind it (see [`Context::pipelines`]).
+const PIPELINING_MEMORY: u8 = 16;
+
 /// Per-call context handed to every handler.
 #[derive(Debug, Clone)]
 pub struct Context {
     notifier: Notifier,
     more_buffered: bool,
+    /// Calls left before the connection counts as no longer pipelining (see
+    /// [`Context::pipelines`]).
+    pipelining: u8,
     notification: bool,
     /// Set once the connection authenticated; None when the server asks
     /// for no authentication (every connection counts as authenticated).
@@ -95,6 +102,7 @@ impl Context {
         Context {
             notifier,
             more_buffered: false,
+            pipelining: 0,
             notification: false,
             authenticated: needs_auth.then(Arc::default),
         }
@@ -125,6 +133,11 @@ impl Context {
 
     pub(crate) fn set_more_buffered(&mut self, more: bool) {
         self.more_buffered = more;
+        self.pipelining = if more {
+            PIPELINING_MEMORY
+        } else {
+            self.pipelining.saturating_sub(1)
+        };
     }
 
     pub(crate) fn set_notification(&mut self, notification: bool) {
@@ -147,6 +160,15 @@ impl Context {
         self.more_buffered
     }
 
+    /// Whether the caller pipelines: it had more buffered on this call or on one of the 16
+    /// before it. The last call of each batch a pipelining caller sends has nothing behind
+    /// it yet, but the next batch follows as surely; a caller that waits for each answer
+    /// never counts.
+    #[must_use]
+    pub fn pipelines(&self) -> bool {
+        self.pipelining > 0
+    }
+
     /// The id of the caller's connection, unique per [`Server`](crate::Server).
     #[must_use]
     pub fn connection_id(&self) -> u64 {
@@ -157,5 +179,29 @@ impl Context {
     #[must_use]
     pub fn notifier(&self) -> &Notifier {
         &self.notifier
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Context, Notifier, PIPELINING_MEMORY};
+
+    #[test]
+    fn a_caller_pipelines_from_its_first_buffered_call_until_that_many_calls_without() {
+        let (tx, _rx) = tokio::sync::mpsc::channel(1);
+        let mut ctx = Context::new(Notifier::new(1, tx), false);
+        ctx.set_more_buffered(false);
+        assert!(!ctx.pipelines(), "one call at a time: never pipelining");
+        ctx.set_more_buffered(true);
+        assert!(ctx.pipelines() && ctx.more_buffered());
+        for call in 1..PIPELINING_MEMORY {
+            ctx.set_more_buffered(false);
+            assert!(ctx.pipelines(), "call {call} after the last buffered one");
+        }
+        ctx.set_more_buffered(false);
+        assert!(
+            !ctx.pipelines(),
+            "so many calls without: one at a time again"
+        );
     }
 }

@@ -64,6 +64,7 @@ pub fn server(config: ServerConfig, probe: Arc<Probe>) -> (Server, mpsc::Unbound
         .method_sync("count", 1..=3, |_, params| Ok(Value::from(params.len())))
         .method_sync("any", 0.., |_, params| Ok(Value::Array(params)))
         .method_sync("more", 0, |ctx, _| Ok(Value::from(ctx.more_buffered())))
+        .method_sync("pipelines", 0, |ctx, _| Ok(Value::from(ctx.pipelines())))
         .method_sync("auth", 1, |ctx, params| {
             if params[0].as_str() != Some(SECRET) {
                 return Err(RpcError::message("wrong secret"));

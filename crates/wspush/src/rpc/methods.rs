@@ -36,11 +36,11 @@ pub fn register(builder: GuardedBuilder, shared: &Arc<Shared>) -> GuardedBuilder
     register_queries(register_pushes(builder, shared), shared)
 }
 
-/// A push the caller already follows with more (requests waiting in its buffer) is a
-/// burst; so is a notification: its sender waits for no answer, so more follow at once
-/// (the connection tasks coalesce them, as the pipelined shapes do).
+/// A push from a caller that pipelines (requests waiting in its buffer now or a moment
+/// ago) is a burst; so is a notification: its sender waits for no answer, so more follow
+/// at once (the connection tasks coalesce them).
 fn flush(ctx: &Context) -> Flush {
-    Flush::after(ctx.more_buffered() || ctx.is_notification())
+    Flush::after(ctx.pipelines() || ctx.is_notification())
 }
 
 /// The RPC reply to a broker's answer: `render`ed, or the broker's error as its text.
