@@ -123,14 +123,23 @@ pub(crate) struct WriteTally {
     writes: u64,
     bytes: u64,
     messages: u64,
-    /// The items written, dropped together with the counts: each holds a reference to a
-    /// message the whole fan-out shares, whose count the sender raises on another core
-    /// while the writers work; one decrement per socket would pull that cache line across
-    /// at every write.
+    /// A writer thread's items written, dropped together with the counts: each holds a
+    /// reference to a message the whole fan-out shares, whose count the sender raises on
+    /// another core while the writers work; one decrement per socket would pull that cache
+    /// line across at every write. A tally without room (the caller's own few writes)
+    /// drops each item at once, with no allocation.
     spent: Vec<Outbound>,
 }
 
 impl WriteTally {
+    /// A tally that batches its drops, for a writer thread to keep across its chunks.
+    fn batching() -> Self {
+        WriteTally {
+            spent: Vec::with_capacity(CHUNK),
+            ..WriteTally::default()
+        }
+    }
+
     fn add_to(&mut self, stats: &Stats) {
         if self.writes > 0 {
             Stats::add(&stats.direct_writes, self.writes);
@@ -138,7 +147,8 @@ impl WriteTally {
             Stats::add(&stats.bytes_sent, self.bytes);
             Stats::add(&stats.messages_sent, self.messages);
         }
-        *self = WriteTally::default();
+        (self.writes, self.bytes, self.messages) = (0, 0, 0);
+        self.spent.clear();
     }
 }
 
@@ -188,7 +198,9 @@ fn write_queued(q: &mut Queue, tally: &mut WriteTally) -> bool {
         if let Some(item) = q.items.pop_front() {
             q.bytes = q.bytes.saturating_sub(item.size());
             q.allowance = q.allowance.saturating_sub(item.size());
-            tally.spent.push(item);
+            if tally.spent.capacity() > 0 {
+                tally.spent.push(item);
+            }
         }
         sent += 1;
         if let Some(rest) = rest {
@@ -289,6 +301,7 @@ impl Lane {
     }
 
     fn run(&self, in_hand: &InHand) {
+        let mut tally = WriteTally::batching();
         loop {
             let mut q = self.lock();
             let chunk = loop {
@@ -301,7 +314,7 @@ impl Lane {
                 q = self.ready.wait(q).unwrap_or_else(|p| p.into_inner());
             };
             drop(q);
-            write_chunk(chunk);
+            write_chunk(&chunk, &mut tally);
             in_hand.written();
         }
     }
@@ -389,7 +402,7 @@ impl Writers {
         let lanes = self.lanes(yielding);
         if lanes.is_empty() {
             // No thread could be started: the caller writes, only later than it could have.
-            write_chunk(chunk);
+            write_chunk(&chunk, &mut WriteTally::default());
             return;
         }
         let next = &self.pool(yielding).next;
@@ -402,16 +415,15 @@ impl Writers {
 
 /// Writes each connection of `chunk` handed to direct writing, counting once per run of
 /// connections of one server (a fan-out may mix servers' connections; they rarely do).
-fn write_chunk(chunk: Vec<Connection>) {
-    let mut tally = WriteTally::default();
+fn write_chunk(chunk: &[Connection], tally: &mut WriteTally) {
     let mut counted: Option<&Arc<Stats>> = None;
-    for conn in &chunk {
+    for conn in chunk {
         let stats = &conn.shared.stats;
         if let Some(prev) = counted.filter(|prev| !Arc::ptr_eq(prev, stats)) {
             tally.add_to(prev);
         }
         counted = Some(stats);
-        conn.shared.write_direct(&mut tally);
+        conn.shared.write_direct(tally);
     }
     if let Some(stats) = counted {
         tally.add_to(stats);
@@ -522,7 +534,7 @@ impl Drop for FanOut<'_> {
             return;
         }
         if !self.handed_off && self.chunk.len() <= INLINE_MAX {
-            write_chunk(std::mem::take(&mut self.chunk));
+            write_chunk(&std::mem::take(&mut self.chunk), &mut WriteTally::default());
         } else {
             let chunk = std::mem::take(&mut self.chunk);
             self.writers.hand_off(chunk, self.yielding);
